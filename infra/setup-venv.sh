@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv at the repo root and install vidpipe into it.
+#   bash infra/setup-venv.sh          # runtime only (CPU): enough for `vidpipe demo`
+#   bash infra/setup-venv.sh dev      # + test/lint tools and the gpu extra (for mypy over GPU code)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+if [ "${1:-}" = "dev" ]; then
+    .venv/bin/python -m pip install -q -e ".[dev,gpu]"
+    # trackeval (MOT17 scoring) declares opencv-python as a dependency; installing that would replace
+    # opencv-python-headless's cv2 with OpenCV 5, which has no HOG people detector. Its real needs
+    # (numpy, scipy, matplotlib, tabulate) come from the dev extra.
+    .venv/bin/python -m pip install -q --no-deps "trackeval==1.3.0"
+else
+    .venv/bin/python -m pip install -q -e .
+fi
+.venv/bin/python -c "import cv2; assert hasattr(cv2, 'HOGDescriptor'), 'cv2 without HOG: opencv-python>=5 got installed'"

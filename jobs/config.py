@@ -1,0 +1,197 @@
+"""One typed configuration: defaults < config file (YAML/JSON) < environment < command line.
+
+`config_hash()` covers only what changes the results (detector, sampling, tracker...), so two runs
+that would write the same outputs share a hash: that is what makes re-submission idempotent and the
+nightly batch incremental. Connection settings (Redis URL, endpoints) are never hashed or written
+to outputs, and `redacted()` hides secrets for logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+
+class ConfigError(ValueError):
+    """A configuration problem the user can fix; the message says how."""
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    mode: str = "all"  # all | fps | every_nth | keyframes
+    fps: float = 0.0  # for mode == fps
+    every_nth: int = 1  # for mode == every_nth
+    start_seconds: float = 0.0  # decode from this time offset (segments of long videos)
+    end_seconds: float = 0.0  # 0 = to the end
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    kind: str = "hog"  # hog | onnx (| tensorrt on the gpu profile)
+    model: str = ""  # path or s3:// URI of an ONNX model, for kind onnx/tensorrt
+    input_width: int = 768  # frames are resized to this width before detection (HOG/ONNX letterbox)
+    score_threshold: float = 0.1  # detections below are dropped before tracking
+    nms_iou: float = 0.45
+    classes: tuple[int, ...] = ()  # keep only these class ids (empty = all)
+    hog_win_stride: int = 8
+    hog_scale: float = 1.05
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    track_thresh: float = 0.6
+    match_thresh: float = 0.8
+    track_buffer: int = 30
+    min_box_area: float = 0.0
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    lease_seconds: float = 60.0  # a claimed video not renewed within this is redelivered
+    max_attempts: int = 3  # then the video goes to the dead-letter list with its last error
+    backoff_seconds: float = 5.0  # first retry delay; doubles per attempt
+
+
+@dataclass(frozen=True)
+class VidpipeConfig:
+    # --- what affects results (hashed) ---
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    # --- how it runs (not hashed) ---
+    profile: str = "cpu"  # cpu | gpu | gpu-fused (cluster/profiles/)
+    allow_cpu_fallback: bool = False  # gpu profile on a machine without CUDA: error unless True
+    batch_size: int = 8
+    video_extensions: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".ts")
+    redis_url: str = ""  # empty = start the embedded private server
+    s3_endpoint_url: str = ""  # for S3-compatible stores (MinIO, SeaweedFS...)
+    s3_region: str = ""
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    preview: bool = False  # write an annotated preview per video (the demo turns it on)
+    ray_address: str = ""  # empty = auto (connect if RAY_ADDRESS is set, else start a local Ray)
+
+    HASHED = ("detector", "sampling", "tracker")
+
+    def config_hash(self) -> str:
+        payload = {name: dataclasses.asdict(getattr(self, name)) for name in self.HASHED}
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def hashed_dict(self) -> dict[str, Any]:
+        return {name: dataclasses.asdict(getattr(self, name)) for name in self.HASHED}
+
+    def redacted(self) -> dict[str, Any]:
+        """The whole config with secrets masked: safe to log."""
+        d = dataclasses.asdict(self)
+        d["redis_url"] = redact_url(self.redis_url)
+        return d
+
+
+def redact_url(url: str) -> str:
+    """redis://user:secret@host:6379/0 -> redis://user:***@host:6379/0 (no-op without a password)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    netloc = f"{user}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+# Environment variables that override config keys.
+ENV_OVERRIDES = {
+    "REDIS_URL": "redis_url",
+    "VIDPIPE_REDIS_URL": "redis_url",
+    "AWS_ENDPOINT_URL_S3": "s3_endpoint_url",
+    "VIDPIPE_S3_ENDPOINT_URL": "s3_endpoint_url",
+    "VIDPIPE_PROFILE": "profile",
+    "RAY_ADDRESS": "ray_address",
+}
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(
+                f"unknown config key {where}{key!r}; valid keys: {', '.join(sorted(known))}"
+            )
+        f = known[key]
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {where}{key!r} must be a mapping")
+            kwargs[key] = _build(type(default), value, f"{where}{key}.")
+        elif isinstance(default, tuple):
+            kwargs[key] = tuple(value if isinstance(value, list | tuple) else [value])
+        elif isinstance(default, bool):
+            kwargs[key] = _as_bool(value, f"{where}{key}")
+        elif isinstance(default, int | float) and not isinstance(value, int | float):
+            try:
+                kwargs[key] = type(default)(value)
+            except ValueError as exc:
+                raise ConfigError(f"config key {where}{key!r}: expected a number, got {value!r}") from exc
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _as_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(value).lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"config key {key!r}: expected true/false, got {value!r}")
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> VidpipeConfig:
+    """defaults < file < env < overrides (nested dicts, e.g. {"detector": {"kind": "onnx"}})."""
+    data: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        text = p.read_text()
+        try:
+            if p.suffix in (".yaml", ".yml"):
+                import yaml
+
+                loaded = yaml.safe_load(text) or {}
+            else:
+                loaded = json.loads(text)
+        except Exception as exc:  # yaml/json errors carry line numbers; keep them
+            raise ConfigError(f"config file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must contain a mapping at the top level")
+        data = loaded
+    environ = os.environ if env is None else env
+    for var, key in ENV_OVERRIDES.items():
+        if environ.get(var):
+            data[key] = environ[var]
+    if overrides:
+        data = _deep_merge(data, overrides)
+    return _build(VidpipeConfig, data, "")

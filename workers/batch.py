@@ -1,0 +1,154 @@
+"""The plain data classes that travel between data-plane stages.
+
+`FrameBatch` is the only thing that moves from decode to detect. On the CPU path its pixels are a
+host `uint8` array that Ray stores once in the shared-memory object store and every consumer on the
+node reads as a read-only view (zero-copy). On the GPU path `frames` is a CUDA tensor moved by Ray
+Direct Transport; the interfaces do not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
+
+import numpy as np
+
+
+class VideoInput(Protocol):
+    """Something a decoder can open: a local file or an object in a bucket.
+
+    Implementations must pickle cheaply (they travel to decode actors) and carry no secrets:
+    credentials come from the standard chain on the node that opens the object.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def open(self) -> BinaryIO:
+        """A seekable binary stream over the whole video."""
+        ...
+
+    def local_path(self) -> str | None:
+        """A local filesystem path when there is one (decoders may prefer it), else None."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalVideo:
+    """A video on the local filesystem (also used by tests, `vidpipe bench` and `vidpipe track`)."""
+
+    path: str
+
+    @property
+    def name(self) -> str:
+        return self.path
+
+    def open(self) -> BinaryIO:
+        return open(self.path, "rb")
+
+    def local_path(self) -> str | None:
+        return self.path
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """One video handed to the data plane: what to decode and under which id to report it."""
+
+    video_id: str
+    input: VideoInput
+
+
+@dataclass
+class FrameBatch:
+    """Consecutive sampled frames of one video.
+
+    frames: N x H x W x 3 uint8 RGB, C-contiguous (host numpy) or a device tensor (GPU path).
+    frame_indices: true 0-based frame numbers in the source video (sampling keeps them).
+    pts: presentation times in seconds.
+    seq: 0, 1, 2, ... per video; the tracker consumes batches strictly in seq order.
+    is_last: True on the final batch of a video (possibly with N == 0).
+    """
+
+    video_id: str
+    seq: int
+    frame_indices: np.ndarray
+    pts: np.ndarray
+    frames: Any
+    is_last: bool = False
+
+    def __len__(self) -> int:
+        return int(len(self.frame_indices))
+
+    @property
+    def nbytes(self) -> int:
+        return int(getattr(self.frames, "nbytes", 0))
+
+
+@dataclass
+class DetectionBatch:
+    """Detections for the frames of one `FrameBatch`, as flat arrays (M = detections in the batch).
+
+    frame_indices/pts cover every frame of the batch, including frames with no detection, so the
+    tracker sees empty frames too. boxes are x1, y1, x2, y2 in source-video pixels.
+    """
+
+    video_id: str
+    seq: int
+    frame_indices: np.ndarray  # (N,) int64, every frame in the batch
+    pts: np.ndarray  # (N,) float64
+    det_frame: np.ndarray  # (M,) int64, frame index of each detection
+    boxes: np.ndarray  # (M, 4) float32 xyxy
+    scores: np.ndarray  # (M,) float32 in 0..1
+    class_ids: np.ndarray  # (M,) int32
+    is_last: bool = False
+
+
+@dataclass
+class VideoInfo:
+    """What the decoder learned about a video."""
+
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0  # average frame rate of the source
+    frame_count: int = 0  # frames decoded (all, before sampling)
+    sampled_frames: int = 0  # frames handed to the detector
+    codec: str = ""
+    rotation: int = 0
+    decoder: str = ""  # e.g. "pyav", "nvcodec", "pyav (fallback: <reason>)"
+
+
+@dataclass
+class VideoResult:
+    """Everything the job plane needs to commit one video's results."""
+
+    video_id: str
+    info: VideoInfo
+    # detections: flat arrays, one row per detection
+    det_frame: np.ndarray
+    det_pts: np.ndarray
+    det_boxes: np.ndarray  # (M, 4) xyxy float32
+    det_scores: np.ndarray
+    det_class_ids: np.ndarray
+    # tracks: one row per (frame, track)
+    trk_frame: np.ndarray
+    trk_pts: np.ndarray
+    trk_ids: np.ndarray  # int64, 1-based, per video
+    trk_boxes: np.ndarray  # (K, 4) xyxy float32 (Kalman-state box)
+    trk_scores: np.ndarray
+    trk_class_ids: np.ndarray
+    tracker_fps: float = 30.0  # frame rate the tracker ran at (the sampled rate)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    backends: dict[str, str] = field(default_factory=dict)  # stage -> backend actually used
+
+
+@dataclass
+class VideoFailure:
+    """A video that could not be processed; the batch goes on without it."""
+
+    video_id: str
+    error_type: str  # e.g. "CorruptVideo", "UnsupportedCodec", "ModelError"
+    message: str
+    retryable: bool = False  # True for infrastructure trouble (actor died), False for bad input
+
+
+VideoOutcome = VideoResult | VideoFailure
