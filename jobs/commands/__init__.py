@@ -1,0 +1,1 @@
+"""One module per `vidpipe` subcommand of the job plane (see jobs/cli.py)."""

@@ -1,0 +1,1 @@
+"""Decoders: PyAV (CPU, `pyav.py`) and PyNvVideoCodec (GPU, `nvcodec.py`) behind `Decoder`."""

@@ -1,0 +1,31 @@
+"""The decoder interface both backends implement."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from workers.batch import FrameBatch, VideoInfo, VideoSource
+from workers.settings import SamplingConfig
+
+
+class DecodeStream(Protocol):
+    """Batches of one video, in order. `info` is filled as decoding goes and complete at the end."""
+
+    info: VideoInfo
+
+    def __iter__(self) -> Iterator[FrameBatch]: ...
+
+    def close(self) -> None: ...
+
+
+class Decoder(Protocol):
+    name: str
+
+    def setup(self) -> None:
+        """Load codecs / pick the device once per actor."""
+        ...
+
+    def decode(self, source: VideoSource, sampling: SamplingConfig, batch_size: int) -> DecodeStream:
+        """Start decoding; raises workers.errors.CorruptVideo / UnsupportedVideo on bad input."""
+        ...

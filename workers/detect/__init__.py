@@ -1,0 +1,1 @@
+"""Detectors: HOG (OpenCV, CPU default), ONNX Runtime (CPU), TensorRT (GPU) behind `Detector`."""

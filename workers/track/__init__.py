@@ -1,0 +1,1 @@
+"""Multi-object tracking: a faithful ByteTrack (`bytetrack.py`) on numpy + scipy."""
