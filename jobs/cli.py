@@ -40,7 +40,7 @@ def build_parser(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, chosen = build_parser(argv)
+    parser, _ = build_parser(argv)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

@@ -99,7 +99,6 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
             raise ConfigError(
                 f"unknown config key {where}{key!r}; valid keys: {', '.join(sorted(known))}"
             )
-        f = known[key]
         default = getattr(cls(), key)
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):

@@ -77,7 +77,7 @@ class FrameBatch:
     is_last: bool = False
 
     def __len__(self) -> int:
-        return int(len(self.frame_indices))
+        return len(self.frame_indices)
 
     @property
     def nbytes(self) -> int:
