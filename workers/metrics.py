@@ -1,7 +1,12 @@
 """vidpipe's own metrics, exported through Ray's metrics API (Prometheus via the Ray dashboard agent).
 
-Call these from inside actors/drivers that are connected to Ray. Metric objects are created lazily
-once per process. Names are prefixed `vidpipe_` (Ray adds `ray_`), see infra/grafana for panels.
+Call these from inside actors/drivers that are connected to Ray; without a connected Ray (the
+`--inline` path, unit tests) every call is a cheap no-op. Metric objects are created lazily once per
+process. Names are prefixed `vidpipe_`; Ray's Prometheus exporter adds `ray_`, so the series are
+`ray_vidpipe_frames_processed` etc. `PROMETHEUS_NAMES` lists them for infra/grafana and its test.
+
+Ray's `Counter.inc` raises on a value <= 0 (and on numpy scalars), so every recorder coerces to float
+and skips zero: a batch with no frames or a stage that took 0 s must never crash a worker.
 """
 
 from __future__ import annotations
@@ -9,43 +14,74 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+# metric name (as created here) -> (kind, tag keys, help)
+METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "vidpipe_frames_processed": ("counter", ("stage",), "Frames processed, per stage"),
+    "vidpipe_stage_busy_seconds": ("counter", ("stage",), "Seconds a stage's actors spent working"),
+    "vidpipe_video_failures": ("counter", ("error_type",), "Videos that failed, per error type"),
+    "vidpipe_videos_done": ("counter", ("status",), "Videos finished, per status (done|skipped|failed)"),
+    "vidpipe_queue_depth": ("gauge", ("job", "state"), "Work items per state in the Redis queue"),
+    "vidpipe_autoscale_requested_units": (
+        "gauge",
+        ("profile",),
+        "Worker units (GPUs, or CPU replicas) the autoscaling policy currently requests",
+    ),
+}
+
+# What Prometheus sees (Ray prefixes `ray_`); the Grafana dashboard must only use these.
+PROMETHEUS_NAMES: tuple[str, ...] = tuple(f"ray_{name}" for name in METRICS)
+
+
+def _ray_connected() -> bool:
+    try:
+        import ray
+    except ImportError:  # pragma: no cover - ray is a hard dependency
+        return False
+    return bool(ray.is_initialized())
+
 
 @cache
 def _metrics() -> dict[str, Any]:
     from ray.util import metrics
 
-    return {
-        "frames": metrics.Counter(
-            "vidpipe_frames_processed", "Frames processed, per stage", tag_keys=("stage",)
-        ),
-        "busy": metrics.Counter(
-            "vidpipe_stage_busy_seconds", "Seconds a stage's actors spent working", tag_keys=("stage",)
-        ),
-        "failures": metrics.Counter(
-            "vidpipe_video_failures", "Videos that failed, per error type", tag_keys=("error_type",)
-        ),
-        "videos": metrics.Counter("vidpipe_videos_done", "Videos committed", tag_keys=("status",)),
-        "queue_depth": metrics.Gauge(
-            "vidpipe_queue_depth", "Work items per state in the Redis queue", tag_keys=("job", "state")
-        ),
-    }
+    made: dict[str, Any] = {}
+    for name, (kind, tags, help_text) in METRICS.items():
+        cls = metrics.Counter if kind == "counter" else metrics.Gauge
+        made[name] = cls(name, help_text, tag_keys=tags)
+    return made
+
+
+def _inc(name: str, value: float, tags: dict[str, str]) -> None:
+    amount = float(value)
+    if amount <= 0 or amount != amount or not _ray_connected():  # 0, negative, NaN: nothing to add
+        return
+    _metrics()[name].inc(amount, tags=tags)
+
+
+def _set(name: str, value: float, tags: dict[str, str]) -> None:
+    if not _ray_connected():
+        return
+    _metrics()[name].set(float(value), tags=tags)
 
 
 def record_stage(stage: str, frames: int, busy_seconds: float) -> None:
-    m = _metrics()
-    m["frames"].inc(frames, tags={"stage": stage})
-    m["busy"].inc(busy_seconds, tags={"stage": stage})
+    """Frames a stage finished and the wall time its actor spent on them (one call per batch)."""
+    _inc("vidpipe_frames_processed", frames, {"stage": stage})
+    _inc("vidpipe_stage_busy_seconds", busy_seconds, {"stage": stage})
 
 
 def record_failure(error_type: str) -> None:
-    _metrics()["failures"].inc(1, tags={"error_type": error_type})
+    _inc("vidpipe_video_failures", 1, {"error_type": error_type or "unknown"})
 
 
 def record_video(status: str) -> None:
-    _metrics()["videos"].inc(1, tags={"status": status})
+    _inc("vidpipe_videos_done", 1, {"status": status})
 
 
 def record_queue_depth(job: str, counts: dict[str, int]) -> None:
-    gauge = _metrics()["queue_depth"]
     for state, n in counts.items():
-        gauge.set(n, tags={"job": job, "state": state})
+        _set("vidpipe_queue_depth", n, {"job": job, "state": state})
+
+
+def record_requested_units(profile: str, units: int) -> None:
+    _set("vidpipe_autoscale_requested_units", units, {"profile": profile})
