@@ -1,0 +1,21 @@
+"""Pick a decoder backend by name; GPU backends are imported only when asked for."""
+
+from __future__ import annotations
+
+from workers.decode.base import Decoder
+from workers.errors import BackendUnavailable
+
+
+def make_decoder(backend: str) -> Decoder:
+    """"cpu" -> PyAV; "gpu" -> PyNvVideoCodec (workers.decode.nvcodec, imported lazily)."""
+    if backend == "cpu":
+        from workers.decode.pyav import PyAVDecoder
+
+        return PyAVDecoder()
+    if backend == "gpu":
+        try:
+            from workers.decode.nvcodec import NvDecoder
+        except (ImportError, RuntimeError) as e:  # PyNvVideoCodec raises RuntimeError without a driver
+            raise BackendUnavailable(f"GPU decoder unavailable: {e}; use the cpu profile") from e
+        return NvDecoder()
+    raise ValueError(f"unknown decode backend {backend!r}: use 'cpu' or 'gpu'")

@@ -1,0 +1,262 @@
+"""CPU decoder: PyAV (FFmpeg) with threaded decoding, batched RGB frames, sampling, seeking, rotation.
+
+Why these choices (measured on the 2-core dev box, vtest.avi 768x576):
+- `thread_type = "AUTO"` lets FFmpeg use frame + slice threads (decode alone ~4000 frames/s here).
+- Colour conversion, not decoding, is the cost: PyAV's `to_ndarray("rgb24")` (swscale) ran ~1200 frames/s
+  while taking the planar YUV 4:2:0 planes and converting with OpenCV's SIMD `cvtColor` ran ~3300 frames/s,
+  so yuv420p sources take that path (BT.601 coefficients, like swscale's default for SD; other pixel formats
+  and odd sizes go through swscale).
+- Frames are written straight into one preallocated C-contiguous N x H x W x 3 uint8 array per batch, the
+  array that Ray puts in the object store once.
+- Skipped frames (sampling) are decoded (inter frames depend on them) but never colour-converted; in
+  keyframes mode non-key packets are not even sent to the decoder and `skip_frame = "NONKEY"` is set.
+
+Frame indices: when decoding from the first frame without dropping packets the index is the decode
+counter (exact, also for variable frame rate); after a seek or in keyframes mode it is derived from the
+timestamp: round((pts - stream start) * average rate), exact for constant frame rate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from workers.batch import FrameBatch, VideoInfo, VideoSource
+from workers.errors import CorruptVideo, UnsupportedVideo
+from workers.settings import SamplingConfig
+
+_SAMPLING_MODES = ("all", "fps", "every_nth", "keyframes")
+
+
+def validate_sampling(sampling: SamplingConfig) -> None:
+    """Reject a meaningless sampling config early, with the fix in the message."""
+    if sampling.mode not in _SAMPLING_MODES:
+        raise ValueError(f"unknown sampling mode {sampling.mode!r}: use one of {', '.join(_SAMPLING_MODES)}")
+    if sampling.mode == "fps" and sampling.fps <= 0:
+        raise ValueError("sampling mode 'fps' needs a positive fps (e.g. --sample-fps 5)")
+    if sampling.mode == "every_nth" and sampling.every_nth < 1:
+        raise ValueError("sampling mode 'every_nth' needs every_nth >= 1")
+    if sampling.start_seconds < 0 or sampling.end_seconds < 0:
+        raise ValueError("start_seconds / end_seconds must be >= 0")
+
+
+def sampled_rate(source_fps: float, sampling: SamplingConfig) -> float:
+    """The frame rate the tracker sees after sampling (its motion model and buffers follow it)."""
+    fps = source_fps if source_fps > 0 else 30.0
+    if sampling.mode == "fps":
+        return min(fps, sampling.fps)
+    if sampling.mode == "every_nth":
+        return fps / max(1, sampling.every_nth)
+    return fps  # "keyframes" has no fixed rate: the decoder replaces this with the measured one
+
+
+def _rgb(frame: av.VideoFrame, out: np.ndarray) -> None:
+    """Convert one decoded frame into `out` (H x W x 3 uint8), the fast way when the format allows."""
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        yuv = frame.to_ndarray(format="yuv420p")  # (H*3/2) x W planar, one copy out of FFmpeg
+        cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420, dst=out)
+    else:
+        out[...] = frame.to_ndarray(format="rgb24")
+
+
+class PyAVStream:
+    """Batches of one video, decoded lazily as the consumer iterates (one generator per video)."""
+
+    def __init__(self, source: VideoSource, sampling: SamplingConfig, batch_size: int) -> None:
+        validate_sampling(sampling)
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.source = source
+        self.sampling = sampling
+        self.batch_size = batch_size
+        self.info = VideoInfo(decoder="pyav")
+        self._file: Any = None
+        self._container: Any = None
+        self._open()
+
+    # -- opening -------------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        name = self.source.input.name
+        target: Any = self.source.input.local_path()
+        try:
+            if target is None:
+                self._file = self.source.input.open()
+                target = self._file
+            self._container = av.open(target, mode="r")
+        except FileNotFoundError as e:
+            raise CorruptVideo(f"{name}: file not found ({e}); check the input path") from e
+        except av.error.FFmpegError as e:
+            self.close()
+            raise CorruptVideo(
+                f"{name}: not a readable video container ({e}); the file is damaged or not a video"
+            ) from e
+        except OSError as e:
+            self.close()
+            raise CorruptVideo(f"{name}: cannot read ({e})") from e
+        if not self._container.streams.video:
+            self.close()
+            raise UnsupportedVideo(f"{name}: the file has no video stream (audio-only or data file)")
+        stream = self._container.streams.video[0]
+        ctx = stream.codec_context
+        if ctx is None or not ctx.name:
+            self.close()
+            raise UnsupportedVideo(f"{name}: no decoder for this video codec in this FFmpeg build")
+        stream.thread_type = "AUTO"
+        if self.sampling.mode == "keyframes":
+            ctx.skip_frame = "NONKEY"
+        self._stream = stream
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        self.info.fps = float(rate) if rate else 0.0
+        self.info.codec = ctx.name
+        self.info.width = int(ctx.width or 0)
+        self.info.height = int(ctx.height or 0)
+
+    # -- iteration -----------------------------------------------------------------------------------
+
+    def _frames(self) -> Iterator[av.VideoFrame]:
+        """Decoded frames from the start offset, with FFmpeg errors turned into CorruptVideo."""
+        stream = self._stream
+        name = self.source.input.name
+        tb: Fraction = stream.time_base or Fraction(1, 1)
+        start = self.sampling.start_seconds
+        if start > 0:
+            try:  # seek to the keyframe at or before `start`; frames before it are dropped below
+                self._container.seek(int((start + self._stream_start()) / tb), stream=stream, backward=True)
+            except av.error.FFmpegError as e:
+                raise CorruptVideo(f"{name}: cannot seek to {start:.3f}s ({e})") from e
+        keyframes_only = self.sampling.mode == "keyframes"
+        try:
+            for packet in self._container.demux(stream):
+                if keyframes_only and packet.size and not packet.is_keyframe:
+                    continue  # the cheapest skip: the packet never reaches the decoder
+                yield from packet.decode()
+        except av.error.FFmpegError as e:
+            raise CorruptVideo(
+                f"{name}: decoding failed after {self.info.frame_count} frames ({type(e).__name__}: {e}); "
+                "the stream is damaged"
+            ) from e
+
+    def _stream_start(self) -> float:
+        s = self._stream
+        if s.start_time is None or s.time_base is None:
+            return 0.0
+        return float(s.start_time * s.time_base)
+
+    def __iter__(self) -> Iterator[FrameBatch]:
+        sampling = self.sampling
+        t0 = self._stream_start()
+        fps = self.info.fps
+        counted = sampling.start_seconds <= 0 and sampling.mode != "keyframes"  # decode counter == frame index
+        end = sampling.end_seconds if sampling.end_seconds > 0 else math.inf
+        keep_period = 1.0 / sampling.fps if sampling.mode == "fps" else 0.0
+        next_keep = -math.inf
+
+        seq = 0
+        buf: np.ndarray | None = None
+        idx: list[int] = []
+        pts: list[float] = []
+        decoded = 0
+        last_pts = -math.inf
+
+        def flush(is_last: bool) -> FrameBatch:
+            nonlocal seq, buf
+            n = len(idx)
+            if buf is None:
+                frames = np.zeros((0, max(self.info.height, 1), max(self.info.width, 1), 3), np.uint8)
+            else:
+                frames = buf[:n] if n < len(buf) else buf
+                frames = np.ascontiguousarray(frames)
+            batch = FrameBatch(
+                video_id=self.source.video_id,
+                seq=seq,
+                frame_indices=np.asarray(idx, dtype=np.int64),
+                pts=np.asarray(pts, dtype=np.float64),
+                frames=frames,
+                is_last=is_last,
+            )
+            seq += 1
+            buf = None
+            idx.clear()
+            pts.clear()
+            return batch
+
+        for frame in self._frames():
+            decoded += 1
+            t = float(frame.time) - t0 if frame.time is not None else (decoded - 1) / (fps or 30.0)
+            if t < sampling.start_seconds - 1e-6:
+                continue  # decoded from the keyframe before the start offset
+            if t >= end:
+                break
+            index = decoded - 1 if counted else round(t * fps) if fps else decoded - 1
+            self.info.frame_count += 1
+            if sampling.mode == "every_nth" and index % sampling.every_nth:
+                continue
+            if sampling.mode == "fps":
+                if t + 1e-6 < next_keep:
+                    continue
+                # anchor to the grid so the kept rate does not drift on variable-frame-rate input
+                next_keep = (math.floor(t / keep_period + 1e-6) + 1) * keep_period
+            if t <= last_pts and idx:
+                continue  # duplicate timestamp (broken muxers): keep the first frame
+            last_pts = t
+
+            rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+            h, w = (frame.width, frame.height) if rotation in (90, 270) else (frame.height, frame.width)
+            if buf is not None and buf.shape[1:3] != (h, w):
+                yield flush(False)  # resolution change mid-stream: a batch has one frame size
+            if buf is None:
+                buf = np.empty((self.batch_size, h, w, 3), np.uint8)
+            slot = buf[len(idx)]
+            if rotation:
+                tmp = np.empty((frame.height, frame.width, 3), np.uint8)
+                _rgb(frame, tmp)
+                # the display matrix rotates counter-clockwise by `rotation` degrees; so does rot90(k)
+                slot[...] = np.rot90(tmp, k=rotation // 90)
+            else:
+                _rgb(frame, slot)
+            idx.append(index)
+            pts.append(t + t0)
+            self.info.rotation = rotation
+            self.info.height, self.info.width = h, w
+            self.info.sampled_frames += 1
+            if len(idx) == self.batch_size:
+                yield flush(False)
+
+        if self.info.frame_count == 0 and decoded == 0:
+            raise CorruptVideo(
+                f"{self.source.input.name}: no decodable video frames "
+                f"(codec {self.info.codec or '?'}); the file is truncated or damaged"
+            )
+        yield flush(True)
+        self.close()
+
+    def close(self) -> None:
+        if self._container is not None:
+            with contextlib.suppress(Exception):  # closing a half-broken container must not mask the real error
+                self._container.close()
+            self._container = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class PyAVDecoder:
+    """`Decoder` for the CPU profile."""
+
+    name = "pyav"
+
+    def setup(self) -> None:
+        # Nothing to load: codecs are opened per video. Quiet FFmpeg's per-packet warnings; errors surface
+        # as exceptions (CorruptVideo) instead.
+        av.logging.set_level(av.logging.ERROR)
+
+    def decode(self, source: VideoSource, sampling: SamplingConfig, batch_size: int) -> PyAVStream:
+        return PyAVStream(source, sampling, batch_size)

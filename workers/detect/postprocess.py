@@ -1,0 +1,88 @@
+"""Model-output decoding and NMS for the ONNX (and TensorRT) detectors.
+
+YOLOv8 / YOLO11 export format: one output of shape (B, 4 + nc, N): for each of N candidates, box centre
+x, centre y, width, height in model-input pixels, then nc per-class scores (already sigmoid-ed; there is
+no separate objectness as in YOLOv5). A transposed (B, N, 4 + nc) layout is accepted too.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from workers.errors import ModelError
+
+
+def yolo_candidates(output: np.ndarray, num_classes_hint: int = 0) -> np.ndarray:
+    """Normalise one image's output to (N, 4 + nc), candidates along the first axis.
+
+    (4 + nc, N) is the export default; (N, 4 + nc) is taken as-is. With N > 4 + nc the layouts are
+    unambiguous; when N < 4 + nc pass the class count (the ONNX detector does when it knows it).
+    """
+    if output.ndim != 2:
+        raise ModelError(f"expected a (4+nc, N) YOLO output per image, got shape {output.shape}")
+    rows, cols = output.shape
+    if num_classes_hint and rows == 4 + num_classes_hint:
+        return output.T
+    if num_classes_hint and cols == 4 + num_classes_hint:
+        return output
+    return output.T if rows <= cols else output
+
+
+def decode_yolo(
+    output: np.ndarray,
+    score_threshold: float,
+    iou_threshold: float,
+    classes: tuple[int, ...] = (),
+    max_detections: int = 300,
+    num_classes: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's YOLO output -> (boxes xyxy (M,4) float32 in model-input pixels, scores (M,), class ids (M,)).
+
+    Per-class NMS (the Ultralytics default: boxes of different classes never suppress each other).
+    """
+    cand = yolo_candidates(np.asarray(output, dtype=np.float32), num_classes)
+    if cand.shape[1] < 5:
+        raise ModelError(f"YOLO output has {cand.shape[1]} values per candidate; expected 4 box + >= 1 class")
+    cls_scores = cand[:, 4:]
+    class_ids = cls_scores.argmax(axis=1)
+    scores = cls_scores[np.arange(len(cand)), class_ids]
+    keep = scores >= score_threshold
+    if classes:
+        keep &= np.isin(class_ids, np.asarray(classes))
+    cand, scores, class_ids = cand[keep], scores[keep], class_ids[keep]
+    if len(cand) == 0:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32)
+    boxes = cxcywh_to_xyxy(cand[:, :4])
+    kept = nms(boxes, scores, iou_threshold, class_ids)[:max_detections]
+    return boxes[kept], scores[kept].astype(np.float32), class_ids[kept].astype(np.int32)
+
+
+def cxcywh_to_xyxy(b: np.ndarray) -> np.ndarray:
+    out = np.empty_like(b, dtype=np.float32)
+    half_w, half_h = b[:, 2] / 2, b[:, 3] / 2
+    out[:, 0] = b[:, 0] - half_w
+    out[:, 1] = b[:, 1] - half_h
+    out[:, 2] = b[:, 0] + half_w
+    out[:, 3] = b[:, 1] + half_h
+    return out
+
+
+def nms(
+    boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float, class_ids: np.ndarray | None = None
+) -> np.ndarray:
+    """Indices kept by greedy NMS, best score first (OpenCV's NMSBoxes / NMSBoxesBatched do the work).
+
+    OpenCV takes x, y, w, h; with class ids it runs per class (batched NMS).
+    """
+    if len(boxes_xyxy) == 0:
+        return np.zeros(0, np.int64)
+    xywh = boxes_xyxy.astype(np.float32).copy()
+    xywh[:, 2:] -= xywh[:, :2]
+    s = scores.astype(np.float32)
+    if class_ids is not None and len(np.unique(class_ids)) > 1:
+        idx = cv2.dnn.NMSBoxesBatched(xywh.tolist(), s.tolist(), class_ids.astype(int).tolist(), 0.0, iou_threshold)
+    else:
+        idx = cv2.dnn.NMSBoxes(xywh.tolist(), s.tolist(), 0.0, iou_threshold)
+    kept = np.asarray(idx, dtype=np.int64).reshape(-1)
+    return kept[np.argsort(-s[kept], kind="stable")]

@@ -1,0 +1,73 @@
+"""CPU image preprocessing shared by the detectors: resize to a width, letterbox, NCHW float tensors.
+
+Every function returns the geometry needed to map boxes back to source pixels (see postprocess.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+def resize_to_width(image: np.ndarray, width: int) -> tuple[np.ndarray, float]:
+    """Resize keeping the aspect ratio so the result is `width` pixels wide; returns (image, scale).
+
+    scale = new / old, so source_coord = resized_coord / scale. width <= 0 or equal -> unchanged (no copy).
+    """
+    h, w = image.shape[:2]
+    if width <= 0 or width == w:
+        return image, 1.0
+    scale = width / w
+    new_h = max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR  # AREA avoids aliasing when shrinking
+    return cv2.resize(image, (width, new_h), interpolation=interp), scale
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a source image was placed in the square-ish model input: scaled by `ratio`, offset by pad."""
+
+    ratio: float
+    pad_x: float
+    pad_y: float
+
+    def to_source(self, boxes_xyxy: np.ndarray, src_w: int, src_h: int) -> np.ndarray:
+        """Map model-input xyxy boxes back to source pixels, clipped to the frame."""
+        out = boxes_xyxy.astype(np.float32, copy=True)
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.ratio
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.ratio
+        np.clip(out[:, [0, 2]], 0, src_w, out=out[:, [0, 2]])
+        np.clip(out[:, [1, 3]], 0, src_h, out=out[:, [1, 3]])
+        return out
+
+
+def letterbox_geometry(src_w: int, src_h: int, dst_w: int, dst_h: int) -> Letterbox:
+    """Ultralytics-style letterbox: fit inside dst keeping aspect, centre, pad the rest."""
+    ratio = min(dst_w / src_w, dst_h / src_h)
+    new_w, new_h = round(src_w * ratio), round(src_h * ratio)
+    return Letterbox(ratio=ratio, pad_x=(dst_w - new_w) / 2, pad_y=(dst_h - new_h) / 2)
+
+
+def letterbox(image: np.ndarray, dst_w: int, dst_h: int, fill: int = 114) -> tuple[np.ndarray, Letterbox]:
+    """Resize `image` (H x W x 3) into a dst_h x dst_w canvas filled with grey 114 (the YOLO convention)."""
+    h, w = image.shape[:2]
+    geo = letterbox_geometry(w, h, dst_w, dst_h)
+    new_w, new_h = round(w * geo.ratio), round(h * geo.ratio)
+    resized = image
+    if (new_w, new_h) != (w, h):
+        interp = cv2.INTER_AREA if geo.ratio < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
+    canvas = np.full((dst_h, dst_w, 3), fill, np.uint8)
+    left, top = round(geo.pad_x - 0.1), round(geo.pad_y - 0.1)
+    canvas[top : top + new_h, left : left + new_w] = resized
+    # record the integer offsets actually used so the inverse mapping is exact
+    return canvas, Letterbox(ratio=geo.ratio, pad_x=float(left), pad_y=float(top))
+
+
+def to_nchw_float(images: list[np.ndarray]) -> np.ndarray:
+    """Stack RGB uint8 H x W x 3 images into a contiguous float32 N x 3 x H x W tensor scaled to 0..1."""
+    batch = np.stack(images).astype(np.float32)
+    batch *= 1.0 / 255.0
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))

@@ -1,0 +1,129 @@
+"""The decode and detect stages: small classes (setup once, then process) run by the pipeline's actors
+and, unchanged, by the inline pipeline. Tracking is in tracking_stage.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from workers.batch import DetectionBatch, FrameBatch, VideoInfo, VideoSource
+from workers.decode.base import DecodeStream
+from workers.decode.factory import make_decoder
+from workers.decode.pyav import sampled_rate
+from workers.detect.factory import make_detector
+from workers.errors import VideoError
+from workers.settings import DetectorConfig, SamplingConfig
+
+
+@dataclass
+class BatchMeta:
+    """What the driver learns about a decoded batch without touching its pixels."""
+
+    video_id: str
+    seq: int = -1
+    frames: int = 0
+    is_last: bool = False
+    info: VideoInfo = field(default_factory=VideoInfo)
+    tracker_fps: float = 30.0
+    nbytes: int = 0
+    error_type: str = ""  # set when decoding failed: the video fails, the actor carries on
+    error: str = ""
+    retryable: bool = False
+
+
+def tracker_rate(info: VideoInfo, sampling: SamplingConfig, batch: FrameBatch | None) -> float:
+    """The sampled frame rate. Keyframes mode has no nominal rate: measure it from the first batch."""
+    if sampling.mode == "keyframes" and batch is not None and len(batch) > 1:
+        span = float(batch.pts[-1] - batch.pts[0])
+        if span > 0:
+            return (len(batch) - 1) / span
+    if sampling.mode == "keyframes":
+        return 1.0
+    return sampled_rate(info.fps, sampling)
+
+
+class DecodeStage:
+    """Holds one open decode stream per video assigned to this actor; `next_batch` pulls one batch."""
+
+    def __init__(self, backend: str, sampling: SamplingConfig, batch_size: int) -> None:
+        self.backend = backend
+        self.sampling = sampling
+        self.batch_size = batch_size
+        self.streams: dict[str, tuple[DecodeStream, Iterator[FrameBatch], float]] = {}
+        self.busy_seconds = 0.0
+        self.frames = 0
+
+    def setup(self) -> None:
+        self.decoder = make_decoder(self.backend)
+        self.decoder.setup()
+
+    def open(self, source: VideoSource) -> None:
+        stream = self.decoder.decode(source, self.sampling, self.batch_size)
+        self.streams[source.video_id] = (stream, iter(stream), 0.0)
+
+    def next_batch(self, source: VideoSource) -> tuple[BatchMeta, FrameBatch | None]:
+        """The video's next batch (opening it on first call). Errors come back in the meta, never raised,
+        so one bad video cannot take the actor (and the other videos on it) down."""
+        vid = source.video_id
+        t0 = time.perf_counter()
+        try:
+            if vid not in self.streams:
+                self.open(source)
+            stream, it, rate = self.streams[vid]
+            try:
+                batch = next(it)
+            except StopIteration:  # asked past the end (speculative request): an empty last marker
+                return BatchMeta(vid, seq=-1, is_last=True, info=stream.info, tracker_fps=rate), None
+            if rate == 0.0:
+                rate = tracker_rate(stream.info, self.sampling, batch)
+                self.streams[vid] = (stream, it, rate)
+        except VideoError as e:
+            self.drop(vid)
+            return BatchMeta(vid, error_type=type(e).__name__, error=str(e), retryable=e.retryable), None
+        except Exception as e:  # a decoder bug must fail this video only, and say what happened
+            self.drop(vid)
+            return BatchMeta(vid, error_type="DecodeError", error=f"{type(e).__name__}: {e}"), None
+        finally:
+            self.busy_seconds += time.perf_counter() - t0
+        self.frames += len(batch)
+        if batch.is_last:
+            self.streams.pop(vid, None)
+        info = stream.info
+        info.decoder = getattr(self.decoder, "name", self.backend) if not info.decoder else info.decoder
+        meta = BatchMeta(vid, batch.seq, len(batch), batch.is_last, info, rate, batch.nbytes)
+        return meta, batch
+
+    def drop(self, video_id: str) -> None:
+        entry = self.streams.pop(video_id, None)
+        if entry is not None:
+            entry[0].close()
+
+    def process_data(self, items: list[VideoSource]) -> list[FrameBatch | None]:
+        return [self.next_batch(s)[1] for s in items]
+
+
+class DetectStage:
+    """Runs the detector on FrameBatches; the frames are only read (zero-copy views are read-only)."""
+
+    def __init__(self, config: DetectorConfig, backend: str, threads: int | None = None) -> None:
+        self.config = config
+        self.backend = backend
+        self.threads = threads
+        self.busy_seconds = 0.0
+        self.frames = 0
+
+    def setup(self) -> None:
+        self.detector = make_detector(self.config, self.backend, threads=self.threads)
+        self.detector.setup()
+
+    def detect(self, batch: FrameBatch) -> DetectionBatch:
+        t0 = time.perf_counter()
+        out = self.detector.detect(batch)
+        self.busy_seconds += time.perf_counter() - t0
+        self.frames += len(batch)
+        return out
+
+    def process_data(self, items: list[FrameBatch]) -> list[DetectionBatch]:
+        return [self.detect(b) for b in items]
