@@ -1,0 +1,421 @@
+"""GPU decoder: PyNvVideoCodec 2.2 (NVDEC) -> RGB frames on the actor's GPU as torch CUDA tensors.
+
+Written against the documented PyNvVideoCodec 2.2 API (SimpleDecoder, DecodedFrame via DLPack,
+GetDecoderCaps) and the signatures of the installed package, type-checked with mypy, and NEVER run
+on a GPU in this repository's CI (tests/gpu/ holds the checks for a GPU node).
+
+How it works:
+- A cheap PyAV header probe (no full decode) gives codec, size, time base, start time, frame rate and
+  rotation. Codec or resolution NVDEC cannot decode (GetDecoderCaps) -> this video is decoded by the
+  CPU decoder instead and `VideoInfo.decoder` says "pyav (fallback: <reason>)"; so does any error
+  creating the NVDEC session. Frames are then uploaded so the GPU detector always gets CUDA tensors.
+- SimpleDecoder reads a local path directly, or an object in a bucket through the seekable stream
+  `VideoInput.open()` returns (PyNvVideoCodec 2.2 reads a BinaryIO on demand: no full download).
+- `output_color_type=RGB` makes NVDEC's post-processing write interleaved RGB (H x W x 3 uint8) on the
+  device; each frame is taken with torch.from_dlpack (zero-copy view) and copied into a fresh
+  N x H x W x 3 batch tensor: the decoder reuses its surfaces, so nothing that leaves this actor may
+  alias them.
+- Sampling, segment start/end and frame indices follow workers/decode/pyav.py exactly, so the GPU and
+  CPU paths hand the tracker the same frames: index = decode counter from the first frame, or
+  round((pts - start) * fps) after a seek.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import numpy as np
+
+from workers.batch import FrameBatch, VideoInfo, VideoSource
+from workers.errors import BackendUnavailable, CorruptVideo, UnsupportedVideo
+from workers.gpu import DECODE_PACKAGES, assigned_gpu_index, require_gpu
+from workers.settings import SamplingConfig
+
+if TYPE_CHECKING:
+    import torch
+    from PyNvVideoCodec.decoders.SimpleDecoder import SimpleDecoder
+
+    from workers.decode.base import DecodeStream
+
+log = logging.getLogger(__name__)
+
+# PyAV/FFmpeg codec name -> PyNvVideoCodec cudaVideoCodec member name (what NVDEC can decode at all).
+NVDEC_CODECS = {
+    "h264": "H264",
+    "hevc": "HEVC",
+    "av1": "AV1",
+    "vp9": "VP9",
+    "vp8": "VP8",
+    "mpeg1video": "MPEG1",
+    "mpeg2video": "MPEG2",
+    "mpeg4": "MPEG4",
+    "vc1": "VC1",
+    "mjpeg": "JPEG",
+}
+# PyAV pixel format -> (cudaVideoChromaFormat member name, bit depth) for the capability query.
+_CHROMA = {
+    "yuv420p": ("420", 8),
+    "yuvj420p": ("420", 8),
+    "nv12": ("420", 8),
+    "yuv420p10le": ("420", 10),
+    "yuv420p12le": ("420", 12),
+    "yuv422p": ("422", 8),
+    "yuv444p": ("444", 8),
+    "yuv444p10le": ("444", 10),
+    "gray": ("Monochrome", 8),
+}
+
+
+@dataclass(frozen=True)
+class StreamProbe:
+    """What PyAV reads from the container header (and the first frame, for rotation)."""
+
+    codec: str
+    pix_fmt: str
+    width: int
+    height: int
+    fps: float
+    time_base: Fraction
+    start_seconds: float
+    rotation: int
+
+
+def probe(source: VideoSource) -> StreamProbe:
+    """Container header + first frame with PyAV; raises CorruptVideo / UnsupportedVideo like the CPU path."""
+    import av
+
+    name = source.input.name
+    target: Any = source.input.local_path()
+    handle: BinaryIO | None = None
+    try:
+        if target is None:
+            handle = source.input.open()
+            target = handle
+        with av.open(target, mode="r") as container:
+            if not container.streams.video:
+                raise UnsupportedVideo(f"{name}: the file has no video stream (audio-only or data file)")
+            stream = container.streams.video[0]
+            ctx = stream.codec_context
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            tb = stream.time_base or Fraction(1, 1)
+            start = float(stream.start_time * tb) if stream.start_time is not None else 0.0
+            rotation = 0
+            for frame in container.decode(stream):
+                rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+                break
+            return StreamProbe(
+                codec=ctx.name,
+                pix_fmt=str(ctx.pix_fmt or ""),
+                width=int(ctx.width or 0),
+                height=int(ctx.height or 0),
+                fps=float(rate) if rate else 0.0,
+                time_base=Fraction(tb),
+                start_seconds=start,
+                rotation=rotation,
+            )
+    except FileNotFoundError as e:
+        raise CorruptVideo(f"{name}: file not found ({e}); check the input path") from e
+    except av.error.FFmpegError as e:
+        raise CorruptVideo(f"{name}: not a readable video container ({e}); the file is damaged or not a video") from e
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def nvdec_unsupported_reason(p: StreamProbe, caps: dict[str, int] | None) -> str:
+    """'' when NVDEC can decode this stream, else why not (goes into VideoInfo.decoder)."""
+    if p.codec not in NVDEC_CODECS:
+        return f"codec {p.codec} has no NVDEC decoder"
+    if p.pix_fmt and p.pix_fmt not in _CHROMA:
+        return f"pixel format {p.pix_fmt} is not decodable by NVDEC"
+    if caps is None:
+        return ""
+    if int(caps.get("num_decoder_engines", 1)) == 0 or int(caps.get("width_max", 0)) == 0:
+        return f"this GPU's NVDEC does not support {p.codec} {p.pix_fmt}"
+    w_lo, w_hi = int(caps.get("width_min", 0)), int(caps.get("width_max", 0))
+    h_lo, h_hi = int(caps.get("height_min", 0)), int(caps.get("height_max", 0))
+    if not (w_lo <= p.width <= w_hi and h_lo <= p.height <= h_hi):
+        return f"{p.width}x{p.height} is outside this GPU's NVDEC range {w_lo}-{w_hi} x {h_lo}-{h_hi} for {p.codec}"
+    mb_max = int(caps.get("mb_num_max", 0))
+    macroblocks = math.ceil(p.width / 16) * math.ceil(p.height / 16)
+    if mb_max and macroblocks > mb_max:
+        return f"{p.width}x{p.height} has {macroblocks} macroblocks, over this GPU's NVDEC limit {mb_max}"
+    return ""
+
+
+class FrameSampler:
+    """The CPU decoder's keep/skip rules (workers/decode/pyav.py), one frame at a time."""
+
+    def __init__(self, sampling: SamplingConfig, fps: float, counted: bool) -> None:
+        self.sampling = sampling
+        self.fps = fps
+        self.counted = counted
+        self.end = sampling.end_seconds if sampling.end_seconds > 0 else math.inf
+        self.keep_period = 1.0 / sampling.fps if sampling.mode == "fps" else 0.0
+        self.next_keep = -math.inf
+        self.last_t = -math.inf
+        self.kept_any = False
+        self.seen = 0  # frames inside [start, end): VideoInfo.frame_count
+
+    def index(self, decoded: int, t: float) -> int:
+        if self.counted or not self.fps:
+            return decoded - 1
+        return round(t * self.fps)
+
+    def past_end(self, t: float) -> bool:
+        return t >= self.end
+
+    def keep(self, index: int, t: float) -> bool:
+        """Call for each decoded frame with t >= start and not past the end, in decode order."""
+        s = self.sampling
+        self.seen += 1
+        if s.mode == "every_nth" and index % s.every_nth:
+            return False
+        if s.mode == "fps":
+            if t + 1e-6 < self.next_keep:
+                return False
+            self.next_keep = (math.floor(t / self.keep_period + 1e-6) + 1) * self.keep_period
+        if t <= self.last_t and self.kept_any:
+            return False  # duplicate timestamp: keep the first
+        self.last_t = t
+        self.kept_any = True
+        return True
+
+
+class NvDecodeStream:
+    """Batches of one video decoded by NVDEC; `info` is complete once iteration ends."""
+
+    def __init__(
+        self,
+        source: VideoSource,
+        sampling: SamplingConfig,
+        batch_size: int,
+        gpu_id: int,
+        meta: StreamProbe,
+        decoder: SimpleDecoder,
+        handle: BinaryIO | None,
+    ) -> None:
+        self.source = source
+        self.sampling = sampling
+        self.batch_size = batch_size
+        self.gpu_id = gpu_id
+        self.meta = meta
+        self._decoder: SimpleDecoder | None = decoder
+        self._handle = handle
+        self.info = VideoInfo(
+            width=meta.width if meta.rotation in (0, 180) else meta.height,
+            height=meta.height if meta.rotation in (0, 180) else meta.width,
+            fps=meta.fps,
+            codec=meta.codec,
+            rotation=meta.rotation,
+            decoder="nvcodec",
+        )
+
+    def __iter__(self) -> Iterator[FrameBatch]:
+        import torch
+
+        dec = self._decoder
+        assert dec is not None, "stream already closed"
+        device = torch.device("cuda", self.gpu_id)
+        meta, sampling = self.meta, self.sampling
+        tb = float(meta.time_base)
+        t0 = meta.start_seconds
+        counted = sampling.start_seconds <= 0
+        sampler = FrameSampler(sampling, meta.fps, counted)
+        if sampling.start_seconds > 0:
+            # SimpleDecoder seeks by frame index; this maps the time to the frame at/after it.
+            start_index = int(dec.get_index_from_time_in_seconds(sampling.start_seconds + t0))
+            dec.seek_to_index(max(0, start_index))
+
+        seq = 0
+        decoded = 0
+        out: torch.Tensor | None = None
+        idx: list[int] = []
+        pts: list[float] = []
+
+        def flush(is_last: bool) -> FrameBatch:
+            nonlocal seq, out
+            n = len(idx)
+            if out is None:
+                frames = torch.empty((0, max(self.info.height, 1), max(self.info.width, 1), 3), dtype=torch.uint8,
+                                     device=device)
+            else:
+                frames = out[:n] if n < len(out) else out
+            batch = FrameBatch(
+                video_id=self.source.video_id,
+                seq=seq,
+                frame_indices=np.asarray(idx, dtype=np.int64),
+                pts=np.asarray(pts, dtype=np.float64),
+                frames=frames,
+                is_last=is_last,
+            )
+            seq += 1
+            out = None
+            idx.clear()
+            pts.clear()
+            return batch
+
+        try:
+            done = False
+            while not done:
+                frames = dec.get_batch_frames(self.batch_size)
+                if not frames:
+                    break
+                for frame in frames:
+                    decoded += 1
+                    t = float(frame.getPTS()) * tb - t0
+                    if t < sampling.start_seconds - 1e-6:
+                        continue
+                    if sampler.past_end(t):
+                        done = True
+                        break
+                    index = sampler.index(decoded, t)
+                    if not sampler.keep(index, t):
+                        continue
+                    view = torch.from_dlpack(frame)  # H x W x 3 uint8 view of the decoder's surface
+                    if meta.rotation:
+                        view = torch.rot90(view, k=meta.rotation // 90, dims=(0, 1))
+                    if out is None:
+                        out = torch.empty((self.batch_size, *view.shape), dtype=torch.uint8, device=device)
+                    out[len(idx)].copy_(view)  # the copy that may leave the actor
+                    idx.append(index)
+                    pts.append(t + t0)
+                    self.info.sampled_frames += 1
+                    if len(idx) == self.batch_size:
+                        yield flush(False)
+                # The decoder may overwrite these surfaces on the next call: make sure our copies ran.
+                torch.cuda.current_stream(device).synchronize()
+        except (RuntimeError, ValueError) as e:
+            if "CUDA out of memory" in str(e):
+                raise
+            raise CorruptVideo(
+                f"{self.source.input.name}: NVDEC decoding failed after {decoded} frames ({type(e).__name__}: {e})"
+            ) from e
+        self.info.frame_count = sampler.seen
+        if decoded == 0:
+            raise CorruptVideo(f"{self.source.input.name}: no decodable video frames (codec {meta.codec})")
+        yield flush(True)
+        self.close()
+
+    def close(self) -> None:
+        self._decoder = None  # SimpleDecoder frees its NVDEC session when collected
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+class UploadedStream:
+    """The CPU decoder's batches moved to the GPU, for a video NVDEC could not take (fallback)."""
+
+    def __init__(self, inner: DecodeStream, gpu_id: int, reason: str) -> None:
+        self.inner = inner
+        self.gpu_id = gpu_id
+        self.info = inner.info
+        self.info.decoder = f"pyav (fallback: {reason})"
+
+    def __iter__(self) -> Iterator[FrameBatch]:
+        import torch
+
+        device = torch.device("cuda", self.gpu_id)
+        for batch in self.inner:
+            batch.frames = torch.from_numpy(np.ascontiguousarray(batch.frames)).to(device)
+            yield batch
+        self.info.decoder = self.info.decoder or "pyav"
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class NvDecoder:
+    """`Decoder` for the gpu profiles: NVDEC on the GPU Ray assigned to this actor."""
+
+    name = "nvcodec"
+
+    def __init__(self, allow_cpu_fallback: bool = False) -> None:
+        self.allow_cpu_fallback = allow_cpu_fallback
+        self.gpu_id = 0
+        self._nvc: Any = None  # the PyNvVideoCodec module, imported in setup()
+        self._caps: dict[tuple[str, str], dict[str, int] | None] = {}
+
+    def setup(self) -> None:
+        if not require_gpu(self.allow_cpu_fallback, packages=DECODE_PACKAGES):
+            raise BackendUnavailable("NvDecoder needs a GPU; the caller should have picked the CPU decoder")
+        import PyNvVideoCodec
+
+        self._nvc = PyNvVideoCodec
+        self.gpu_id = assigned_gpu_index()
+
+    def _capabilities(self, p: StreamProbe) -> dict[str, int] | None:
+        """GetDecoderCaps for (codec, chroma, bit depth), cached; None when it cannot be asked."""
+        chroma, depth = _CHROMA.get(p.pix_fmt, ("420", 8))
+        key = (p.codec, p.pix_fmt)
+        if key not in self._caps:
+            nvc = self._nvc
+            try:
+                # Native (pybind11) names, not visible to mypy: the package sets them at import time.
+                codec = getattr(nvc.cudaVideoCodec, NVDEC_CODECS[p.codec])
+                chroma_fmt = getattr(nvc.cudaVideoChromaFormat, chroma) if chroma != "420" else None
+                kwargs: dict[str, Any] = {"gpuid": self.gpu_id, "codec": codec, "bitdepth": depth}
+                if chroma_fmt is not None:
+                    kwargs["chromaformat"] = chroma_fmt
+                self._caps[key] = dict(nvc.GetDecoderCaps(**kwargs))
+            except Exception as e:  # capability query unavailable: let session creation decide
+                log.debug("GetDecoderCaps failed for %s: %s", p.codec, e)
+                self._caps[key] = None
+        return self._caps[key]
+
+    def decode(self, source: VideoSource, sampling: SamplingConfig, batch_size: int) -> DecodeStream:
+        from workers.decode.pyav import validate_sampling
+
+        validate_sampling(sampling)
+        if self._nvc is None:
+            self.setup()
+        meta = probe(source)
+        reason = ""
+        if sampling.mode == "keyframes":
+            reason = "keyframes sampling: SimpleDecoder cannot skip non-key frames"
+        elif meta.codec in NVDEC_CODECS:
+            reason = nvdec_unsupported_reason(meta, self._capabilities(meta))
+        else:
+            reason = nvdec_unsupported_reason(meta, None)
+        if not reason:
+            handle: BinaryIO | None = None
+            try:
+                target: Any = source.input.local_path()
+                if target is None:
+                    handle = source.input.open()  # seekable stream: PyNvVideoCodec reads it on demand
+                    target = handle
+                decoder = self._open(target, meta)
+                return NvDecodeStream(source, sampling, batch_size, self.gpu_id, meta, decoder, handle)
+            except Exception as e:  # PyNvVCExceptionUnsupported, "Codec not supported on this GPU", ...
+                if handle is not None:
+                    handle.close()
+                reason = f"NVDEC session failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        log.info("%s: decoding on CPU (%s)", source.input.name, reason)
+        from workers.decode.pyav import PyAVDecoder
+
+        return UploadedStream(PyAVDecoder().decode(source, sampling, batch_size), self.gpu_id, reason)
+
+    def _open(self, target: str | BinaryIO, meta: StreamProbe) -> SimpleDecoder:
+        from PyNvVideoCodec.decoders.SimpleDecoder import SimpleDecoder
+
+        return SimpleDecoder(
+            target,
+            gpu_id=self.gpu_id,
+            use_device_memory=True,
+            max_width=meta.width,
+            max_height=meta.height,
+            output_color_type=self._nvc.OutputColorType.RGB,
+        )
+
+
+def frames_to_numpy(frames: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Host copy of a batch's frames (tests and debugging: compare GPU and CPU decoders)."""
+    if isinstance(frames, np.ndarray):
+        return frames
+    return frames.detach().cpu().numpy()

@@ -1,0 +1,117 @@
+"""GPU preprocessing with CV-CUDA: letterbox, colour order, scale to 0..1, NHWC -> NCHW, fp32/fp16.
+
+Written against the CV-CUDA 0.19 Python API (the installed `cvcuda/__init__.pyi` stubs, which mypy
+checks every call against), and NEVER run on a GPU in this repository's CI.
+
+The same geometry as the CPU path (workers/detect/preprocess.py `letterbox`): scale to fit keeping the
+aspect ratio (rounded sizes, AREA when shrinking, LINEAR when enlarging), pad with grey 114 at the
+same integer offsets, divide by 255. Everything runs on one CUDA stream (the inference stream) and
+writes the final NCHW tensor straight into the caller's buffer (the TensorRT input binding): no host
+round trip, no extra copy at the end.
+
+Expected difference to the CPU path (OpenCV resize vs CV-CUDA resize): a few uint8 levels at edges,
+i.e. max abs diff <= 3/255 on the 0..1 scale (+ fp16 rounding, < 1e-3), mean < 0.5/255;
+tests/gpu/test_gpu_preprocess.py checks exactly that bound on a GPU node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from workers.detect.preprocess import Letterbox, letterbox_geometry
+
+if TYPE_CHECKING:
+    import cvcuda
+    import torch
+
+PAD_VALUE = 114.0  # the YOLO letterbox grey, as on the CPU path
+
+
+@dataclass(frozen=True)
+class LetterboxPlan:
+    """Integer sizes/offsets of the letterbox, identical to the CPU `letterbox()` choices."""
+
+    new_w: int
+    new_h: int
+    left: int
+    top: int
+    geometry: Letterbox  # what postprocessing uses to map boxes back to source pixels
+
+    @property
+    def shrinking(self) -> bool:
+        return self.geometry.ratio < 1
+
+
+def letterbox_plan(src_w: int, src_h: int, dst_w: int, dst_h: int) -> LetterboxPlan:
+    geo = letterbox_geometry(src_w, src_h, dst_w, dst_h)
+    new_w, new_h = round(src_w * geo.ratio), round(src_h * geo.ratio)
+    left, top = round(geo.pad_x - 0.1), round(geo.pad_y - 0.1)
+    return LetterboxPlan(new_w, new_h, left, top, Letterbox(ratio=geo.ratio, pad_x=float(left), pad_y=float(top)))
+
+
+def as_cv_tensor(t: torch.Tensor, layout: str) -> cvcuda.Tensor:
+    """Wrap a torch CUDA tensor for CV-CUDA without a copy.
+
+    nanobind accepts any object exporting __cuda_array_interface__ / __dlpack__ where the stub says
+    ExternalBuffer (the CV-CUDA samples pass torch tensors directly); the cast states that to mypy.
+    """
+    import cvcuda
+
+    return cvcuda.as_tensor(cast(cvcuda.ExternalBuffer, t), layout)
+
+
+class CvCudaPreprocessor:
+    """Batch letterbox for one model input size; reuses its float staging buffer across calls."""
+
+    def __init__(self, dst_w: int, dst_h: int, device: torch.device, bgr: bool = False) -> None:
+        self.dst_w = dst_w
+        self.dst_h = dst_h
+        self.device = device
+        self.bgr = bgr  # the model wants BGR (OpenCV-trained models); YOLO exports want RGB
+        self._staging: torch.Tensor | None = None  # N x H x W x 3 float, NHWC, reused
+
+    def _staging_for(self, n: int, dtype: torch.dtype) -> torch.Tensor:
+        import torch
+
+        buf = self._staging
+        if buf is None or buf.shape[0] < n or buf.dtype != dtype:
+            buf = torch.empty((max(n, 1), self.dst_h, self.dst_w, 3), dtype=dtype, device=self.device)
+            self._staging = buf
+        return buf[:n]
+
+    def __call__(self, frames: torch.Tensor, out: torch.Tensor, stream: torch.cuda.Stream) -> LetterboxPlan:
+        """frames: N x H x W x 3 uint8 RGB on the device -> out: N x 3 x dst_h x dst_w (float32/16).
+
+        `out` is usually a slice of the TensorRT input binding. All work is queued on `stream`.
+        """
+        import cvcuda
+
+        n, src_h, src_w, channels = frames.shape
+        if channels != 3 or frames.dtype.itemsize != 1:
+            raise ValueError(f"expected N x H x W x 3 uint8 frames, got {tuple(frames.shape)} {frames.dtype}")
+        if tuple(out.shape) != (n, 3, self.dst_h, self.dst_w):
+            raise ValueError(f"output buffer {tuple(out.shape)} != {(n, 3, self.dst_h, self.dst_w)}")
+        plan = letterbox_plan(src_w, src_h, self.dst_w, self.dst_h)
+        cv_stream = cvcuda.as_stream(stream)
+
+        src = as_cv_tensor(frames.contiguous(), "NHWC")
+        if (plan.new_w, plan.new_h) != (src_w, src_h):
+            interp = cvcuda.Interp.AREA if plan.shrinking else cvcuda.Interp.LINEAR
+            src = cvcuda.resize(src, (n, plan.new_h, plan.new_w, 3), interp, stream=cv_stream)
+        if self.bgr:
+            src = cvcuda.cvtcolor(src, cvcuda.ColorConversion.RGB2BGR, stream=cv_stream)
+        padded = cvcuda.copymakeborder(
+            src,
+            cvcuda.Border.CONSTANT,
+            [PAD_VALUE, PAD_VALUE, PAD_VALUE],
+            top=plan.top,
+            bottom=self.dst_h - plan.new_h - plan.top,
+            left=plan.left,
+            right=self.dst_w - plan.new_w - plan.left,
+            stream=cv_stream,
+        )
+        staging = self._staging_for(n, out.dtype)
+        cvcuda.convertto_into(as_cv_tensor(staging, "NHWC"), padded, scale=1.0 / 255.0, stream=cv_stream)
+        cvcuda.reformat_into(as_cv_tensor(out, "NCHW"), as_cv_tensor(staging, "NHWC"), stream=cv_stream)
+        return plan
