@@ -2,8 +2,10 @@
 
 Call these from inside actors/drivers that are connected to Ray; without a connected Ray (the
 `--inline` path, unit tests) every call is a cheap no-op. Metric objects are created lazily once per
-process. Names are prefixed `vidpipe_`; Ray's Prometheus exporter adds `ray_`, so the series are
-`ray_vidpipe_frames_processed` etc. `PROMETHEUS_NAMES` lists them for infra/grafana and its test.
+process. Names are prefixed `vidpipe_`; Ray's Prometheus exporter adds `ray_` and, for counters,
+`_total` (seen on Ray 2.60), so the series are `ray_vidpipe_frames_processed_total`,
+`ray_vidpipe_queue_depth`, ... `PROMETHEUS_NAMES` lists them for infra/grafana and its tests. Every
+series also carries Ray's labels (WorkerId, NodeAddress...): aggregate with sum/max by the vidpipe tags.
 
 Ray's `Counter.inc` raises on a value <= 0 (and on numpy scalars), so every recorder coerces to float
 and skips zero: a batch with no frames or a stage that took 0 s must never crash a worker.
@@ -28,8 +30,10 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     ),
 }
 
-# What Prometheus sees (Ray prefixes `ray_`); the Grafana dashboard must only use these.
-PROMETHEUS_NAMES: tuple[str, ...] = tuple(f"ray_{name}" for name in METRICS)
+# What Prometheus sees; the Grafana dashboard must only use these.
+PROMETHEUS_NAMES: tuple[str, ...] = tuple(
+    f"ray_{name}_total" if kind == "counter" else f"ray_{name}" for name, (kind, _, _) in METRICS.items()
+)
 
 
 def _ray_connected() -> bool:
