@@ -1,0 +1,205 @@
+"""GPU detector: CV-CUDA letterbox -> TensorRT engine -> the CPU path's YOLO decoding and NMS.
+
+Written against the documented CV-CUDA 0.19 / TensorRT 10-11 / torch CUDA APIs, type-checked with
+mypy, and NEVER run on a GPU in this repository's CI (tests/gpu/ compares it with ONNX Runtime on a
+GPU node: boxes IoU >= 0.99 after NMS).
+
+Per batch, on one CUDA stream:
+1. frames (N x H x W x 3 uint8 on this GPU; host frames from a CPU-decoded video are uploaded once)
+   are letterboxed by CV-CUDA directly into the TensorRT input binding;
+2. execute_async_v3 on the same stream;
+3. on the GPU: per candidate class max/argmax and the score threshold (+ class filter). Only the
+   surviving candidates (typically tens per frame, not the 8400 x (4 + nc) raw tensor) are copied to
+   the host, where the CPU path's own `cxcywh_to_xyxy` + `nms` (OpenCV batched NMS) finish the job,
+   so TensorRT and ONNX Runtime detections go through identical decoding code.
+
+Engine options come from the environment until DetectorConfig carries them:
+VIDPIPE_TRT_PRECISION (fp16 | fp32 | int8, default fp16), VIDPIPE_TRT_MAX_BATCH (default 32),
+VIDPIPE_TRT_CALIBRATION_CACHE (int8), VIDPIPE_ENGINE_CACHE (local dir), VIDPIPE_ENGINE_S3 (s3://bucket/prefix
+to share engines across the cluster).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from workers.batch import DetectionBatch, FrameBatch
+from workers.detect.engine_cache import EngineStore, LocalEngineCache, S3EngineCache
+from workers.detect.postprocess import cxcywh_to_xyxy, decode_yolo, nms
+from workers.errors import ModelError
+from workers.gpu import DETECT_PACKAGES, assigned_gpu_index, require_gpu
+from workers.settings import DetectorConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from workers.detect.cvcuda_preprocess import CvCudaPreprocessor
+    from workers.detect.trt_engine import BuildOptions, TrtRunner
+
+log = logging.getLogger(__name__)
+
+# Same cap as the CPU path's decode_yolo, read from it so the two can never disagree.
+MAX_DETECTIONS = int(inspect.signature(decode_yolo).parameters["max_detections"].default)
+
+
+def build_options_from_env() -> BuildOptions:
+    from workers.detect.trt_engine import BuildOptions
+
+    max_batch = int(os.environ.get("VIDPIPE_TRT_MAX_BATCH", "32"))
+    return BuildOptions(
+        precision=os.environ.get("VIDPIPE_TRT_PRECISION", "fp16"),
+        min_batch=1,
+        opt_batch=min(8, max_batch),
+        max_batch=max_batch,
+        calibration_cache=os.environ.get("VIDPIPE_TRT_CALIBRATION_CACHE", ""),
+    )
+
+
+def engine_store_from_env() -> EngineStore:
+    local = LocalEngineCache(os.environ.get("VIDPIPE_ENGINE_CACHE") or None)
+    uri = os.environ.get("VIDPIPE_ENGINE_S3", "")
+    shared = None
+    if uri:
+        if not uri.startswith("s3://"):
+            raise ValueError(f"VIDPIPE_ENGINE_S3={uri!r}: expected s3://bucket/prefix")
+        import boto3
+
+        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or None)
+        shared = S3EngineCache(client, bucket, prefix or "vidpipe/engines/")
+    return EngineStore(local, shared)
+
+
+def local_model_path(model: str) -> str:
+    """A local path for the ONNX model: as given, or an s3:// object downloaded once into the cache dir."""
+    if not model:
+        raise ModelError("the TensorRT detector needs an ONNX model: set detector.model (path or s3:// URI)")
+    if not model.startswith("s3://"):
+        if not os.path.isfile(model):
+            raise ModelError(f"ONNX model {model} not found; check detector.model")
+        return model
+    import boto3
+
+    bucket, _, key = model[len("s3://"):].partition("/")
+    cache = Path(os.environ.get("VIDPIPE_MODEL_CACHE") or Path.home() / ".cache/vidpipe/models")
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / (hashlib.sha256(model.encode()).hexdigest()[:16] + "-" + os.path.basename(key))
+    if not target.exists():
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or None).download_file(
+            bucket, key, str(tmp)
+        )
+        os.replace(tmp, target)  # atomic: concurrent actors never read a partial model
+    return str(target)
+
+
+class TensorRTDetector:
+    """`Detector` for the gpu profiles (detector kind onnx/tensorrt with an ONNX YOLO model)."""
+
+    name = "tensorrt"
+
+    def __init__(self, cfg: DetectorConfig, options: BuildOptions | None = None,
+                 store: EngineStore | None = None) -> None:
+        self.cfg = cfg
+        self.options = options
+        self.store = store
+        self.engine_origin = ""
+        self._runner: TrtRunner | None = None
+        self._pre: CvCudaPreprocessor | None = None
+        self._stream: torch.cuda.Stream | None = None
+        self._export_layout = True  # (B, 4 + nc, N): candidates along the last axis
+
+    def setup(self) -> None:
+        require_gpu(allow_cpu_fallback=False, packages=DETECT_PACKAGES)
+        import torch
+
+        from workers.detect.cvcuda_preprocess import CvCudaPreprocessor
+        from workers.detect.trt_engine import load_runner
+
+        device = torch.device("cuda", assigned_gpu_index())
+        opts = self.options or build_options_from_env()
+        store = self.store or engine_store_from_env()
+        self._runner, self.engine_origin = load_runner(local_model_path(self.cfg.model), opts, store, device)
+        c, h, w = self._runner.input_chw
+        if c != 3:
+            raise ModelError(f"model input has {c} channels; the detector feeds RGB (3)")
+        self._pre = CvCudaPreprocessor(w, h, device)
+        self._stream = torch.cuda.Stream(device)
+        if len(self._runner.outputs) != 1:
+            raise ModelError(f"expected one YOLO output, the engine has {list(self._runner.outputs)}")
+        out = next(iter(self._runner.outputs.values()))
+        if out.ndim != 3:
+            raise ModelError(f"expected a (B, 4+nc, N) YOLO output, got shape {tuple(out.shape)}")
+        rows, cols = int(out.shape[1]), int(out.shape[2])
+        self._export_layout = rows <= cols  # the same rule as postprocess.yolo_candidates
+
+    def detect(self, batch: FrameBatch) -> DetectionBatch:
+        from workers.detect.hog import make_detection_batch
+
+        runner, pre, stream = self._runner, self._pre, self._stream
+        if runner is None or pre is None or stream is None:
+            raise RuntimeError("TensorRTDetector.setup() was not called")
+        det_frame: list[np.ndarray] = []
+        boxes: list[np.ndarray] = []
+        scores: list[np.ndarray] = []
+        class_ids: list[np.ndarray] = []
+        frames = self._on_device(batch.frames, runner.device)
+        n_total = int(frames.shape[0])
+        for start in range(0, n_total, runner.max_batch):
+            chunk = frames[start : start + runner.max_batch]
+            for i, (b, s, c) in enumerate(self._detect_chunk(chunk, runner, pre, stream)):
+                det_frame.append(np.full(len(b), batch.frame_indices[start + i], np.int64))
+                boxes.append(b)
+                scores.append(s)
+                class_ids.append(c)
+        return make_detection_batch(batch, det_frame, boxes, scores, class_ids)
+
+    @staticmethod
+    def _on_device(frames: Any, device: torch.device) -> torch.Tensor:
+        import torch
+
+        if isinstance(frames, torch.Tensor):
+            return frames if frames.device == device else frames.to(device)
+        return torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+
+    def _detect_chunk(
+        self, frames: torch.Tensor, runner: TrtRunner, pre: CvCudaPreprocessor, stream: torch.cuda.Stream
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        import torch
+
+        n, src_h, src_w = int(frames.shape[0]), int(frames.shape[1]), int(frames.shape[2])
+        if n == 0:
+            return []
+        # The frames were written on the producer's stream (decode, or Ray's receive): order after it.
+        stream.wait_stream(torch.cuda.current_stream(runner.device))
+        with torch.cuda.stream(stream):
+            plan = pre(frames, runner.input[:n], stream)
+            raw = next(iter(runner.infer(n, stream).values()))
+            cand = (raw.transpose(1, 2) if self._export_layout else raw).float()  # (n, N, 4 + nc)
+            cls_max, cls_id = cand[..., 4:].max(dim=-1)
+            keep = cls_max >= self.cfg.score_threshold
+            if self.cfg.classes:
+                allowed = torch.tensor(self.cfg.classes, device=cand.device)
+                keep &= torch.isin(cls_id, allowed)
+            img, idx = keep.nonzero(as_tuple=True)
+            # The only device -> host copies: the surviving candidates.
+            img_h = img.cpu().numpy()
+            box_h = cand[img, idx, :4].cpu().numpy()
+            score_h = cls_max[img, idx].cpu().numpy()
+            id_h = cls_id[img, idx].cpu().numpy()
+        out = []
+        for i in range(n):
+            sel = img_h == i
+            b = cxcywh_to_xyxy(box_h[sel])
+            s = score_h[sel].astype(np.float32)
+            c = id_h[sel].astype(np.int32)
+            kept = nms(b, s, self.cfg.nms_iou, c)[:MAX_DETECTIONS]
+            out.append((plan.geometry.to_source(b[kept], src_w, src_h), s[kept], c[kept]))
+        return out
