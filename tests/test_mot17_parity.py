@@ -85,3 +85,57 @@ def test_seqinfo_frame_rate_changes_buffer(mot17_dir: Path) -> None:
     at_30 = {(r.frame, r.track_id) for r in track_sequence(dets, frame_rate=30.0, last_frame=info.seq_length)}
     print(f"MOT17-05 at 14 fps vs 30 fps: {len(at_14 ^ at_30)} (frame, id) rows differ")
     assert at_14 != at_30
+
+
+def _write_gt_as_results(gt_path: Path, out: Path, swap_ids_from_frame: int | None = None) -> None:
+    """The gt's own pedestrians (class 1, consider 1) in results format; optionally swap two ids mid-way."""
+    gt = np.loadtxt(gt_path, delimiter=",")
+    gt = gt[(gt[:, 7] == 1) & (gt[:, 6] == 1)]
+    if swap_ids_from_frame is not None:
+        a, b = np.unique(gt[gt[:, 0] == swap_ids_from_frame, 1])[:2]  # two people visible at that frame
+        late = gt[:, 0] >= swap_ids_from_frame
+        ids = gt[:, 1].copy()
+        ids[late & (gt[:, 1] == a)], ids[late & (gt[:, 1] == b)] = b, a
+        gt[:, 1] = ids
+    rows = [f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},1,-1,-1,-1\n" for r in gt]
+    out.write_text("".join(rows))
+
+
+def test_evaluator_scores_ground_truth_as_perfect(mot17_dir: Path, tmp_path: Path) -> None:
+    from workers.track.evaluate import SequenceInput, evaluate
+
+    seq = "MOT17-05-FRCNN"
+    gt = mot17_dir / seq / "gt" / "gt.txt"
+    length = read_seqinfo(mot17_dir / seq / "seqinfo.ini").seq_length
+    _write_gt_as_results(gt, tmp_path / "perfect.txt")
+    _write_gt_as_results(gt, tmp_path / "swapped.txt", swap_ids_from_frame=length // 2)
+    perfect = evaluate([SequenceInput(seq, gt, tmp_path / "perfect.txt", length)])[seq]
+    swapped = evaluate([SequenceInput(seq, gt, tmp_path / "swapped.txt", length)])[seq]
+    print(f"gt as results: {perfect}\nwith two ids swapped half-way: {swapped}")
+    assert perfect["MOTA"] == pytest.approx(100.0) and perfect["IDF1"] == pytest.approx(100.0)
+    assert perfect["HOTA"] > 99.0 and perfect["IDSW"] == 0 and perfect["FP"] == 0 and perfect["FN"] == 0
+    assert swapped["IDSW"] >= 1 and swapped["IDF1"] < perfect["IDF1"]
+
+
+def test_scores_ours_and_reference(mot17_dir: Path, tmp_path: Path) -> None:
+    """HOTA / MOTA / IDF1 / IDSW of our output and of the reference files (identical by the parity tests);
+    also of ours at each sequence's real frame rate (MOT17-05: 14 fps)."""
+    from workers.track.evaluate import SequenceInput, evaluate, format_table
+    from workers.track.mot_io import write_results
+
+    runs: dict[str, list[SequenceInput]] = {"ours@30fps": [], "reference": [], "ours@seqinfo_fps": []}
+    for seq in SEQUENCES:
+        info = read_seqinfo(mot17_dir / seq / "seqinfo.ini")
+        dets = read_detections(mot17_dir / seq / "det" / "det.txt")
+        gt = mot17_dir / seq / "gt" / "gt.txt"
+        for name, rate in (("ours@30fps", REFERENCE_FRAME_RATE), ("ours@seqinfo_fps", info.frame_rate)):
+            out = tmp_path / name / f"{seq}.txt"
+            write_results(out, track_sequence(dets, frame_rate=rate, last_frame=info.seq_length))
+            runs[name].append(SequenceInput(seq, gt, out, info.seq_length))
+        runs["reference"].append(SequenceInput(seq, gt, mot17_dir / "reference" / f"{seq}.txt", info.seq_length))
+    scores = {name: evaluate(inputs) for name, inputs in runs.items()}
+    for name, table in scores.items():
+        print(f"\n[{name}]\n{format_table(table)}")
+    assert scores["ours@30fps"] == scores["reference"]
+    combined = scores["ours@30fps"]["COMBINED"]
+    assert 0 < combined["HOTA"] < 100 and combined["IDSW"] > 0  # a real score, not a degenerate one
