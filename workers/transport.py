@@ -1,10 +1,34 @@
 """How a FrameBatch travels from a decode actor to a detect actor.
 
 CPU path: the Ray object store (shared memory; consumers on the node get read-only zero-copy views).
-GPU path (owned by the GPU backend work): Ray Direct Transport options for actor method calls, e.g.
-tensor_transport="cuda_ipc" when decode and detect actors share a GPU, "nccl" across GPUs.
-The pipeline calls `decode_call_options(profile)` and passes the result to `.options(**...)` on the
-decode actor's method call.
+GPU path: Ray Direct Transport (RDT, Ray >= 2.54; checked against the installed ray 2.60 source,
+ray/experimental/rdt/): torch CUDA tensors inside the returned value stay in GPU memory on the
+decode actor; only a reference travels, and the detect actor receives the tensor through
+- "cuda_ipc" when both actors were given the same physical GPU (fractional num_gpus on one card):
+  CUDA IPC handles + an interprocess event, no copy at all. Ray checks the receiver holds the
+  sender's GPU id (ray.get_gpu_ids()) and node, and raises otherwise, so the pipeline must
+  co-locate each decode/detect pair on one card (see `colocation_bundles`).
+- "nccl" when they sit on different GPUs: a GPU-to-GPU send/recv. It needs a collective group over
+  the actors first (`setup_transport`). NCCL refuses two ranks on the same GPU, which is why same-GPU
+  pairs use cuda_ipc (Compiled Graphs would silently fall back to a host copy there).
+Fused profile ("gpu-fused"): decode, preprocess and inference run in one actor (workers/fused.py);
+frames never leave the actor, only small DetectionBatches go through the object store.
+
+This module was written and unit-tested for its option logic only; RDT itself has NEVER been run on a
+GPU in this repository's CI.
+
+What the pipeline must do (RDT rules from ray/actor.py and ray/experimental/rdt/):
+1. Create the decode and detect actor classes with `.options(**actor_options(profile))`; it sets
+   enable_tensor_transport=True (required for per-call tensor_transport; Ray then runs the actor's
+   tasks off the main thread and adds its `_ray_system` concurrency group).
+2. Call the decode method that returns the FrameBatch with `.options(**decode_call_options(profile))`.
+   That method must have num_returns=1 (RDT supports one return value, not generators); return
+   the FrameBatch (or a (meta, FrameBatch) tuple) as that one value.
+3. Pass the ObjectRef straight to the detect actor's method. Never ray.get() it on the driver with
+   nccl (two-sided transports refuse that); with cuda_ipc it would work but defeats the purpose.
+4. The decode actor must not modify a returned tensor afterwards: RDT keeps a reference, not a copy
+   (NvDecoder returns freshly allocated tensors, never its decoder surfaces).
+5. For nccl, call `setup_transport(profile, decode_actors, detect_actors)` once after creating them.
 """
 
 from __future__ import annotations
@@ -13,7 +37,62 @@ from typing import Any
 
 from workers.stage import Profile
 
+TRANSPORTS = ("cuda_ipc", "nccl", "object_store")
+
+
+def tensor_transport(profile: Profile) -> str | None:
+    """The RDT transport for decode -> detect, or None for the object store.
+
+    profile.extra["tensor_transport"] overrides ("cuda_ipc" | "nccl" | "object_store"). Otherwise:
+    CPU or fused -> None; decode and detect both on GPU and fitting on one card together -> cuda_ipc;
+    whole cards each -> nccl.
+    """
+    forced = profile.extra.get("tensor_transport", "")
+    if forced:
+        if forced not in TRANSPORTS:
+            raise ValueError(f"tensor_transport {forced!r}: use one of {', '.join(TRANSPORTS)}")
+        return None if forced == "object_store" else forced
+    if profile.fused:
+        return None
+    dec, det = profile.decode, profile.detect
+    if dec.backend != "gpu" or det.backend != "gpu" or dec.resources.gpus <= 0 or det.resources.gpus <= 0:
+        return None
+    if dec.resources.gpus + det.resources.gpus <= 1.0:
+        return "cuda_ipc"
+    return "nccl"
+
 
 def decode_call_options(profile: Profile) -> dict[str, Any]:
     """Extra `.options()` for the decode actor's method call; empty = the object store."""
-    return {}
+    transport = tensor_transport(profile)
+    return {"tensor_transport": transport} if transport else {}
+
+
+def actor_options(profile: Profile) -> dict[str, Any]:
+    """Extra `.options()` when creating decode and detect actors (both ends of an RDT transfer)."""
+    return {"enable_tensor_transport": True} if tensor_transport(profile) else {}
+
+
+def colocation_bundles(profile: Profile, pairs: int) -> list[dict[str, float]]:
+    """Placement-group bundles that put each decode/detect pair on one GPU (needed for cuda_ipc).
+
+    Create `ray.util.placement_group(bundles, strategy="PACK")` and schedule pair i's two actors with
+    PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i): both fractional actors then
+    draw from the same {"GPU": 1} bundle, i.e. the same physical card.
+    """
+    if tensor_transport(profile) != "cuda_ipc":
+        return []
+    dec, det = profile.decode.resources, profile.detect.resources
+    return [{"GPU": 1.0, "CPU": dec.cpus + det.cpus} for _ in range(pairs)]
+
+
+def setup_transport(profile: Profile, decode_actors: list[Any], detect_actors: list[Any]) -> Any:
+    """Create what the transport needs once the actors exist: an NCCL group for "nccl", else nothing.
+
+    Ray allows an actor in one group per backend, so every decode and detect actor joins one group.
+    """
+    if tensor_transport(profile) != "nccl":
+        return None
+    from ray.experimental.collective import create_collective_group
+
+    return create_collective_group([*decode_actors, *detect_actors], backend="nccl")
