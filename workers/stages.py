@@ -31,6 +31,8 @@ class BatchMeta:
     error_type: str = ""  # set when decoding failed: the video fails, the actor carries on
     error: str = ""
     retryable: bool = False
+    actor_frames: int = 0  # the decode actor's cumulative counters, for balancing
+    actor_busy: float = 0.0
 
 
 def tracker_rate(info: VideoInfo, sampling: SamplingConfig, batch: FrameBatch | None) -> float:

@@ -1,0 +1,641 @@
+"""`VideoPipeline`: the Ray data plane. Actor pools per stage, joined by object refs, under a credit scheduler.
+
+    decode actors --FrameBatch refs--> detect actors --DetectionBatch refs--> track actors --> VideoResult
+        (credits)        (bounded ready queue)          (credits)           (per video, in seq order)
+
+Why actor pools + a small credit scheduler, not Ray's DAG API / Compiled Graphs:
+- Compiled Graphs (`experimental_compile`) pin a static set of actors: no adding detect actors when
+  measurements show detect is the slow stage, no retiring idle ones. Balancing while running is a
+  requirement here.
+- A compiled graph tears down on any actor death; here an actor death must fail only the videos it held
+  (VideoFailure(retryable=True)) while the rest continue, and the dead actor is replaced.
+- Work is irregular: each video is a variable-length stream, many videos are in flight, the tracker needs
+  per-video order. A static per-item DAG (`.bind()`) executes one input through fixed nodes; it has no notion
+  of per-stage credits or of streams.
+- Ray's own primitives already give the properties that matter: actor method calls move `FrameBatch`es
+  through the shared-memory object store; the detect actor reads the pixels as a read-only zero-copy view;
+  the driver holds refs only (it fetches small `BatchMeta`s and counters, never frames).
+What we hand-write (no library does it for this shape): credits per actor, a bounded ready queue between
+decode and detect, per-video reorder before tracking (tracking_stage.py), rebalancing from measured rates.
+
+Memory bound: frame batches alive <= decode credits + ready-queue bound + detect credits, i.e. about
+(decode_actors x credits + 2 x detect_actors x credits) x batch bytes, whatever the video length or number
+of videos. Deadlock freedom on a small node: every stage's actors reserve fractional CPUs that fit together
+(profiles.py); new actors are only created when the node has the resources free, so a stage can never wait
+for resources another stage holds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from workers.api import PipelineStats, StageStats
+from workers.batch import DetectionBatch, FrameBatch, VideoFailure, VideoInfo, VideoOutcome, VideoResult, VideoSource
+from workers.decode.pyav import validate_sampling
+from workers.errors import VideoError
+from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
+from workers.stage import Profile, StageSpec
+from workers.stages import BatchMeta, DecodeStage, DetectStage
+from workers.tracking_stage import TrackStage
+from workers.transport import decode_call_options
+
+log = logging.getLogger(__name__)
+
+REBALANCE_SECONDS = 1.5  # how often actor counts are revisited
+RATE_WINDOW_SECONDS = 4.0  # stats window for fps / busy
+
+
+def _record(stage: str, frames: int, busy: float) -> None:
+    if frames > 0:
+        try:
+            from workers.metrics import record_stage
+
+            record_stage(stage, frames, busy)
+        except Exception:  # metrics must never fail a batch
+            pass
+
+
+# ----------------------------------------------------------------------------------------------- actors
+
+
+class DecodeActor:
+    """Ray actor around DecodeStage. Returns (meta, batch): the driver fetches only the small meta."""
+
+    def __init__(self, backend: str, sampling: SamplingConfig, batch_size: int) -> None:
+        self.stage = DecodeStage(backend, sampling, batch_size)
+        self.stage.setup()
+
+    def ready(self) -> bool:
+        return True
+
+    def next_batch(self, source: VideoSource, seq: int) -> tuple[BatchMeta, FrameBatch | None]:
+        busy0, frames0 = self.stage.busy_seconds, self.stage.frames
+        if seq > 0 and source.video_id not in self.stage.streams:
+            # a speculative request past the end, or after the video failed: an empty end marker
+            return BatchMeta(source.video_id, seq=-1, is_last=True), None
+        meta, batch = self.stage.next_batch(source)
+        if not meta.error_type and meta.seq != seq:
+            meta = BatchMeta(source.video_id, error_type="DecodeError", error=f"batch {meta.seq} != {seq}")
+        meta.info = _copy_info(meta.info)
+        _record("decode", self.stage.frames - frames0, self.stage.busy_seconds - busy0)
+        meta.actor_frames, meta.actor_busy = self.stage.frames, self.stage.busy_seconds
+        return meta, batch
+
+    def drop(self, video_id: str) -> None:
+        self.stage.drop(video_id)
+
+
+class DetectActor:
+    """Ray actor around DetectStage; `frames` arrive as read-only zero-copy views of the object store."""
+
+    def __init__(self, config: DetectorConfig, backend: str, threads: int | None) -> None:
+        self.stage = DetectStage(config, backend, threads)
+        self.stage.setup()
+
+    def ready(self) -> str:
+        return str(getattr(self.stage.detector, "name", "?"))
+
+    def detect(self, batch: FrameBatch) -> tuple[tuple[int, float], DetectionBatch]:
+        """Called with num_returns=2: (cumulative frames, busy seconds) for the driver, detections for the tracker."""
+        busy0 = self.stage.busy_seconds
+        out = self.stage.detect(batch)
+        _record("detect", len(batch), self.stage.busy_seconds - busy0)
+        return (self.stage.frames, self.stage.busy_seconds), out
+
+    def inspect(self, refs: list[ray.ObjectRef]) -> dict[str, Any]:
+        """Test hook: how a FrameBatch looks inside a consumer (read-only? shared? where from?)."""
+        import numpy as np
+
+        a = ray.get(refs[0]).frames
+        b = ray.get(refs[0]).frames
+        base = a
+        while getattr(base, "base", None) is not None:
+            base = base.base
+        return {
+            "writeable": bool(a.flags.writeable),
+            "shares_memory": bool(np.shares_memory(a, b)),
+            "owns_data": bool(a.flags.owndata),
+            "base_type": type(base).__name__,
+        }
+
+
+class TrackActor:
+    def __init__(self, config: TrackerConfig) -> None:
+        self.stage = TrackStage(config)
+        self.busy = 0.0
+        self.frames = 0
+
+    def ready(self) -> bool:
+        return True
+
+    def add(self, batch: DetectionBatch, frame_rate: float) -> tuple[int, float]:
+        t0 = time.perf_counter()
+        n = self.stage.add(batch, frame_rate)
+        dt = time.perf_counter() - t0
+        self.busy += dt
+        self.frames += n
+        _record("track", n, dt)
+        return self.frames, self.busy
+
+    def finish(self, video_id: str, info: VideoInfo) -> VideoResult:
+        return self.stage.finish(video_id, info)
+
+    def drop(self, video_id: str) -> None:
+        self.stage.drop(video_id)
+
+
+def _copy_info(info: VideoInfo) -> VideoInfo:
+    return VideoInfo(**vars(info))
+
+
+# ----------------------------------------------------------------------------------------- bookkeeping
+
+
+@dataclass
+class _Actor:
+    stage: str
+    handle: Any
+    ready_ref: Any
+    spec: StageSpec
+    id: int
+    ready: bool = False
+    alive: bool = True
+    draining: bool = False
+    inflight: int = 0
+    videos: set[str] = field(default_factory=set)
+    frames: int = 0  # cumulative, as reported by the actor
+    busy: float = 0.0
+
+
+@dataclass
+class _Video:
+    source: VideoSource
+    decode: _Actor
+    track: _Actor
+    submitted_at: float
+    next_seq: int = 0  # next decode request
+    decode_outstanding: int = 0
+    decode_done: bool = False
+    batches: int = 0  # batches decoded (known total once decode_done)
+    tracked: int = 0
+    info: VideoInfo = field(default_factory=VideoInfo)
+    tracker_fps: float = 30.0
+    finishing: bool = False
+    failed: bool = False
+    frames: int = 0
+
+
+@dataclass
+class _Pending:
+    """An outstanding ref and what it means."""
+
+    kind: str  # decode | detect | track | finish | ready
+    actor: _Actor
+    video_id: str
+    seq: int = -1
+    batch_ref: Any = None  # FrameBatch ref, kept alive until detect finishes with it
+    det_ref: Any = None  # DetectionBatch ref (detect's second return value)
+    nbytes: int = 0
+
+
+@dataclass
+class _StageRate:
+    samples: deque[tuple[float, int, float]] = field(default_factory=deque)  # (time, frames, busy) totals
+
+    def add(self, t: float, frames: int, busy: float) -> None:
+        self.samples.append((t, frames, busy))
+        while len(self.samples) > 2 and t - self.samples[0][0] > RATE_WINDOW_SECONDS:
+            self.samples.popleft()
+
+    def rates(self) -> tuple[float, float, float]:
+        """(frames/s, busy actor-seconds per second, frames per busy second) over the window."""
+        if len(self.samples) < 2:
+            return 0.0, 0.0, 0.0
+        (t0, f0, b0), (t1, f1, b1) = self.samples[0], self.samples[-1]
+        dt = max(t1 - t0, 1e-6)
+        per_busy = (f1 - f0) / (b1 - b0) if b1 > b0 else 0.0
+        return (f1 - f0) / dt, (b1 - b0) / dt, per_busy
+
+
+# ------------------------------------------------------------------------------------------- pipeline
+
+
+class VideoPipeline:
+    """Implements workers.api.VideoProcessor on Ray. Ray must already be initialised by the caller."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        detector: DetectorConfig,
+        sampling: SamplingConfig,
+        tracker: TrackerConfig,
+        batch_size: int | None = None,
+    ) -> None:
+        if not ray.is_initialized():
+            raise RuntimeError("VideoPipeline needs a running Ray: call ray.init() (the job runner does) first")
+        validate_sampling(sampling)
+        self.profile = profile
+        self.detector_cfg = detector
+        self.sampling = sampling
+        self.tracker_cfg = tracker
+        self.batch_size = batch_size or profile.batch_size
+        self._ids = itertools.count()
+        self._actors: dict[str, list[_Actor]] = {"decode": [], "detect": [], "track": []}
+        self._videos: dict[str, _Video] = {}
+        self._waiting: deque[VideoSource] = deque()
+        self._ready: deque[_Pending] = deque()  # decoded batches waiting for a detect credit
+        self._pending: dict[Any, _Pending] = {}
+        self._outcomes: list[VideoOutcome] = []
+        self._done = 0
+        self._frames = {"decode": 0, "detect": 0, "track": 0}
+        self._rates = {s: _StageRate() for s in self._frames}
+        self._state = {s: "ok" for s in self._frames}
+        self._last_rebalance = time.monotonic()
+        self._frame_bytes_alive = 0
+        self.peak_frame_bytes = 0  # peak bytes of frame batches alive (refs the driver holds)
+        self._closed = False
+        for stage in ("decode", "detect", "track"):
+            for _ in range(self._spec(stage).min_actors):
+                self._add_actor(stage)
+
+    # -- VideoProcessor ----------------------------------------------------------------------------
+
+    def capacity(self) -> int:
+        return max(0, self.profile.max_videos_in_flight - self.in_flight())
+
+    def submit(self, source: VideoSource) -> None:
+        if source.video_id in self._videos or any(s.video_id == source.video_id for s in self._waiting):
+            raise ValueError(f"video id {source.video_id!r} is already in flight")
+        self._waiting.append(source)
+
+    def in_flight(self) -> int:
+        return len(self._videos) + len(self._waiting)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until the initial actors have started (benchmarks exclude start-up from timings)."""
+        refs = [p for p in self._pending if self._pending[p].kind == "ready"]
+        ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        self._drain(timeout=0)
+
+    def poll(self, timeout: float = 0.5) -> list[VideoOutcome]:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._start_waiting_videos()
+            self._issue_decodes()
+            self._dispatch_detects()
+            self._maybe_rebalance()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._pending:
+                break
+            self._drain(timeout=min(remaining, 0.2))
+            if self._outcomes and not self._videos and not self._waiting:
+                break
+        out, self._outcomes = self._outcomes, []
+        return out
+
+    def stats(self) -> PipelineStats:
+        stages = []
+        for name in ("decode", "detect", "track"):
+            actors = [a for a in self._actors[name] if a.alive]
+            spec = self._spec(name)
+            fps, busy, _ = self._rates[name].rates()
+            stages.append(
+                StageStats(
+                    name=name,
+                    actors=len(actors),
+                    frames=self._frames[name],
+                    fps=fps,
+                    busy=busy / max(1, len(actors)),
+                    credits_in_use=sum(a.inflight for a in actors),
+                    credits_total=spec.credits_per_actor * len(actors),
+                    state=self._state[name],
+                )
+            )
+        return PipelineStats(
+            stages=stages,
+            videos_in_flight=self.in_flight(),
+            videos_done=self._done,
+            object_store_bytes=self._frame_bytes_alive,
+        )
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pending.clear()
+        self._ready.clear()
+        for actors in self._actors.values():
+            for a in actors:
+                if a.alive:
+                    ray.kill(a.handle, no_restart=True)
+                a.alive = False
+
+    def __enter__(self) -> VideoPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- actors --------------------------------------------------------------------------------------
+
+    def _spec(self, stage: str) -> StageSpec:
+        return {"decode": self.profile.decode, "detect": self.profile.detect, "track": self.profile.track}[stage]
+
+    def _add_actor(self, stage: str) -> _Actor:
+        spec = self._spec(stage)
+        opts = {**spec.resources.ray_options(), "max_restarts": 0, "max_task_retries": 0}
+        handle: Any
+        if stage == "decode":
+            handle = ray.remote(DecodeActor).options(**opts).remote(spec.backend, self.sampling, self.batch_size)
+        elif stage == "detect":
+            # One OpenCV/ONNX Runtime thread per reserved CPU: several actors share the cores instead of
+            # each spawning a pool as wide as the machine.
+            threads = max(1, round(spec.resources.cpus)) if spec.backend == "cpu" else None
+            handle = ray.remote(DetectActor).options(**opts).remote(self.detector_cfg, spec.backend, threads)
+        else:
+            handle = ray.remote(TrackActor).options(**opts).remote(self.tracker_cfg)
+        actor = _Actor(stage, handle, handle.ready.remote(), spec, next(self._ids))
+        self._actors[stage].append(actor)
+        self._pending[actor.ready_ref] = _Pending("ready", actor, "")
+        return actor
+
+    def _live(self, stage: str) -> list[_Actor]:
+        return [a for a in self._actors[stage] if a.alive and not a.draining]
+
+    def _actor_died(self, actor: _Actor, error: BaseException) -> None:
+        if not actor.alive:
+            return
+        actor.alive = False
+        log.warning("%s actor %d died (%s); failing its videos as retryable", actor.stage, actor.id, error)
+        # fail every video that had state or work on it
+        victims = set(actor.videos)
+        victims |= {p.video_id for p in self._pending.values() if p.actor is actor and p.video_id}
+        for vid in victims:
+            self._fail(vid, "StageCrashed", f"{actor.stage} actor died: {error}", retryable=True)
+        for ref, p in list(self._pending.items()):
+            if p.actor is actor:
+                self._release(ref)
+        if not self._closed and len(self._live(actor.stage)) < max(1, self._spec(actor.stage).min_actors):
+            self._add_actor(actor.stage)
+
+    # -- scheduling ----------------------------------------------------------------------------------
+
+    def _start_waiting_videos(self) -> None:
+        while self._waiting and len(self._videos) < self.profile.max_videos_in_flight:
+            decoders, trackers = self._live("decode"), self._live("track")
+            if not decoders or not trackers:
+                return
+            source = self._waiting.popleft()
+            dec = min(decoders, key=lambda a: len(a.videos))
+            trk = min(trackers, key=lambda a: len(a.videos))
+            dec.videos.add(source.video_id)
+            trk.videos.add(source.video_id)
+            self._videos[source.video_id] = _Video(source, dec, trk, time.monotonic())
+
+    def _frame_budget(self) -> int:
+        """Decoded-but-not-detected batches allowed to wait: one round of detect credits."""
+        return max(1, sum(a.spec.credits_per_actor for a in self._live("detect")))
+
+    def _issue_decodes(self) -> None:
+        blocked = False
+        progressed = True
+        opts = decode_call_options(self.profile)
+        while progressed:
+            progressed = False
+            for v in list(self._videos.values()):
+                if v.failed or v.decode_done or not v.decode.alive:
+                    continue
+                a = v.decode
+                if not a.ready or a.inflight >= a.spec.credits_per_actor:
+                    continue
+                if v.decode_outstanding >= a.spec.credits_per_actor:
+                    continue
+                if len(self._ready) + self._decodes_inflight() >= self._frame_budget():
+                    blocked = True
+                    break
+                meta_ref, batch_ref = a.handle.next_batch.options(num_returns=2, **opts).remote(v.source, v.next_seq)
+                self._pending[meta_ref] = _Pending("decode", a, v.source.video_id, v.next_seq, batch_ref)
+                a.inflight += 1
+                v.next_seq += 1
+                v.decode_outstanding += 1
+                progressed = True
+        self._state["decode"] = "blocked" if blocked else ("starved" if not self._videos else "ok")
+
+    def _decodes_inflight(self) -> int:
+        return sum(a.inflight for a in self._actors["decode"] if a.alive)
+
+    def _dispatch_detects(self) -> None:
+        while self._ready:
+            free = [a for a in self._live("detect") if a.ready and a.inflight < a.spec.credits_per_actor]
+            if not free:
+                break
+            item = self._ready.popleft()
+            v = self._videos.get(item.video_id)
+            if v is None or v.failed:
+                self._frame_bytes_alive -= item.nbytes
+                continue
+            a = min(free, key=lambda x: x.inflight)
+            stats_ref, det_ref = a.handle.detect.options(num_returns=2).remote(item.batch_ref)
+            self._pending[stats_ref] = _Pending(
+                "detect", a, item.video_id, item.seq, item.batch_ref, det_ref, item.nbytes
+            )
+            a.inflight += 1
+        live = self._live("detect")
+        idle = any(a.ready and a.inflight < a.spec.credits_per_actor for a in live)
+        self._state["detect"] = "starved" if idle and not self._ready and self._videos else "ok"
+
+    # -- completions ---------------------------------------------------------------------------------
+
+    def _release(self, ref: Any) -> _Pending | None:
+        p = self._pending.pop(ref, None)
+        if p is not None and p.kind in ("decode", "detect", "track", "finish"):
+            p.actor.inflight = max(0, p.actor.inflight - 1) if p.kind in ("decode", "detect") else p.actor.inflight
+            if p.kind == "detect":
+                self._frame_bytes_alive -= p.nbytes
+        return p
+
+    def _drain(self, timeout: float) -> None:
+        refs = list(self._pending)
+        if not refs:
+            return
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        if not ready:
+            return
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in ready:
+            p = self._pending.get(ref)
+            if p is None:
+                continue
+            try:
+                self._complete(ref, p)
+            except RayActorError as e:
+                self._release(ref)
+                self._actor_died(p.actor, e)
+            except RayTaskError as e:
+                self._release(ref)
+                cause = e.cause if isinstance(e.cause, BaseException) else e
+                if isinstance(cause, RayActorError):
+                    self._actor_died(p.actor, cause)
+                    continue
+                etype = type(cause).__name__ if isinstance(cause, VideoError) else "StageError"
+                retry = bool(getattr(cause, "retryable", False))
+                self._fail(p.video_id, etype, f"{p.kind} failed: {cause}", retryable=retry)
+
+    def _complete(self, ref: Any, p: _Pending) -> None:
+        now = time.monotonic()
+        if p.kind == "ready":
+            ray.get(ref)
+            self._release(ref)
+            p.actor.ready = True
+            return
+        if p.kind == "decode":
+            meta: BatchMeta = ray.get(ref)
+            self._release(ref)
+            p.actor.frames, p.actor.busy = meta.actor_frames, meta.actor_busy
+            self._sample("decode", now)
+            v = self._videos.get(p.video_id)
+            if v is None or v.failed:
+                return
+            v.decode_outstanding -= 1
+            if meta.error_type:
+                self._fail(v.source.video_id, meta.error_type, meta.error, meta.retryable)
+                return
+            if meta.seq < 0:
+                return  # end marker for a request past the end
+            v.info, v.tracker_fps = meta.info, meta.tracker_fps
+            v.batches += 1
+            v.frames += meta.frames
+            self._frames["decode"] += meta.frames
+            self._frame_bytes_alive += meta.nbytes
+            self.peak_frame_bytes = max(self.peak_frame_bytes, self._frame_bytes_alive)
+            self._ready.append(
+                _Pending("detect", p.actor, v.source.video_id, meta.seq, p.batch_ref, nbytes=meta.nbytes)
+            )
+            if meta.is_last:
+                v.decode_done = True
+                v.decode.videos.discard(v.source.video_id)
+            return
+        if p.kind == "detect":
+            # Only the small counters are fetched: the DetectionBatch goes to the tracker as a ref.
+            frames, busy = ray.get(ref)
+            self._release(ref)
+            p.actor.frames, p.actor.busy = frames, busy
+            self._frames["detect"] = sum(a.frames for a in self._actors["detect"])
+            self._sample("detect", now)
+            v = self._videos.get(p.video_id)
+            if v is None or v.failed:
+                return
+            add_ref = v.track.handle.add.remote(p.det_ref, v.tracker_fps)
+            self._pending[add_ref] = _Pending("track", v.track, v.source.video_id, p.seq)
+            return
+        if p.kind == "track":
+            frames, busy = ray.get(ref)
+            self._release(ref)
+            p.actor.frames, p.actor.busy = frames, busy
+            self._sample("track", now)
+            v = self._videos.get(p.video_id)
+            if v is None or v.failed:
+                return
+            v.tracked += 1
+            if v.decode_done and v.tracked == v.batches and not v.finishing:
+                v.finishing = True
+                fin = v.track.handle.finish.remote(v.source.video_id, v.info)
+                self._pending[fin] = _Pending("finish", v.track, v.source.video_id)
+            return
+        if p.kind == "finish":
+            result: VideoResult = ray.get(ref)
+            self._release(ref)
+            v = self._videos.pop(p.video_id, None)
+            if v is None:
+                return
+            v.track.videos.discard(p.video_id)
+            result.timings = {"total": now - v.submitted_at}
+            result.backends = {"decode": v.info.decoder or "pyav", "detect": self.detector_cfg.kind}
+            self._outcomes.append(result)
+            self._done += 1
+
+    def _fail(self, video_id: str, error_type: str, message: str, retryable: bool) -> None:
+        v = self._videos.pop(video_id, None)
+        if v is None or v.failed:
+            return
+        v.failed = True
+        for a in (v.decode, v.track):
+            a.videos.discard(video_id)
+            if a.alive:
+                a.handle.drop.remote(video_id)
+        kept = deque(p for p in self._ready if p.video_id != video_id)
+        dropped = [p for p in self._ready if p.video_id == video_id]
+        self._frame_bytes_alive -= sum(p.nbytes for p in dropped)
+        self._ready = kept
+        self._outcomes.append(VideoFailure(video_id, error_type, message, retryable))
+        self._done += 1
+
+    # -- measurement and balancing -------------------------------------------------------------------
+
+    def _sample(self, stage: str, now: float) -> None:
+        actors = self._actors[stage]
+        frames = sum(a.frames for a in actors)
+        if stage == "track":
+            self._frames["track"] = frames
+        self._rates[stage].add(now, frames, sum(a.busy for a in actors))
+
+    def _fits(self, spec: StageSpec) -> bool:
+        """Only create an actor the node can start now: a pending actor would hold back nothing, but a
+        stage must never wait on resources another stage holds (the 2-CPU deadlock rule)."""
+        free = ray.available_resources()
+        res = spec.resources
+        return free.get("CPU", 0.0) >= res.cpus - 1e-9 and free.get("GPU", 0.0) >= res.gpus - 1e-9
+
+    def _maybe_rebalance(self) -> None:
+        """Actor counts follow measured per-actor throughput (frames per busy second).
+
+        detect target = ceil(decode capacity / detect per-actor rate) while decode is held back by full
+        detect credits; one actor added per round (start-up takes ~1 s), only if the node has room.
+        Idle detect actors (busy < 30%) beyond the minimum are drained and stopped.
+        """
+        now = time.monotonic()
+        if now - self._last_rebalance < REBALANCE_SECONDS or self._closed:
+            return
+        self._last_rebalance = now
+        dec_fps, dec_busy, dec_rate = self._rates["decode"].rates()
+        det_fps, det_busy, det_rate = self._rates["detect"].rates()
+        detect = self._live("detect")
+        decode = self._live("decode")
+        n_det = len(detect)
+        spec = self.profile.detect
+        if det_rate > 0 and dec_rate > 0 and self._videos:
+            want = math.ceil(dec_rate * max(1, len(decode)) / det_rate)
+            want = max(spec.min_actors, min(spec.max_actors, want))
+            pressured = self._state["decode"] == "blocked" or len(self._ready) > 0
+            if want > n_det and pressured and det_busy / max(1, n_det) > 0.7 and all(a.ready for a in detect):
+                if self._fits(spec):
+                    self._add_actor("detect")
+                    log.info("rebalance: detect %d -> %d actors (want %d)", n_det, n_det + 1, want)
+            elif n_det > max(1, spec.min_actors) and det_busy / n_det < 0.3 and not self._ready:
+                victim = min(detect, key=lambda a: a.inflight)
+                victim.draining = True
+                log.info("rebalance: draining detect actor %d (busy %.0f%%)", victim.id, 100 * det_busy / n_det)
+        dspec = self.profile.decode
+        if (
+            self._state["detect"] == "starved"
+            and dec_busy / max(1, len(decode)) > 0.8
+            and len(decode) < dspec.max_actors
+            and len(self._waiting) + len(self._videos) > len(decode)
+            and self._fits(dspec)
+        ):
+            self._add_actor("decode")
+            log.info("rebalance: decode %d -> %d actors", len(decode), len(decode) + 1)
+        for a in self._actors["detect"]:
+            if a.draining and a.alive and a.inflight == 0:
+                a.alive = False
+                ray.kill(a.handle, no_restart=True)
+        _ = dec_fps, det_fps
