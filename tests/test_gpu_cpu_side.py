@@ -1,0 +1,256 @@
+"""What of the GPU path can be checked on a machine without a GPU (these tests are NOT gpu-marked).
+
+They cover: the availability probe and its error messages, the CPU-fallback decision, the RDT
+transport options against the installed Ray, the GPU decoder's sampling rules against the CPU decoder,
+its NVDEC capability decision, the letterbox plan against the CPU letterbox, and the fused stage's wiring.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workers.errors import BackendUnavailable
+from workers.gpu import gpu_ordinal, gpu_status, require_gpu, unavailable_reason
+from workers.profiles import get_profile
+from workers.settings import DetectorConfig, SamplingConfig
+from workers.stage import Resources, StageSpec
+from workers.transport import actor_options, colocation_bundles, decode_call_options, tensor_transport
+
+no_gpu = pytest.mark.skipif(gpu_status().cuda_ok, reason="this machine has a GPU: the no-GPU messages do not apply")
+
+
+# --- availability ---------------------------------------------------------------------------------
+
+
+@no_gpu
+def test_status_reports_missing_driver_with_real_exception_text() -> None:
+    s = gpu_status()
+    assert not s.driver.ok
+    assert "libcuda.so.1" in s.driver.error  # the dynamic loader's own words
+    assert not s.torch_cuda.ok and s.torch_cuda.error
+    nvc = s.packages["PyNvVideoCodec"]
+    assert not nvc.ok
+    # PyNvVideoCodec raises RuntimeError (not ImportError) without a driver: the probe must catch it
+    assert nvc.error.startswith(("RuntimeError", "ImportError", "OSError")), nvc.error
+    assert "\n" not in nvc.error  # its multi-line troubleshooting text is cut to the first line
+
+
+@no_gpu
+def test_require_gpu_raises_one_clear_message() -> None:
+    with pytest.raises(BackendUnavailable) as err:
+        require_gpu(allow_cpu_fallback=False)
+    msg = str(err.value)
+    assert msg.startswith("GPU backend unavailable: no usable NVIDIA driver")
+    assert "libcuda.so.1" in msg and "PyNvVideoCodec" in msg
+    assert "--profile cpu" in msg  # says how to fix it
+    assert msg.count("\n") == 0
+
+
+@no_gpu
+def test_allow_cpu_fallback_returns_false() -> None:
+    assert require_gpu(allow_cpu_fallback=True) is False
+
+
+def test_reason_names_only_missing_packages() -> None:
+    from workers.gpu import GpuStatus, Probe
+
+    ok = Probe("x", True, "1")
+    status = GpuStatus(
+        driver=Probe("NVIDIA driver", True, "CUDA 12.8"),
+        torch_cuda=Probe("torch.cuda", True, "torch"),
+        packages={
+            "PyNvVideoCodec": Probe("PyNvVideoCodec", True, "2.2.4"),
+            "cvcuda": Probe("cvcuda", True, "0.19.0"),
+            "tensorrt": Probe("tensorrt", False, error="ModuleNotFoundError: No module named 'tensorrt'"),
+        },
+    )
+    assert unavailable_reason(status, ("PyNvVideoCodec",)) == ""
+    reason = unavailable_reason(status, ("PyNvVideoCodec", "cvcuda", "tensorrt"))
+    assert "GPU packages missing: tensorrt" in reason and "No module named 'tensorrt'" in reason
+    assert ok.describe() == "x 1"
+
+
+@no_gpu
+def test_gpu_backends_refuse_cleanly() -> None:
+    from workers.decode.factory import make_decoder
+    from workers.detect.factory import make_detector
+
+    with pytest.raises(BackendUnavailable, match=r"libcuda\.so\.1"):
+        make_decoder("gpu").setup()
+    with pytest.raises(BackendUnavailable, match="GPU backend unavailable"):
+        make_detector(DetectorConfig(kind="onnx", model="m.onnx"), "gpu").setup()
+
+
+@no_gpu
+def test_gpu_bench_fails_with_the_reason() -> None:
+    from workers.gpu_bench import run_gpu_bench
+
+    with pytest.raises(BackendUnavailable, match="no usable NVIDIA driver"):
+        run_gpu_bench(["x.mp4"], model="m.onnx")
+
+
+@pytest.mark.parametrize(
+    ("ray_ids", "visible", "ordinal"),
+    [([], None, 0), (["3"], "3", 0), (["3"], "1,3", 1), (["2"], None, 2), (["5"], "", 5)],
+)
+def test_gpu_ordinal_maps_ray_ids_to_visible_devices(ray_ids: list[str], visible: str | None, ordinal: int) -> None:
+    assert gpu_ordinal(ray_ids, visible) == ordinal
+
+
+# --- transport ------------------------------------------------------------------------------------
+
+
+def test_transport_per_profile() -> None:
+    cpu, gpu, fused = get_profile("cpu"), get_profile("gpu"), get_profile("gpu-fused")
+    assert decode_call_options(cpu) == {} and actor_options(cpu) == {}
+    assert decode_call_options(fused) == {} and actor_options(fused) == {}
+    # decode 0.25 + detect 0.5 of a card fit on one GPU: CUDA IPC, actors co-located
+    assert decode_call_options(gpu) == {"tensor_transport": "cuda_ipc"}
+    assert actor_options(gpu) == {"enable_tensor_transport": True}
+    assert colocation_bundles(gpu, 2) == [{"GPU": 1.0, "CPU": 2.0}, {"GPU": 1.0, "CPU": 2.0}]
+    whole = gpu.with_overrides(
+        decode=StageSpec("decode", Resources(cpus=1, gpus=1), backend="gpu"),
+        detect=StageSpec("detect", Resources(cpus=1, gpus=1), backend="gpu"),
+    )
+    assert tensor_transport(whole) == "nccl" and colocation_bundles(whole, 2) == []
+    assert tensor_transport(gpu.with_overrides(extra={"tensor_transport": "object_store"})) is None
+    assert tensor_transport(gpu.with_overrides(extra={"tensor_transport": "nccl"})) == "nccl"
+    with pytest.raises(ValueError, match="tensor_transport"):
+        tensor_transport(gpu.with_overrides(extra={"tensor_transport": "pcie"}))
+
+
+def test_transport_names_and_actor_option_exist_in_installed_ray() -> None:
+    """The option values we emit are the ones this Ray accepts (not just strings we made up)."""
+    from ray._common.ray_option_utils import actor_options as ray_actor_options
+    from ray.experimental.rdt.util import normalize_and_validate_tensor_transport
+
+    assert normalize_and_validate_tensor_transport("cuda_ipc") == "CUDA_IPC"
+    assert normalize_and_validate_tensor_transport("nccl") == "NCCL"
+    with pytest.raises(ValueError):
+        normalize_and_validate_tensor_transport("pcie")
+    assert "enable_tensor_transport" in ray_actor_options
+
+
+# --- NVDEC decoder pieces that run on CPU -----------------------------------------------------------
+
+
+def _pyav_kept(path: Path, sampling: SamplingConfig) -> tuple[list[int], list[float], int]:
+    from workers.batch import LocalVideo, VideoSource
+    from workers.decode.pyav import PyAVDecoder
+
+    stream = PyAVDecoder().decode(VideoSource("v", LocalVideo(str(path))), sampling, 8)
+    idx: list[int] = []
+    pts: list[float] = []
+    for b in stream:
+        idx += b.frame_indices.tolist()
+        pts += b.pts.tolist()
+    return idx, pts, stream.info.frame_count
+
+
+def _sampler_kept(path: Path, sampling: SamplingConfig) -> tuple[list[int], list[float], int]:
+    """The GPU decoder's keep rules fed with PyAV's timestamps, from the first frame (no seek)."""
+    import av
+
+    from workers.batch import LocalVideo, VideoSource
+    from workers.decode.nvcodec import FrameSampler, probe
+
+    meta = probe(VideoSource("v", LocalVideo(str(path))))
+    sampler = FrameSampler(sampling, meta.fps, counted=sampling.start_seconds <= 0)
+    idx: list[int] = []
+    pts: list[float] = []
+    with av.open(str(path)) as c:
+        for decoded, frame in enumerate(c.decode(c.streams.video[0]), start=1):
+            t = float(frame.pts * meta.time_base) - meta.start_seconds
+            if t < sampling.start_seconds - 1e-6:
+                continue
+            if sampler.past_end(t):
+                break
+            i = sampler.index(decoded, t)
+            if sampler.keep(i, t):
+                idx.append(i)
+                pts.append(t + meta.start_seconds)
+    return idx, pts, sampler.seen
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [SamplingConfig(), SamplingConfig(mode="every_nth", every_nth=7), SamplingConfig(mode="fps", fps=4.0),
+     SamplingConfig(end_seconds=3.0)],
+    ids=["all", "every_nth", "fps", "end"],
+)
+def test_gpu_sampling_rules_match_cpu_decoder(media_dir: Path, sampling: SamplingConfig) -> None:
+    path = media_dir / "bikes.mp4"
+    cpu_idx, cpu_pts, cpu_count = _pyav_kept(path, sampling)
+    gpu_idx, gpu_pts, gpu_count = _sampler_kept(path, sampling)
+    assert len(cpu_idx) > 0
+    assert gpu_idx == cpu_idx
+    assert np.allclose(gpu_pts, cpu_pts)
+    assert gpu_count == cpu_count
+
+
+def test_nvdec_capability_decision(media_dir: Path) -> None:
+    from workers.batch import LocalVideo, VideoSource
+    from workers.decode.nvcodec import nvdec_unsupported_reason, probe
+
+    bikes = probe(VideoSource("b", LocalVideo(str(media_dir / "bikes.mp4"))))
+    assert (bikes.codec, bikes.width, bikes.height) == ("h264", 640, 272)
+    assert nvdec_unsupported_reason(bikes, None) == ""
+    caps = {"num_decoder_engines": 1, "width_min": 48, "width_max": 4096, "height_min": 16, "height_max": 4096,
+            "mb_num_max": 65536}
+    assert nvdec_unsupported_reason(bikes, caps) == ""
+    small = {**caps, "width_max": 320}
+    assert "outside this GPU's NVDEC range" in nvdec_unsupported_reason(bikes, small)
+    assert "does not support" in nvdec_unsupported_reason(bikes, {**caps, "num_decoder_engines": 0})
+    vtest = probe(VideoSource("v", LocalVideo(str(media_dir / "vtest.avi"))))
+    assert nvdec_unsupported_reason(vtest, None) == "codec msmpeg4 has no NVDEC decoder"
+
+
+# --- preprocessing geometry ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("w", "h"), [(640, 272), (768, 576), (1920, 1080), (321, 479), (200, 100)])
+def test_letterbox_plan_matches_cpu_letterbox(w: int, h: int) -> None:
+    from workers.detect.cvcuda_preprocess import letterbox_plan
+    from workers.detect.preprocess import letterbox
+
+    image = np.full((h, w, 3), 255, np.uint8)
+    canvas, geo = letterbox(image, 640, 640)
+    ys, xs = np.nonzero(canvas[..., 0] != 114)
+    plan = letterbox_plan(w, h, 640, 640)
+    assert (plan.left, plan.top) == (xs.min(), ys.min())
+    assert (plan.new_w, plan.new_h) == (xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    assert plan.geometry == geo
+
+
+# --- fused stage wiring (cpu backends) -------------------------------------------------------------
+
+
+def test_fused_stage_equals_separate_stages_on_cpu(media_dir: Path) -> None:
+    from workers.batch import LocalVideo, VideoSource
+    from workers.fused import FusedGpuStage
+    from workers.stages import DecodeStage, DetectStage
+
+    sampling = SamplingConfig(mode="every_nth", every_nth=50)
+    cfg = DetectorConfig()
+    source = VideoSource("bikes", LocalVideo(str(media_dir / "bikes.mp4")))
+    fused = FusedGpuStage(cfg, sampling, 4, backend="cpu")
+    fused.setup()
+    dec, det = DecodeStage("cpu", sampling, 4), DetectStage(cfg, "cpu")
+    dec.setup()
+    det.setup()
+    while True:
+        meta_f, out_f = fused.next_detections(source)
+        meta_s, batch = dec.next_batch(source)
+        assert meta_f.seq == meta_s.seq and meta_f.error_type == "" == meta_s.error_type
+        assert (out_f is None) == (batch is None)
+        if batch is not None and out_f is not None:
+            ref = det.detect(batch)
+            got = out_f[1]
+            assert np.array_equal(got.frame_indices, ref.frame_indices)
+            assert np.array_equal(got.boxes, ref.boxes) and np.array_equal(got.scores, ref.scores)
+        if meta_f.is_last:
+            break
+    assert fused.frames == 5  # frames 0, 50, 100, 150, 200 of 250
