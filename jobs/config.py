@@ -50,6 +50,7 @@ class VidpipeConfig:
     queue: QueueConfig = field(default_factory=QueueConfig)
     preview: bool = False  # write an annotated preview per video (the demo turns it on)
     ray_address: str = ""  # empty = auto (connect if RAY_ADDRESS is set, else start a local Ray)
+    embedded_redis_dir: str = ".vidpipe/redis"  # AOF + lock of the embedded server (no redis_url), cwd-relative
 
     HASHED = ("detector", "sampling", "tracker")
 
@@ -88,6 +89,7 @@ ENV_OVERRIDES = {
     "VIDPIPE_S3_ENDPOINT_URL": "s3_endpoint_url",
     "VIDPIPE_PROFILE": "profile",
     "RAY_ADDRESS": "ray_address",
+    "VIDPIPE_EMBEDDED_REDIS_DIR": "embedded_redis_dir",
 }
 
 

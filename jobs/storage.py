@@ -1,0 +1,541 @@
+"""One storage interface for `s3://bucket/prefix` and local folders (`/path`, `file:///path`).
+
+Keys are *data*, not paths: every key crosses `check_key()` before it touches S3 or the filesystem,
+so a key with `..`, a leading `/`, NUL or odd Unicode can never read or write outside the prefix.
+Local paths are additionally resolved (`realpath`) and must stay under the root, which also stops
+symlinks that point elsewhere.
+
+S3 uses boto3's standard credential chain (env, profile, SSO, instance role...), an optional
+`endpoint_url` for S3-compatible stores, adaptive client-side retries, and the transfer manager
+(multipart above a threshold) for uploads. Listing is a generator over paginated responses, so a
+prefix with a million objects is never held in memory.
+
+Objects handed to the data plane (`S3Video`, `LocalVideo`) pickle without credentials: a decode
+actor opens them itself with the standard chain of the node it runs on.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+import threading
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+from urllib.parse import unquote, urlsplit
+
+from workers.batch import LocalVideo, VideoInput
+
+log = logging.getLogger(__name__)
+
+MAX_KEY_BYTES = 1024  # S3's own limit on key length
+# Uploads above this go multipart, in parallel parts (boto3 transfer manager).
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+# Ranged reads for decoders: one GET per this many bytes (io.BufferedReader over S3RangeReader).
+READ_BUFFER_BYTES = 8 * 1024 * 1024
+
+
+class StorageError(Exception):
+    """A storage problem the user can fix; the message names the cause and the fix."""
+
+
+class UnsafeKey(StorageError):
+    """A key that could escape its prefix or is otherwise not a plain relative name."""
+
+
+def check_key(key: str) -> str:
+    """Return `key` if it is a safe relative key ('a/b/c.mp4'), else raise UnsafeKey saying why.
+
+    This is the single gate for keys; storage classes call it on every read, write and listing.
+    """
+    if not key:
+        raise UnsafeKey("empty key")
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise UnsafeKey(f"key longer than {MAX_KEY_BYTES} bytes")
+    for ch in key:
+        # Cc: control (NUL, newline...), Cf: format (bidi overrides, zero-width), Cs: lone surrogates,
+        # Co: private use, Cn: unassigned. None belong in a file name and some disguise what it is.
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            raise UnsafeKey(f"key contains the control/format character U+{ord(ch):04X}")
+    if key.startswith("/"):
+        raise UnsafeKey("key starts with '/' (absolute path)")
+    if "\\" in key:
+        raise UnsafeKey("key contains a backslash")
+    for form in (key, unicodedata.normalize("NFKC", key)):
+        # NFKC folds look-alikes ('．．' -> '..', '／' -> '/') that another system might normalise later.
+        if form.startswith("/") or "\\" in form:
+            raise UnsafeKey("key becomes an absolute path or contains a backslash after Unicode normalisation")
+        parts = form.split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            raise UnsafeKey("key has an empty, '.' or '..' path segment" + ("" if form == key else " after NFKC"))
+    return key
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One listed object: its key relative to the storage prefix, size and version markers."""
+
+    key: str
+    size: int
+    etag: str = ""  # S3 ETag without quotes ("" for local files)
+    mtime_ns: int = 0  # ns since the epoch (S3 LastModified / file mtime); an int so it round-trips exactly
+
+    @property
+    def mtime(self) -> float:
+        return self.mtime_ns / 1e9
+
+    @property
+    def version(self) -> str:
+        """What identifies this exact content: the ETag on S3, size + mtime locally."""
+        return self.etag if self.etag else f"{self.size}-{self.mtime_ns}"
+
+
+def is_video(key: str, extensions: tuple[str, ...]) -> bool:
+    return key.lower().endswith(tuple(e.lower() for e in extensions))
+
+
+class Storage(Protocol):
+    """A prefix in a bucket or a local folder. Keys are relative to it ('cam1/a.mp4')."""
+
+    url: str
+
+    def check(self, *, for_write: bool = False) -> None:
+        """Raise StorageError (missing bucket, access denied, missing folder...) before any work."""
+        ...
+
+    def iter_objects(
+        self, extensions: tuple[str, ...] | None = None, on_unsafe: Callable[[str, str], None] | None = None
+    ) -> Iterator[ObjectInfo]:
+        """Stream objects under the prefix (optionally only these extensions). Unsafe keys are reported
+        to `on_unsafe(raw_key, reason)` (default: a warning) and never yielded."""
+        ...
+
+    def stat(self, key: str) -> ObjectInfo | None: ...
+
+    def read_bytes(self, key: str) -> bytes | None:
+        """The whole object, or None if it does not exist."""
+        ...
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write atomically: readers see the old object or the new one, never a partial one."""
+        ...
+
+    def put_file(self, key: str, local_path: str) -> None: ...
+
+    def video(self, info: ObjectInfo) -> VideoInput:
+        """A picklable, secret-free handle the data plane can open."""
+        ...
+
+    def describe(self, key: str) -> str:
+        """Human-readable location of a key, for messages."""
+        ...
+
+
+def _warn_unsafe(raw: str, reason: str) -> None:
+    log.warning("skipping object with unsafe key %r: %s", raw, reason)
+
+
+# --------------------------------------------------------------------------------------------- local
+
+
+class LocalStorage:
+    """A local folder. Writes go to a temp file in the same folder, then os.replace (atomic)."""
+
+    def __init__(self, root: str | Path, *, only: str | None = None):
+        self.root = Path(root).expanduser().absolute()
+        self.url = str(self.root)
+        self._only = only  # a single file given as INPUT: list just that key
+
+    def check(self, *, for_write: bool = False) -> None:
+        if for_write:
+            if self.root.exists() and not self.root.is_dir():
+                raise StorageError(f"output {self.root} exists and is not a folder: choose a folder path")
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot create output folder {self.root}: {exc.strerror}; choose a writable path"
+                ) from None
+            if not os.access(self.root, os.W_OK):
+                raise StorageError(f"output folder {self.root} is not writable: fix its permissions or pick another")
+        elif not self.root.is_dir():
+            raise StorageError(f"input folder {self.root} does not exist: check the INPUT path")
+
+    def _path(self, key: str) -> Path:
+        check_key(key)
+        path = self.root.joinpath(*key.split("/"))
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        if os.path.commonpath([real_root, real]) != real_root or real == real_root:
+            raise UnsafeKey(f"key {key!r} resolves outside {self.root} (symlink?)")
+        return path
+
+    def describe(self, key: str) -> str:
+        return str(self.root.joinpath(*key.split("/")))
+
+    def iter_objects(
+        self, extensions: tuple[str, ...] | None = None, on_unsafe: Callable[[str, str], None] | None = None
+    ) -> Iterator[ObjectInfo]:
+        report = on_unsafe or _warn_unsafe
+        if self._only is not None:
+            rels: Iterator[str] = iter([self._only])
+        else:
+            rels = self._walk(self.root, "")
+        for rel in rels:
+            if extensions and not is_video(rel, extensions):
+                continue
+            try:
+                path = self._path(rel)
+                st = path.stat()
+            except UnsafeKey as exc:
+                report(rel, str(exc))
+                continue
+            except FileNotFoundError:  # deleted while listing
+                continue
+            yield ObjectInfo(key=rel, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+    def _walk(self, folder: Path, rel: str) -> Iterator[str]:
+        # os.walk builds each folder's full name list; scandir is lazy, so memory stays flat even
+        # with a million files in one folder. Symlinked folders are not followed (no loops, no escape).
+        try:
+            with os.scandir(folder) as it:
+                for entry in it:
+                    name = rel + entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        yield from self._walk(Path(entry.path), name + "/")
+                    elif entry.is_file():
+                        yield name
+        except PermissionError as exc:
+            raise StorageError(f"cannot list {folder}: permission denied; fix its permissions") from exc
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            st = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return ObjectInfo(key=key, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+    def read_bytes(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._atomic_write(key, lambda f: f.write(data))
+
+    def put_file(self, key: str, local_path: str) -> None:
+        def copy(f: BinaryIO) -> None:
+            with open(local_path, "rb") as src:
+                while chunk := src.read(1024 * 1024):
+                    f.write(chunk)
+
+        self._atomic_write(key, copy)
+
+    def _atomic_write(self, key: str, write: Callable[[BinaryIO], Any]) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc.strerror}; check the output folder's permissions") from exc
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def video(self, info: ObjectInfo) -> VideoInput:
+        return LocalVideo(str(self._path(info.key)))
+
+
+# ------------------------------------------------------------------------------------------------ s3
+
+_clients: dict[tuple[str, str], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def s3_client(endpoint_url: str = "", region: str = "") -> Any:
+    """A cached boto3 S3 client per (endpoint, region): standard credential chain, adaptive retries.
+
+    boto3 clients are thread-safe but their creation is not, hence the lock.
+    """
+    import boto3
+    from botocore.config import Config
+
+    with _clients_lock:
+        client = _clients.get((endpoint_url, region))
+        if client is None:
+            config = Config(
+                retries={"mode": "adaptive", "max_attempts": 5},
+                connect_timeout=5,
+                read_timeout=60,
+                max_pool_connections=32,
+            )
+            client = boto3.session.Session().client(
+                "s3", endpoint_url=endpoint_url or None, region_name=region or None, config=config
+            )
+            _clients[(endpoint_url, region)] = client
+        return client
+
+
+def reset_clients() -> None:
+    """Forget cached clients (credentials are read when a client is created)."""
+    with _clients_lock:
+        _clients.clear()
+
+
+def _transfer_config() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=16 * 1024 * 1024)
+
+
+def explain_s3_error(exc: BaseException, where: str) -> StorageError:
+    """Turn a botocore error into a StorageError that says what to do. Never includes credentials."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    if isinstance(exc, NoCredentialsError):
+        return StorageError(
+            f"no AWS credentials found for {where}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, "
+            "or run on a machine with an instance role"
+        )
+    if isinstance(exc, EndpointConnectionError):
+        return StorageError(
+            f"cannot reach the S3 endpoint for {where}: check s3_endpoint_url / AWS_ENDPOINT_URL_S3 and the network"
+        )
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("NoSuchBucket",) or (code == "404" and "bucket" in where.lower()):
+            return StorageError(f"bucket does not exist: {where}; create it or fix the bucket name in the URL")
+        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "AllAccessDisabled") or (
+            status == 403
+        ):
+            return StorageError(
+                f"access denied to {where} ({code}): check the AWS credentials in use (AWS_PROFILE, "
+                "AWS_ACCESS_KEY_ID...) and that the bucket policy allows s3:ListBucket/GetObject/PutObject"
+            )
+        message = exc.response.get("Error", {}).get("Message", "")
+        return StorageError(f"S3 error on {where}: {code or status}: {message}")
+    return StorageError(f"S3 error on {where}: {type(exc).__name__}: {exc}")
+
+
+class S3Storage:
+    """`s3://bucket/prefix`: keys are relative to the prefix (treated as a folder)."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str = "", region: str = ""):
+        if not bucket:
+            raise StorageError("S3 URL has no bucket: use s3://BUCKET/PREFIX")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        if self.prefix:
+            check_key(self.prefix.rstrip("/"))
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.url = f"s3://{bucket}/{self.prefix}"
+
+    @property
+    def client(self) -> Any:
+        return s3_client(self.endpoint_url, self.region)
+
+    def describe(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def _full(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def check(self, *, for_write: bool = False) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:
+            raise explain_s3_error(exc, f"bucket s3://{self.bucket}") from None
+
+    def iter_objects(
+        self, extensions: tuple[str, ...] | None = None, on_unsafe: Callable[[str, str], None] | None = None
+    ) -> Iterator[ObjectInfo]:
+        report = on_unsafe or _warn_unsafe
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            # One page (<= 1000 keys) at a time: the generator holds a page, never the whole listing.
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for obj in page.get("Contents", ()):
+                    rel = obj["Key"][len(self.prefix) :]
+                    if extensions and not is_video(rel, extensions):
+                        continue
+                    try:
+                        check_key(rel)
+                    except UnsafeKey as exc:
+                        report(rel, str(exc))
+                        continue
+                    yield ObjectInfo(
+                        key=rel,
+                        size=int(obj["Size"]),
+                        etag=str(obj.get("ETag", "")).strip('"'),
+                        mtime_ns=_ns(obj.get("LastModified")),
+                    )
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise explain_s3_error(exc, self.url) from None
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise explain_s3_error(exc, self.describe(key)) from None
+        return ObjectInfo(
+            key=key,
+            size=int(head["ContentLength"]),
+            etag=str(head.get("ETag", "")).strip('"'),
+            mtime_ns=_ns(head.get("LastModified")),
+        )
+
+    def read_bytes(self, key: str) -> bytes | None:
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
+            return bytes(resp["Body"].read())
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise explain_s3_error(exc, self.describe(key)) from None
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        # A single PUT is atomic per object on S3; the transfer manager switches to multipart (also
+        # only visible once completed) above MULTIPART_THRESHOLD.
+        try:
+            self.client.upload_fileobj(io.BytesIO(data), self.bucket, self._full(key), Config=_transfer_config())
+        except Exception as exc:
+            raise explain_s3_error(exc, self.describe(key)) from None
+
+    def put_file(self, key: str, local_path: str) -> None:
+        try:
+            self.client.upload_file(local_path, self.bucket, self._full(key), Config=_transfer_config())
+        except Exception as exc:
+            raise explain_s3_error(exc, self.describe(key)) from None
+
+    def video(self, info: ObjectInfo) -> VideoInput:
+        return S3Video(
+            bucket=self.bucket,
+            key=self._full(info.key),
+            size=info.size,
+            etag=info.etag,
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+        )
+
+
+def _ns(when: Any) -> int:
+    return int(when.timestamp() * 1e9) if when is not None else 0
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    from botocore.exceptions import ClientError
+
+    if not isinstance(exc, ClientError):
+        return False
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return code in ("404", "NoSuchKey", "NotFound")
+
+
+@dataclass(frozen=True)
+class S3Video:
+    """An S3 object as a VideoInput. Pickles as plain fields: no client, no credentials."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str = ""
+    endpoint_url: str = ""
+    region: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def open(self) -> BinaryIO:
+        raw = S3RangeReader(s3_client(self.endpoint_url, self.region), self.bucket, self.key, self.size)
+        return io.BufferedReader(raw, buffer_size=READ_BUFFER_BYTES)
+
+    def local_path(self) -> str | None:
+        return None
+
+
+class S3RangeReader(io.RawIOBase):
+    """A seekable read-only stream over an S3 object, one ranged GET per read.
+
+    Hand-written because boto3's StreamingBody cannot seek, and decoders (PyAV) seek to the index
+    at the end of MP4s; wrapped in io.BufferedReader so small reads become few large GETs.
+    """
+
+    def __init__(self, client: Any, bucket: str, key: str, size: int):
+        super().__init__()
+        self._client, self._bucket, self._key, self._size = client, bucket, key, size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        new = base + offset
+        if new < 0:
+            raise ValueError("negative seek position")
+        self._pos = new
+        return new
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._pos >= self._size or len(view) == 0:
+            return 0
+        end = min(self._pos + len(view), self._size) - 1
+        try:
+            resp = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}")
+            data = resp["Body"].read()
+        except Exception as exc:
+            raise OSError(str(explain_s3_error(exc, f"s3://{self._bucket}/{self._key}"))) from None
+        n = len(data)
+        view[:n] = data
+        self._pos += n
+        return n
+
+
+# --------------------------------------------------------------------------------------------- entry
+
+
+def open_storage(url: str, *, endpoint_url: str = "", region: str = "") -> Storage:
+    """`s3://bucket/prefix` -> S3Storage; `file:///path` or a plain path -> LocalStorage.
+
+    A plain path to a single file becomes its folder restricted to that one key.
+    """
+    if not url:
+        raise StorageError("empty storage URL: give s3://BUCKET/PREFIX or a local folder")
+    parts = urlsplit(url)
+    if parts.scheme == "s3":
+        return S3Storage(parts.netloc, unquote(parts.path), endpoint_url=endpoint_url, region=region)
+    if parts.scheme == "file":
+        path = Path(unquote(parts.path))
+    elif not parts.scheme:
+        path = Path(url)
+    else:
+        raise StorageError(f"unsupported storage URL scheme {parts.scheme!r} in {url!r}: use s3:// or a local path")
+    path = path.expanduser()
+    if path.is_file():
+        return LocalStorage(path.parent, only=path.name)
+    return LocalStorage(path)
