@@ -121,3 +121,10 @@ def test_nms_orders_by_score() -> None:
     boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10.5], [20, 20, 30, 30]], np.float32)
     kept = nms(boxes, np.array([0.5, 0.9, 0.7], np.float32), 0.5)
     assert list(kept) == [1, 2]
+
+
+def test_hog_frame_smaller_than_its_window_is_empty_not_a_crash() -> None:
+    """OpenCV segfaults on images below 64 x 128; the detector must return no boxes instead."""
+    det = HOGDetector(DetectorConfig(input_width=160))
+    boxes, scores = det.detect_frame(np.full((64, 96, 3), 100, np.uint8))  # resized to 160 x 107
+    assert boxes.shape == (0, 4) and scores.shape == (0,)

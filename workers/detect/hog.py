@@ -67,6 +67,10 @@ class HOGDetector:
         assert self._hog is not None
         cfg = self.config
         image, scale = resize_to_width(frame, cfg.input_width)
+        win_w, win_h = self._hog.winSize
+        if image.shape[0] < win_h or image.shape[1] < win_w:
+            # smaller than one 64 x 128 window: nobody is findable, and OpenCV 4 segfaults on such input
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         stride = (cfg.hog_win_stride, cfg.hog_win_stride)
         rects, margins = self._hog.detectMultiScale(image, winStride=stride, scale=cfg.hog_scale)
         if len(rects) == 0:
@@ -75,7 +79,10 @@ class HOGDetector:
         boxes = np.concatenate([r[:, :2], r[:, :2] + r[:, 2:]], axis=1) / scale
         scores = margin_to_score(np.asarray(margins).reshape(-1))
         keep = scores >= cfg.score_threshold
-        return boxes[keep].astype(np.float32), scores[keep]
+        boxes, scores = boxes[keep].astype(np.float32), scores[keep]
+        # OpenCV's grouping order depends on its thread count: sort so results do not (best score first)
+        order = np.lexsort((boxes[:, 1], boxes[:, 0], -scores))
+        return boxes[order], scores[order]
 
     def detect(self, batch: FrameBatch) -> DetectionBatch:
         det_frame: list[np.ndarray] = []

@@ -1,0 +1,143 @@
+"""The Ray pipeline on the 2-CPU test session: finishes, isolates bad videos, bounds memory, survives
+actor death, and gives the same results as the inline pipeline."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+
+from tests.videos import make_video
+from workers.batch import LocalVideo, VideoFailure, VideoOutcome, VideoResult, VideoSource
+from workers.inline import InlinePipeline
+from workers.pipeline import VideoPipeline
+from workers.profiles import get_profile
+from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
+
+SMALL = DetectorConfig(input_width=160)  # cheap HOG: these tests are about plumbing, not detection
+
+
+def run_all(proc: VideoPipeline | InlinePipeline, sources: list[VideoSource], limit: float = 120) -> list[VideoOutcome]:
+    pending = list(sources)
+    out: list[VideoOutcome] = []
+    deadline = time.monotonic() + limit
+    while (pending or proc.in_flight()) and time.monotonic() < deadline:
+        while pending and proc.capacity() > 0:
+            proc.submit(pending.pop(0))
+        out += proc.poll(0.5)
+    assert not pending and proc.in_flight() == 0, "pipeline did not finish in time"
+    return out
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("pipe")
+    bad = d / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(5000))
+    return {
+        "a": make_video(d / "a.mp4", frames=40, width=160, height=120),
+        "b": make_video(d / "b.mp4", frames=27, width=96, height=64),
+        "long": make_video(d / "long.mp4", frames=64, width=160, height=120),
+        "big": make_video(d / "big.mp4", frames=64, width=640, height=480),
+        "bad": bad,
+    }
+
+
+def test_profiles() -> None:
+    cpu = get_profile("cpu")
+    # every stage fits a 2-CPU node at once, with two detect actors
+    assert cpu.decode.resources.cpus + cpu.track.resources.cpus + 2 * cpu.detect.resources.cpus <= 2
+    gpu = get_profile("gpu")
+    assert gpu.decode.resources.gpus == 0.25 and gpu.detect.resources.gpus == 0.5
+    assert get_profile("gpu-fused").fused
+    with pytest.raises(ValueError, match="unknown profile"):
+        get_profile("tpu")
+
+
+def test_pipeline_finishes_on_two_cpus_and_isolates_a_corrupt_video(
+    ray_session: dict[str, str], clips: dict[str, Path]
+) -> None:
+    sources = [VideoSource(k, LocalVideo(str(clips[k]))) for k in ("a", "b", "long", "bad")]
+    with VideoPipeline(get_profile("cpu"), SMALL, SamplingConfig(), TrackerConfig()) as pipe:
+        outcomes = {o.video_id: o for o in run_all(pipe, sources)}
+        stats = pipe.stats()
+    assert set(outcomes) == {"a", "b", "long", "bad"}
+    bad = outcomes["bad"]
+    assert isinstance(bad, VideoFailure) and bad.error_type == "CorruptVideo" and not bad.retryable
+    assert "broken.mp4" in bad.message
+    for k, n in (("a", 40), ("b", 27), ("long", 64)):
+        r = outcomes[k]
+        assert isinstance(r, VideoResult), r
+        assert r.info.sampled_frames == n and r.info.frame_count == n
+    assert [s.name for s in stats.stages] == ["decode", "detect", "track"]
+    assert stats.stages[1].frames == 40 + 27 + 64
+    assert all(s.state in ("ok", "starved", "blocked") for s in stats.stages)
+    assert stats.videos_done == 4 and stats.videos_in_flight == 0
+
+
+def test_pipeline_equals_inline(ray_session: dict[str, str], media_dir: Path) -> None:
+    """Same detections and tracks, frame for frame, whether run in one process or across actors."""
+    cfg, sampling = DetectorConfig(), SamplingConfig(start_seconds=10.0, end_seconds=13.2)
+    src = VideoSource("vtest", LocalVideo(str(media_dir / "vtest.avi")))
+    (inline,) = run_all(InlinePipeline(cfg, sampling, TrackerConfig()), [src])
+    with VideoPipeline(get_profile("cpu"), cfg, sampling, TrackerConfig(), batch_size=4) as pipe:
+        (piped,) = run_all(pipe, [src])
+    assert isinstance(inline, VideoResult) and isinstance(piped, VideoResult)
+    assert piped.info.sampled_frames == 32 and piped.det_frame.min() == 100
+    assert len(piped.det_frame) > 0 and len(piped.trk_ids) > 0
+    np.testing.assert_array_equal(piped.det_frame, inline.det_frame)
+    np.testing.assert_allclose(piped.det_boxes, inline.det_boxes)
+    np.testing.assert_array_equal(piped.trk_frame, inline.trk_frame)
+    np.testing.assert_array_equal(piped.trk_ids, inline.trk_ids)
+    np.testing.assert_allclose(piped.trk_boxes, inline.trk_boxes, rtol=1e-5)
+
+
+def frame_bound(pipe: VideoPipeline, batch_bytes: int) -> int:
+    """The design bound: decode credits + ready queue (one round of detect credits) + detect credits."""
+    p = pipe.profile
+    decoders = len(pipe._actors["decode"])
+    detectors = len(pipe._actors["detect"])
+    return (decoders * p.decode.credits_per_actor + 2 * detectors * p.detect.credits_per_actor) * batch_bytes
+
+
+def test_frames_in_flight_stay_bounded_with_10x_more_video(ray_session: dict[str, str], clips: dict[str, Path]) -> None:
+    batch_bytes = 8 * 120 * 160 * 3
+    peaks = {}
+    for copies in (1, 10):
+        sources = [VideoSource(f"long{i}", LocalVideo(str(clips["long"]))) for i in range(copies)]
+        with VideoPipeline(get_profile("cpu"), SMALL, SamplingConfig(), TrackerConfig()) as pipe:
+            outcomes = run_all(pipe, sources, limit=240)
+            assert all(isinstance(o, VideoResult) for o in outcomes)
+            peaks[copies] = pipe.peak_frame_bytes
+            assert pipe.peak_frame_bytes <= frame_bound(pipe, batch_bytes)
+    assert peaks[10] <= frame_bound_for_max_actors(batch_bytes)
+    assert peaks[1] > 0
+
+
+def frame_bound_for_max_actors(batch_bytes: int) -> int:
+    p = get_profile("cpu")
+    cpus = 2.0  # the test session
+    max_det = int((cpus - p.decode.resources.cpus - p.track.resources.cpus) // p.detect.resources.cpus)
+    return (p.decode.max_actors * p.decode.credits_per_actor + 2 * max_det * p.detect.credits_per_actor) * batch_bytes
+
+
+def test_actor_death_fails_its_videos_as_retryable(ray_session: dict[str, str], clips: dict[str, Path]) -> None:
+    with VideoPipeline(get_profile("cpu"), DetectorConfig(input_width=640), SamplingConfig(), TrackerConfig()) as pipe:
+        pipe.wait_ready()
+        pipe.submit(VideoSource("victim", LocalVideo(str(clips["big"]))))
+        outcomes: list[VideoOutcome] = []
+        deadline = time.monotonic() + 60
+        while pipe.stats().stages[1].frames < 8 and time.monotonic() < deadline:
+            outcomes += pipe.poll(0.1)
+        assert not outcomes, "the victim finished before the kill: make the clip longer"
+        for a in pipe._actors["detect"]:
+            ray.kill(a.handle, no_restart=True)
+        outcomes += run_all(pipe, [], limit=60)
+        (victim,) = outcomes
+        assert isinstance(victim, VideoFailure) and victim.retryable and victim.error_type == "StageCrashed"
+        # the pipeline replaced the dead actor and carries on
+        (after,) = run_all(pipe, [VideoSource("after", LocalVideo(str(clips["a"])))])
+        assert isinstance(after, VideoResult) and after.info.sampled_frames == 40
