@@ -9,10 +9,18 @@ import multiprocessing as mp
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from workers.detect.engine_cache import EngineKey, EngineStore, LocalEngineCache, sha256_bytes, sha256_file
+from workers.detect.engine_cache import (
+    EngineKey,
+    EngineStore,
+    LocalEngineCache,
+    S3EngineCache,
+    sha256_bytes,
+    sha256_file,
+)
 
 BASE = EngineKey(
     onnx_sha256="a" * 64,
@@ -75,7 +83,7 @@ def _writer(root: str, tag: int, rounds: int) -> None:
         cache.put(BASE, _slow_blob(tag))
 
 
-def _reader(root: str, seconds: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _reader(root: str, seconds: float, out: mp.Queue) -> None:
     cache = LocalEngineCache(root)
     torn = seen = 0
     end = time.monotonic() + seconds
@@ -91,7 +99,7 @@ def _reader(root: str, seconds: float, out: mp.Queue) -> None:  # type: ignore[t
 
 def test_concurrent_writers_never_expose_a_torn_engine(tmp_path: Path) -> None:
     ctx = mp.get_context("fork")
-    q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    q: mp.Queue = ctx.Queue()
     readers = [ctx.Process(target=_reader, args=(str(tmp_path), 3.0, q)) for _ in range(2)]
     writers = [ctx.Process(target=_writer, args=(str(tmp_path), tag, 15)) for tag in (1, 2, 3)]
     for p in readers + writers:
@@ -107,7 +115,7 @@ def test_concurrent_writers_never_expose_a_torn_engine(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def _builder(root: str, counter: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _builder(root: str, counter: str, out: mp.Queue) -> None:
     store = EngineStore(LocalEngineCache(root))
 
     def build() -> bytes:
@@ -122,7 +130,7 @@ def _builder(root: str, counter: str, out: mp.Queue) -> None:  # type: ignore[ty
 
 def test_concurrent_builders_build_once(tmp_path: Path) -> None:
     ctx = mp.get_context("fork")
-    q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    q: mp.Queue = ctx.Queue()
     counter = tmp_path / "builds.txt"
     root = tmp_path / "cache"
     procs = [ctx.Process(target=_builder, args=(str(root), str(counter), q)) for _ in range(4)]
@@ -150,3 +158,67 @@ def test_failed_build_publishes_nothing(tmp_path: Path) -> None:
     assert store.local.get(BASE) is None
     blob, origin = store.get_or_build(BASE, lambda: b"ok")
     assert (blob, origin) == (b"ok", "built")
+
+
+# --- shared cache in S3 (real SeaweedFS `weed mini` on loopback) -------------------------------------
+
+
+def _s3(s3_service: Any, bucket: str) -> S3EngineCache:
+    return S3EngineCache(s3_service.client(), bucket, "engines/")
+
+
+def test_s3_put_if_absent_first_writer_wins(s3_service: Any, s3_bucket: str) -> None:
+    s3 = _s3(s3_service, s3_bucket)
+    assert s3.get(BASE) is None
+    assert s3.put_if_absent(BASE, b"first") is True
+    second = s3.put_if_absent(BASE, b"second")
+    stored = s3.get(BASE)
+    # If-None-Match: * must keep the published engine; a server ignoring it would silently overwrite
+    assert (second, stored) == (False, b"first"), "this S3 server does not honour If-None-Match: *"
+
+
+def test_s3_corrupt_object_is_ignored(s3_service: Any, s3_bucket: str) -> None:
+    s3 = _s3(s3_service, s3_bucket)
+    client = s3_service.client()
+    client.put_object(Bucket=s3_bucket, Key=s3.object_key(BASE), Body=b"torn", Metadata={"sha256": "0" * 64})
+    assert s3.get(BASE) is None
+
+
+def test_two_nodes_share_one_build_through_s3(s3_service: Any, s3_bucket: str, tmp_path: Path) -> None:
+    """Node A builds and publishes; node B (own local disk) downloads instead of building."""
+    builds: list[str] = []
+
+    def build(node: str) -> bytes:
+        builds.append(node)
+        return b"engine-from-" + node.encode()
+
+    a = EngineStore(LocalEngineCache(tmp_path / "a"), _s3(s3_service, s3_bucket), poll_s=0.1)
+    b = EngineStore(LocalEngineCache(tmp_path / "b"), _s3(s3_service, s3_bucket), poll_s=0.1)
+    assert a.get_or_build(BASE, lambda: build("a")) == (b"engine-from-a", "built")
+    assert b.get_or_build(BASE, lambda: build("b")) == (b"engine-from-a", "s3")
+    assert b.get_or_build(BASE, lambda: build("b")) == (b"engine-from-a", "local")
+    assert builds == ["a"]
+    # the build marker was released
+    assert _s3(s3_service, s3_bucket).marker_age_s(BASE) is None
+
+
+def test_waiting_node_takes_the_engine_published_by_the_builder(
+    s3_service: Any, s3_bucket: str, tmp_path: Path
+) -> None:
+    """B finds A's build marker, waits, and downloads A's engine once it appears (no second build)."""
+    import threading
+
+    s3a = _s3(s3_service, s3_bucket)
+    assert s3a.claim_build(BASE) is True  # node A is building
+    b = EngineStore(LocalEngineCache(tmp_path / "b"), _s3(s3_service, s3_bucket), poll_s=0.1)
+
+    def publish_later() -> None:
+        time.sleep(0.5)
+        s3a.put_if_absent(BASE, b"engine-from-a")
+        s3a.release_build(BASE)
+
+    t = threading.Thread(target=publish_later)
+    t.start()
+    blob, origin = b.get_or_build(BASE, lambda: b"engine-from-b")
+    t.join()
+    assert (blob, origin) == (b"engine-from-a", "s3")
