@@ -163,6 +163,7 @@ def _sampler_kept(path: Path, sampling: SamplingConfig) -> tuple[list[int], list
     pts: list[float] = []
     with av.open(str(path)) as c:
         for decoded, frame in enumerate(c.decode(c.streams.video[0]), start=1):
+            assert frame.pts is not None
             t = float(frame.pts * meta.time_base) - meta.start_seconds
             if t < sampling.start_seconds - 1e-6:
                 continue
