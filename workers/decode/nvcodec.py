@@ -228,8 +228,10 @@ class NvDecodeStream:
         counted = sampling.start_seconds <= 0
         sampler = FrameSampler(sampling, meta.fps, counted)
         if sampling.start_seconds > 0:
-            # SimpleDecoder seeks by frame index; this maps the time to the frame at/after it.
-            start_index = int(dec.get_index_from_time_in_seconds(sampling.start_seconds + t0))
+            # SimpleDecoder seeks by frame index. One frame of margin: whether its time-to-index map
+            # counts from the stream start or from 0 is not documented; frames before `start` are
+            # dropped below by timestamp either way, exactly like the CPU decoder after its seek.
+            start_index = int(dec.get_index_from_time_in_seconds(sampling.start_seconds)) - 1
             dec.seek_to_index(max(0, start_index))
 
         seq = 0
