@@ -38,8 +38,8 @@ class Letterbox:
         out = boxes_xyxy.astype(np.float32, copy=True)
         out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.ratio
         out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.ratio
-        np.clip(out[:, [0, 2]], 0, src_w, out=out[:, [0, 2]])
-        np.clip(out[:, [1, 3]], 0, src_h, out=out[:, [1, 3]])
+        out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, src_w)  # (fancy indexing copies: assign, no out=)
+        out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, src_h)
         return out
 
 

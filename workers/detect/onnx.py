@@ -1,0 +1,129 @@
+"""ONNX Runtime detector for user-supplied YOLOv8 / YOLO11-format ONNX models (`--model path-or-s3-uri.onnx`).
+
+Input: one float32 NCHW image tensor, RGB scaled to 0..1, letterboxed (grey 114) to the model's input size
+(fixed in the graph, or DetectorConfig.input_width square when the graph's size is dynamic). Output: the
+export format (B, 4 + nc, N), decoded and NMS-ed in postprocess.py, boxes mapped back to source pixels.
+A dynamic batch dimension runs a whole FrameBatch in one call; a fixed batch of 1 runs frame by frame.
+
+s3:// models are downloaded once per node into a cache keyed by the URI and ETag (boto3's transfer manager,
+credentials from the standard chain; nothing secret is logged).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workers.batch import DetectionBatch, FrameBatch
+from workers.detect.hog import make_detection_batch
+from workers.detect.postprocess import decode_yolo
+from workers.detect.preprocess import letterbox, to_nchw_float
+from workers.errors import ModelError
+from workers.settings import DetectorConfig
+
+MODEL_CACHE = Path(os.environ.get("VIDPIPE_MODEL_CACHE", Path.home() / ".cache" / "vidpipe" / "models"))
+
+
+def resolve_model(uri: str) -> str:
+    """A local path for `uri` (downloading s3://bucket/key once into MODEL_CACHE)."""
+    if not uri:
+        raise ModelError("the onnx detector needs a model: pass --model path/to/model.onnx (or s3://bucket/key)")
+    if not uri.startswith("s3://"):
+        if not Path(uri).is_file():
+            raise ModelError(f"ONNX model not found: {uri}; check the --model path")
+        return uri
+    import boto3
+
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket or not key:
+        raise ModelError(f"bad model URI {uri!r}: expected s3://bucket/key.onnx")
+    s3 = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    try:
+        etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    except Exception as e:
+        raise ModelError(f"cannot read model {uri}: {type(e).__name__}: {e}") from e
+    digest = hashlib.sha256(f"{uri}\n{etag}".encode()).hexdigest()[:16]
+    local = MODEL_CACHE / f"{digest}-{Path(key).name}"
+    if not local.is_file():
+        MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_suffix(f".part{os.getpid()}")
+        s3.download_file(bucket, key, str(tmp))
+        tmp.replace(local)  # atomic: concurrent actors on the node never read a half-written model
+    return str(local)
+
+
+class ONNXDetector:
+    """`Detector` for YOLOv8/YOLO11-format ONNX models on the CPU execution provider."""
+
+    name = "onnx"
+
+    def __init__(self, config: DetectorConfig, threads: int | None = None) -> None:
+        self.config = config
+        self.threads = threads
+        self._session: Any = None
+
+    def setup(self) -> None:
+        import onnxruntime as ort
+
+        path = resolve_model(self.config.model)
+        opts = ort.SessionOptions()
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ModelError(f"cannot load ONNX model {self.config.model}: {e}") from e
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            shapes = [i.shape for i in inputs]
+            raise ModelError(f"{self.config.model}: expected one NCHW image input, got inputs {shapes}")
+        self._input = inputs[0].name
+        n, c, h, w = inputs[0].shape
+        if c not in (3, "3") and isinstance(c, int):
+            raise ModelError(f"{self.config.model}: expected 3 input channels (RGB), got {c}")
+        size = self.config.input_width
+        self.input_h = h if isinstance(h, int) else size
+        self.input_w = w if isinstance(w, int) else size
+        self.dynamic_batch = not isinstance(n, int)
+        out_shape = self._session.get_outputs()[0].shape
+        self.num_classes = out_shape[1] - 4 if len(out_shape) == 3 and isinstance(out_shape[1], int) else 0
+
+    def _run(self, tensor: np.ndarray) -> np.ndarray:
+        assert self._session is not None
+        try:
+            out = self._session.run(None, {self._input: tensor})[0]
+        except Exception as e:
+            raise ModelError(f"ONNX model {self.config.model} failed to run: {e}") from e
+        if out.ndim != 3:
+            raise ModelError(f"{self.config.model}: output shape {out.shape} is not the YOLO (B, 4+nc, N) format")
+        return np.asarray(out)
+
+    def detect(self, batch: FrameBatch) -> DetectionBatch:
+        if self._session is None:
+            self.setup()
+        cfg = self.config
+        n = len(batch)
+        if n == 0:
+            return make_detection_batch(batch, [], [], [], [])
+        src_h, src_w = batch.frames.shape[1:3]
+        boxed = [letterbox(batch.frames[i], self.input_w, self.input_h) for i in range(n)]
+        tensor = to_nchw_float([b[0] for b in boxed])
+        if self.dynamic_batch:
+            outputs = self._run(tensor)
+        else:
+            outputs = np.concatenate([self._run(tensor[i : i + 1]) for i in range(n)])
+        det_frame, boxes, scores, classes = [], [], [], []
+        for i in range(n):
+            b, s, c = decode_yolo(
+                outputs[i], cfg.score_threshold, cfg.nms_iou, cfg.classes, num_classes=self.num_classes
+            )
+            det_frame.append(np.full(len(b), batch.frame_indices[i], np.int64))
+            boxes.append(boxed[i][1].to_source(b, src_w, src_h))
+            scores.append(s)
+            classes.append(c)
+        return make_detection_batch(batch, det_frame, boxes, scores, classes)
