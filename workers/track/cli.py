@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from workers.settings import TrackerConfig
@@ -65,6 +66,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frame-rate", type=float, default=None, help="override the frame rate")
     add_tracker_args(parser)
     parser.add_argument("--gt", type=Path, default=None, help="also score the result against this gt.txt (trackeval)")
+    parser.add_argument(
+        "--segments", type=int, default=1, help="track N overlapping segments in parallel, then stitch ids (default 1)"
+    )
+    parser.add_argument("--overlap", type=int, default=30, help="frames shared by neighbouring segments")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -78,7 +83,16 @@ def main(args: argparse.Namespace) -> int:
     dets = read_detections(args.mot_det)
     if last_frame is not None and dets and max(dets) > last_frame:
         raise SystemExit(f"{args.mot_det} has detections up to frame {max(dets)} but seqLength is {last_frame}")
-    rows = track_sequence(dets, config, frame_rate, last_frame)
+    if args.segments > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        from workers.track.stitch import track_segmented
+
+        n_frames = last_frame if last_frame is not None else max(dets, default=0)
+        with ProcessPoolExecutor(max_workers=min(args.segments, os.cpu_count() or 1)) as pool:
+            rows = track_segmented(dets, n_frames, args.segments, args.overlap, config, frame_rate, executor=pool)
+    else:
+        rows = track_sequence(dets, config, frame_rate, last_frame)
     n = write_results(args.out, rows)
     log.info("wrote %d rows, %d tracks to %s", n, len({r.track_id for r in rows}), args.out)
     if args.gt is not None:
