@@ -5,7 +5,8 @@ Without a usable GPU it raises BackendUnavailable with the reason (no driver / p
 the library's own error text), which the bench command prints and exits non-zero on.
 
 What it measures, on one GPU (device 0 of this process), over the given videos:
-1. decode: NvDecoder (NVDEC -> RGB CUDA tensors), frames/s, synchronized per batch;
+1. decode: NvDecoder (NVDEC -> RGB CUDA tensors), frames/s, with SimpleDecoder and with the
+   prefetching ThreadedDecoder (the faster one is what to enable with VIDPIPE_NVDEC_PREFETCH);
 2. end to end: the fused layout (workers/fused.py): decode + CV-CUDA letterbox + TensorRT + NMS +
    ByteTrack, frames/s, every video to its end;
 and compares both with the published bar (CV-CUDA issue 211): one RTX 4090 decoded 1 hour of video
@@ -35,13 +36,18 @@ BAR_E2E_FPS = 3600 * BAR_VIDEO_FPS / BAR_E2E_SECONDS_PER_HOUR  # 600 frames/s
 class GpuBenchResult:
     gpu: str
     frames: int = 0
-    decode_seconds: float = 0.0
+    decode_seconds: float = 0.0  # SimpleDecoder
+    prefetch_decode_seconds: float = 0.0  # ThreadedDecoder
     e2e_seconds: float = 0.0
     decoders: dict[str, str] = field(default_factory=dict)  # video -> decoder actually used
 
     @property
     def decode_fps(self) -> float:
         return self.frames / self.decode_seconds if self.decode_seconds else 0.0
+
+    @property
+    def prefetch_decode_fps(self) -> float:
+        return self.frames / self.prefetch_decode_seconds if self.prefetch_decode_seconds else 0.0
 
     @property
     def e2e_fps(self) -> float:
@@ -54,19 +60,21 @@ class GpuBenchResult:
             return f"{3600 * BAR_VIDEO_FPS / fps:.0f} s per hour of 30 fps video" if fps else "-"
 
         return [
-            ("decode frames/s", f"{self.decode_fps:.0f} ({hour(self.decode_fps)})", f"{BAR_DECODE_FPS:.0f}",
-             f"{self.decode_fps / BAR_DECODE_FPS:.2f}x"),
+            ("decode frames/s (SimpleDecoder)", f"{self.decode_fps:.0f} ({hour(self.decode_fps)})",
+             f"{BAR_DECODE_FPS:.0f}", f"{self.decode_fps / BAR_DECODE_FPS:.2f}x"),
+            ("decode frames/s (ThreadedDecoder)", f"{self.prefetch_decode_fps:.0f} ({hour(self.prefetch_decode_fps)})",
+             f"{BAR_DECODE_FPS:.0f}", f"{self.prefetch_decode_fps / BAR_DECODE_FPS:.2f}x"),
             ("end-to-end frames/s", f"{self.e2e_fps:.0f} ({hour(self.e2e_fps)})", f"{BAR_E2E_FPS:.0f}",
              f"{self.e2e_fps / BAR_E2E_FPS:.2f}x"),
         ]
 
 
-def bench_decode(paths: list[str], batch_size: int, result: GpuBenchResult) -> None:
+def bench_decode(paths: list[str], batch_size: int, result: GpuBenchResult, prefetch: bool = False) -> None:
     import torch
 
     from workers.decode.nvcodec import NvDecoder
 
-    decoder = NvDecoder()
+    decoder = NvDecoder(prefetch=prefetch)
     decoder.setup()
     sampling = SamplingConfig()
     frames = 0
@@ -77,8 +85,14 @@ def bench_decode(paths: list[str], batch_size: int, result: GpuBenchResult) -> N
             frames += len(batch)
         result.decoders[path] = stream.info.decoder
     torch.cuda.synchronize()
-    result.decode_seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    if result.frames and frames != result.frames:
+        raise RuntimeError(f"decoder modes disagree: {frames} vs {result.frames} frames")
     result.frames = frames
+    if prefetch:
+        result.prefetch_decode_seconds = seconds
+    else:
+        result.decode_seconds = seconds
 
 
 def bench_end_to_end(paths: list[str], detector: DetectorConfig, batch_size: int, result: GpuBenchResult) -> None:
@@ -118,7 +132,8 @@ def run_gpu_bench(paths: list[str], model: str, batch_size: int = 16) -> GpuBenc
         raise BackendUnavailable("the GPU benchmark needs an ONNX detector model (--model): TensorRT runs it")
     status = gpu_status()
     result = GpuBenchResult(gpu=status.devices[0].name if status.devices else "?")
-    bench_decode(paths, batch_size, result)
+    bench_decode(paths, batch_size, result, prefetch=False)
+    bench_decode(paths, batch_size, result, prefetch=True)
     bench_end_to_end(paths, DetectorConfig(kind="tensorrt", model=model), batch_size, result)
     return result
 

@@ -43,12 +43,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     ],
     ids=["all", "every_nth", "segment"],
 )
-def test_nvdec_matches_pyav(media_dir: Path, sampling: SamplingConfig) -> None:
+@pytest.mark.parametrize("prefetch", [False, True], ids=["SimpleDecoder", "ThreadedDecoder"])
+def test_nvdec_matches_pyav(media_dir: Path, sampling: SamplingConfig, prefetch: bool) -> None:
     need("PyNvVideoCodec")
     from workers.decode.nvcodec import NvDecoder
     from workers.decode.pyav import PyAVDecoder
 
-    gpu, cpu = NvDecoder(), PyAVDecoder()
+    gpu, cpu = NvDecoder(prefetch=prefetch), PyAVDecoder()
     gpu.setup()
     cpu.setup()
     path = media_dir / "bikes.mp4"
@@ -77,12 +78,13 @@ def test_unsupported_codec_falls_back_to_pyav_and_says_so(media_dir: Path) -> No
     assert all(isinstance(b.frames, torch.Tensor) and b.frames.is_cuda for b in batches)
 
 
-def test_batches_do_not_alias_decoder_surfaces(media_dir: Path) -> None:
+@pytest.mark.parametrize("prefetch", [False, True], ids=["SimpleDecoder", "ThreadedDecoder"])
+def test_batches_do_not_alias_decoder_surfaces(media_dir: Path, prefetch: bool) -> None:
     """A batch kept across later decode calls must not change (the decoder reuses its surfaces)."""
     need("PyNvVideoCodec")
     from workers.decode.nvcodec import NvDecoder
 
-    dec = NvDecoder()
+    dec = NvDecoder(prefetch=prefetch)
     dec.setup()
     stream = dec.decode(VideoSource("v", LocalVideo(str(media_dir / "bikes.mp4"))), SamplingConfig(), 4)
     it = iter(stream)
@@ -91,3 +93,27 @@ def test_batches_do_not_alias_decoder_surfaces(media_dir: Path) -> None:
     for _ in it:
         pass
     assert bool((first.frames == snapshot).all())
+
+
+def test_s3_style_stream_input_matches_local_path(media_dir: Path) -> None:
+    """A VideoInput without a local path (as for S3 objects) is decoded from its seekable stream."""
+    need("PyNvVideoCodec")
+    from typing import BinaryIO
+
+    from workers.decode.nvcodec import NvDecoder, frames_to_numpy
+
+    class StreamOnly:
+        name = "stream-only"
+
+        def open(self) -> BinaryIO:
+            return open(media_dir / "bikes.mp4", "rb")
+
+        def local_path(self) -> str | None:
+            return None
+
+    dec = NvDecoder()
+    dec.setup()
+    a = [frames_to_numpy(b.frames) for b in dec.decode(VideoSource("s", StreamOnly()), SamplingConfig(), 8)]
+    b = [frames_to_numpy(b.frames) for b in dec.decode(VideoSource("l", LocalVideo(str(media_dir / "bikes.mp4"))),
+                                                        SamplingConfig(), 8)]
+    assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))

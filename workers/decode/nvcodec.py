@@ -11,6 +11,8 @@ How it works:
   creating the NVDEC session. Frames are then uploaded so the GPU detector always gets CUDA tensors.
 - SimpleDecoder reads a local path directly, or an object in a bucket through the seekable stream
   `VideoInput.open()` returns (PyNvVideoCodec 2.2 reads a BinaryIO on demand: no full download).
+  With prefetch on (NvDecoder(prefetch=True) or VIDPIPE_NVDEC_PREFETCH=1) local files go through
+  ThreadedDecoder instead, which decodes ahead on a background thread (it takes paths only).
 - `output_color_type=RGB` makes NVDEC's post-processing write interleaved RGB (H x W x 3 uint8) on the
   device; each frame is taken with torch.from_dlpack (zero-copy view) and copied into a fresh
   N x H x W x 3 batch tensor: the decoder reuses its surfaces, so nothing that leaves this actor may
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -39,6 +42,7 @@ from workers.settings import SamplingConfig
 if TYPE_CHECKING:
     import torch
     from PyNvVideoCodec.decoders.SimpleDecoder import SimpleDecoder
+    from PyNvVideoCodec.decoders.ThreadedDecoder import ThreadedDecoder
 
     from workers.decode.base import DecodeStream
 
@@ -197,7 +201,7 @@ class NvDecodeStream:
         batch_size: int,
         gpu_id: int,
         meta: StreamProbe,
-        decoder: SimpleDecoder,
+        decoder: SimpleDecoder | ThreadedDecoder,
         handle: BinaryIO | None,
     ) -> None:
         self.source = source
@@ -205,7 +209,7 @@ class NvDecodeStream:
         self.batch_size = batch_size
         self.gpu_id = gpu_id
         self.meta = meta
-        self._decoder: SimpleDecoder | None = decoder
+        self._decoder: SimpleDecoder | ThreadedDecoder | None = decoder
         self._handle = handle
         self.info = VideoInfo(
             width=meta.width if meta.rotation in (0, 180) else meta.height,
@@ -227,12 +231,6 @@ class NvDecodeStream:
         t0 = meta.start_seconds
         counted = sampling.start_seconds <= 0
         sampler = FrameSampler(sampling, meta.fps, counted)
-        if sampling.start_seconds > 0:
-            # SimpleDecoder seeks by frame index. One frame of margin: whether its time-to-index map
-            # counts from the stream start or from 0 is not documented; frames before `start` are
-            # dropped below by timestamp either way, exactly like the CPU decoder after its seek.
-            start_index = int(dec.get_index_from_time_in_seconds(sampling.start_seconds)) - 1
-            dec.seek_to_index(max(0, start_index))
 
         seq = 0
         decoded = 0
@@ -305,7 +303,9 @@ class NvDecodeStream:
         self.close()
 
     def close(self) -> None:
-        self._decoder = None  # SimpleDecoder frees its NVDEC session when collected
+        dec, self._decoder = self._decoder, None
+        if dec is not None and hasattr(dec, "end"):
+            dec.end()  # ThreadedDecoder: stop its background thread now; SimpleDecoder frees on collection
         if self._handle is not None:
             self._handle.close()
             self._handle = None
@@ -338,8 +338,9 @@ class NvDecoder:
 
     name = "nvcodec"
 
-    def __init__(self, allow_cpu_fallback: bool = False) -> None:
+    def __init__(self, allow_cpu_fallback: bool = False, prefetch: bool | None = None) -> None:
         self.allow_cpu_fallback = allow_cpu_fallback
+        self.prefetch = os.environ.get("VIDPIPE_NVDEC_PREFETCH", "0") == "1" if prefetch is None else prefetch
         self.gpu_id = 0
         self._nvc: Any = None  # the PyNvVideoCodec module, imported in setup()
         self._caps: dict[tuple[str, str], dict[str, int] | None] = {}
@@ -392,7 +393,7 @@ class NvDecoder:
                 if target is None:
                     handle = source.input.open()  # seekable stream: PyNvVideoCodec reads it on demand
                     target = handle
-                decoder = self._open(target, meta)
+                decoder = self._open(target, meta, sampling, batch_size)
                 return NvDecodeStream(source, sampling, batch_size, self.gpu_id, meta, decoder, handle)
             except Exception as e:  # PyNvVCExceptionUnsupported, "Codec not supported on this GPU", ...
                 if handle is not None:
@@ -403,17 +404,43 @@ class NvDecoder:
 
         return UploadedStream(PyAVDecoder().decode(source, sampling, batch_size), self.gpu_id, reason)
 
-    def _open(self, target: str | BinaryIO, meta: StreamProbe) -> SimpleDecoder:
+    def _open(
+        self, target: str | BinaryIO, meta: StreamProbe, sampling: SamplingConfig, batch_size: int
+    ) -> SimpleDecoder | ThreadedDecoder:
+        """A decoder positioned at (or one frame before) the segment start; RGB output on the device."""
         from PyNvVideoCodec.decoders.SimpleDecoder import SimpleDecoder
+        from PyNvVideoCodec.decoders.ThreadedDecoder import ThreadedDecoder
 
-        return SimpleDecoder(
+        rgb = self._nvc.OutputColorType.RGB
+        if self.prefetch and isinstance(target, str):
+            # ThreadedDecoder has no time-to-index lookup: start one frame early from the nominal rate;
+            # frames before `start` are then dropped by timestamp, as after any seek.
+            start_frame = max(0, math.floor(sampling.start_seconds * meta.fps) - 1) if sampling.start_seconds else 0
+            return ThreadedDecoder(
+                target,
+                buffer_size=max(2 * batch_size, 8),
+                gpu_id=self.gpu_id,
+                use_device_memory=True,
+                max_width=meta.width,
+                max_height=meta.height,
+                output_color_type=rgb,
+                start_frame=start_frame,
+            )
+        decoder = SimpleDecoder(
             target,
             gpu_id=self.gpu_id,
             use_device_memory=True,
             max_width=meta.width,
             max_height=meta.height,
-            output_color_type=self._nvc.OutputColorType.RGB,
+            output_color_type=rgb,
         )
+        if sampling.start_seconds > 0:
+            # SimpleDecoder seeks by frame index. One frame of margin: whether its time-to-index map
+            # counts from the stream start or from 0 is not documented; frames before `start` are
+            # dropped by timestamp either way, exactly like the CPU decoder after its seek.
+            start_index = int(decoder.get_index_from_time_in_seconds(sampling.start_seconds)) - 1
+            decoder.seek_to_index(max(0, start_index))
+        return decoder
 
 
 def frames_to_numpy(frames: torch.Tensor | np.ndarray) -> np.ndarray:
