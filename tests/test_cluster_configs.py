@@ -443,3 +443,41 @@ def test_grafana_dashboard_structure_and_metric_names() -> None:
     # the four things the issue asks for are all plotted
     assert {"ray_vidpipe_frames_processed_total", "ray_vidpipe_stage_busy_seconds_total",
             "ray_vidpipe_queue_depth", "ray_vidpipe_video_failures_total"} <= used
+
+
+def test_example_commands_stay_inside_the_granted_prefixes() -> None:
+    """Every INPUT/OUTPUT in the shipped commands is one the example IAM policy lets workers use."""
+    hcl2 = pytest.importorskip("hcl2")
+    tfvars = {k: _unq(v) for k, v in hcl2.loads((TERRAFORM / "terraform.tfvars.example").read_text()).items()}
+    inp = f"s3://{tfvars['input_bucket']}/{tfvars['input_prefix']}"
+    out = f"s3://{tfvars['output_bucket']}/{tfvars['output_prefix']}"
+    files = [*KUBERAY.glob("*.yaml"), CLUSTER / "launcher.crontab", CLUSTER / "README.md"]
+    pairs = [
+        (m.group(1), m.group(2))
+        for f in files
+        for m in re.finditer(r"(?:jobs run|vidpipe nightly|vidpipe run) (s3://\S+) (s3://\S+)", f.read_text())
+        if "..." not in m.group(0)  # README placeholders
+    ]
+    assert len(pairs) >= 5, pairs
+    for i, o in pairs:
+        assert i.startswith(inp), f"{i} is outside the readable prefix {inp}"
+        assert o.startswith(out), f"{o} is outside the writable prefix {out}"
+
+
+def test_nightly_cli_accepts_the_scheduled_arguments() -> None:
+    """The arguments the schedules pass parse with the real `vidpipe nightly` parser."""
+    pytest.importorskip("jobs.commands.common", reason="job-plane commands not landed yet")
+    from jobs.cli import build_parser
+
+    lines = [
+        (KUBERAY / "raycronjob.yaml").read_text(),
+        (KUBERAY / "cronjob.yaml").read_text(),
+        (CLUSTER / "launcher.crontab").read_text().replace("$(date -u +\\%F)", "2026-11-22"),
+    ]
+    for text in lines:
+        m = re.search(r"vidpipe (nightly s3://[^\"\n]+)", text)
+        assert m, text[:200]
+        argv = shlex.split(m.group(1))
+        parser, _ = build_parser(argv)
+        args = parser.parse_args(argv)
+        assert args.command == "nightly" and args.autoscale
