@@ -73,6 +73,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (FileNotFoundError, ValueError) as exc:  # bad input: one clear line, no traceback
+        log.error("%s", exc)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     frame_rate, last_frame = 30.0, None
     if args.seqinfo is not None:
@@ -82,7 +90,10 @@ def main(args: argparse.Namespace) -> int:
         frame_rate = args.frame_rate
     dets = read_detections(args.mot_det)
     if last_frame is not None and dets and max(dets) > last_frame:
-        raise SystemExit(f"{args.mot_det} has detections up to frame {max(dets)} but seqLength is {last_frame}")
+        raise ValueError(
+            f"{args.mot_det} has detections up to frame {max(dets)} but {args.seqinfo} says seqLength={last_frame}; "
+            "pass the seqinfo.ini of the same sequence"
+        )
     if args.segments > 1:
         from concurrent.futures import ProcessPoolExecutor
 

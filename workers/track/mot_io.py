@@ -67,6 +67,8 @@ def _load_rows(path: str | Path, min_cols: int, what: str) -> F64:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} file not found: {path}")
+    if path.stat().st_size == 0:
+        return np.zeros((0, min_cols))
     try:
         data = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
     except ValueError as exc:
@@ -86,13 +88,15 @@ def read_detections(path: str | Path) -> dict[int, FrameDetections]:
     produce and the one ByteTrack's reference results were made with: float64 boxes change the last printed
     digit of about 0.3% of MOT17 result boxes."""
     data = _load_rows(path, 7, "detections")
+    if data.shape[0] == 0:
+        return {}
     if data.shape[0] and (data[:, 0] < 1).any():
         raise ValueError(f"{path}: frame numbers must start at 1 (MOTChallenge is 1-based)")
     order = np.lexsort((-data[:, 6], data[:, 0]))  # primary key frame, then score descending; stable
     data = data[order]
     frames = data[:, 0].astype(np.int64)
     out: dict[int, FrameDetections] = {}
-    starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]]) if len(frames) else np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
     ends = np.r_[starts[1:], len(frames)].astype(np.int64)
     for s, e in zip(starts, ends, strict=True):
         rows = data[s:e]
