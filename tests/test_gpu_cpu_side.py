@@ -8,6 +8,7 @@ its NVDEC capability decision, the letterbox plan against the CPU letterbox, and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,7 +18,13 @@ from workers.gpu import gpu_ordinal, gpu_status, require_gpu, unavailable_reason
 from workers.profiles import get_profile
 from workers.settings import DetectorConfig, SamplingConfig
 from workers.stage import Resources, StageSpec
-from workers.transport import actor_options, colocation_bundles, decode_call_options, tensor_transport
+from workers.transport import (
+    actor_class_options,
+    colocation_bundles,
+    decode_call_options,
+    setup_transport,
+    tensor_transport,
+)
 
 no_gpu = pytest.mark.skipif(gpu_status().cuda_ok, reason="this machine has a GPU: the no-GPU messages do not apply")
 
@@ -105,11 +112,11 @@ def test_gpu_ordinal_maps_ray_ids_to_visible_devices(ray_ids: list[str], visible
 
 def test_transport_per_profile() -> None:
     cpu, gpu, fused = get_profile("cpu"), get_profile("gpu"), get_profile("gpu-fused")
-    assert decode_call_options(cpu) == {} and actor_options(cpu) == {}
-    assert decode_call_options(fused) == {} and actor_options(fused) == {}
+    assert decode_call_options(cpu) == {} and actor_class_options(cpu) == {}
+    assert decode_call_options(fused) == {} and actor_class_options(fused) == {}
     # decode 0.25 + detect 0.5 of a card fit on one GPU: CUDA IPC, actors co-located
     assert decode_call_options(gpu) == {"tensor_transport": "cuda_ipc"}
-    assert actor_options(gpu) == {"enable_tensor_transport": True}
+    assert actor_class_options(gpu) == {"enable_tensor_transport": True}
     assert colocation_bundles(gpu, 2) == [{"GPU": 1.0, "CPU": 2.0}, {"GPU": 1.0, "CPU": 2.0}]
     whole = gpu.with_overrides(
         decode=StageSpec("decode", Resources(cpus=1, gpus=1), backend="gpu"),
@@ -132,6 +139,60 @@ def test_transport_names_and_actor_option_exist_in_installed_ray() -> None:
     with pytest.raises(ValueError):
         normalize_and_validate_tensor_transport("pcie")
     assert "enable_tensor_transport" in ray_actor_options
+
+
+class _Producer:
+    def make(self, n: int) -> object:
+        import torch
+
+        from workers.batch import FrameBatch
+
+        frames = torch.arange(n * 4 * 4 * 3, dtype=torch.uint8).reshape(n, 4, 4, 3)
+        return FrameBatch("v", 3, np.arange(n), np.arange(n) / 25.0, frames, is_last=True)
+
+
+class _Consumer:
+    def check(self, batch: object) -> tuple[str, int, int, bool]:
+        frames = batch.frames  # type: ignore[attr-defined]
+        return type(frames).__name__, int(frames.sum()), batch.seq, batch.is_last  # type: ignore[attr-defined]
+
+
+def test_rdt_call_pattern_moves_a_framebatch_between_actors(ray_session: dict[str, str]) -> None:
+    """Our transport helpers, used exactly as the pipeline must, over real Ray RDT (gloo: CPU tensors).
+
+    Same code path as cuda_ipc/nccl on a GPU node, except the transport backend.
+    """
+    import ray
+    import torch
+
+    profile = get_profile("gpu").with_overrides(extra={"tensor_transport": "gloo"})
+    cls_opts = actor_class_options(profile)
+    assert cls_opts == {"enable_tensor_transport": True}
+    producer: Any = ray.remote(**cls_opts)(_Producer).options(num_cpus=0.1).remote()
+    consumer: Any = ray.remote(**cls_opts)(_Consumer).options(num_cpus=0.1).remote()
+    try:
+        assert setup_transport(profile, [producer], [consumer]) is not None
+        ref = producer.make.options(**decode_call_options(profile)).remote(5)
+        expected = int(torch.arange(5 * 4 * 4 * 3, dtype=torch.uint8).sum())
+        assert ray.get(consumer.check.remote(ref), timeout=60) == ("Tensor", expected, 3, True)
+        # the CPU path's (meta, batch) split cannot carry a tensor transport: Ray refuses it up front
+        with pytest.raises(ValueError, match="only support 1 return value"):
+            producer.make.options(num_returns=2, **decode_call_options(profile)).remote(5)
+    finally:
+        ray.kill(producer)
+        ray.kill(consumer)
+
+
+def test_enable_tensor_transport_given_to_options_is_ignored_by_ray(ray_session: dict[str, str]) -> None:
+    """Why actor_class_options is class-level: Ray 2.60 reads the flag from the class declaration only."""
+    import ray
+
+    actor: Any = ray.remote(_Producer).options(num_cpus=0.1, enable_tensor_transport=True).remote()
+    try:
+        with pytest.raises(ValueError, match="enable_tensor_transport=False"):
+            actor.make.options(tensor_transport="gloo").remote(1)
+    finally:
+        ray.kill(actor)
 
 
 # --- NVDEC decoder pieces that run on CPU -----------------------------------------------------------

@@ -14,21 +14,28 @@ decode actor; only a reference travels, and the detect actor receives the tensor
 Fused profile ("gpu-fused"): decode, preprocess and inference run in one actor (workers/fused.py);
 frames never leave the actor, only small DetectionBatches go through the object store.
 
-This module was written and unit-tested for its option logic only; RDT itself has NEVER been run on a
-GPU in this repository's CI.
+What ran here (CPU only): the option logic, and the same call pattern end to end over Ray's "gloo"
+transport with CPU torch tensors (tests/test_gpu_cpu_side.py): a FrameBatch dataclass holding a
+torch tensor crosses from one actor to another by RDT. cuda_ipc and nccl have NEVER been run on a GPU
+in this repository's CI.
 
 What the pipeline must do (RDT rules from ray/actor.py and ray/experimental/rdt/):
-1. Create the decode and detect actor classes with `.options(**actor_options(profile))`; it sets
-   enable_tensor_transport=True (required for per-call tensor_transport; Ray then runs the actor's
-   tasks off the main thread and adds its `_ray_system` concurrency group).
+1. Declare the decode and detect actor classes with `ray.remote(**actor_class_options(profile))(Cls)`.
+   It sets enable_tensor_transport=True, which Ray reads from the class declaration only: passing it
+   to `.options()` when creating the actor is silently ignored, and the first call with a
+   tensor_transport then fails with "not supported when enable_tensor_transport=False" (checked
+   against ray 2.60). Ray then runs the actor's tasks off the main thread (`_ray_system` group).
 2. Call the decode method that returns the FrameBatch with `.options(**decode_call_options(profile))`.
-   That method must have num_returns=1 (RDT supports one return value, not generators); return
-   the FrameBatch (or a (meta, FrameBatch) tuple) as that one value.
+   That method must have num_returns=1: Ray rejects tensor_transport with num_returns=2 ("only
+   support 1 return value") and with generators. So the GPU path cannot use the CPU path's
+   `next_batch.options(num_returns=2)` (meta, batch) split: return one value, e.g. (meta, FrameBatch),
+   and fetch the meta with a second small call, or return the meta from the detect actor instead.
 3. Pass the ObjectRef straight to the detect actor's method. Never ray.get() it on the driver with
    nccl (two-sided transports refuse that); with cuda_ipc it would work but defeats the purpose.
 4. The decode actor must not modify a returned tensor afterwards: RDT keeps a reference, not a copy
    (NvDecoder returns freshly allocated tensors, never its decoder surfaces).
-5. For nccl, call `setup_transport(profile, decode_actors, detect_actors)` once after creating them.
+5. For nccl (and gloo), call `setup_transport(profile, decode_actors, detect_actors)` once after
+   creating them.
 """
 
 from __future__ import annotations
@@ -37,13 +44,14 @@ from typing import Any
 
 from workers.stage import Profile
 
-TRANSPORTS = ("cuda_ipc", "nccl", "object_store")
+TRANSPORTS = ("cuda_ipc", "nccl", "gloo", "object_store")  # gloo: CPU tensors, for tests/diagnostics
+COLLECTIVE = ("nccl", "gloo")  # two-sided transports that need a collective group first
 
 
 def tensor_transport(profile: Profile) -> str | None:
     """The RDT transport for decode -> detect, or None for the object store.
 
-    profile.extra["tensor_transport"] overrides ("cuda_ipc" | "nccl" | "object_store"). Otherwise:
+    profile.extra["tensor_transport"] overrides ("cuda_ipc" | "nccl" | "gloo" | "object_store"). Otherwise:
     CPU or fused -> None; decode and detect both on GPU and fitting on one card together -> cuda_ipc;
     whole cards each -> nccl.
     """
@@ -68,8 +76,11 @@ def decode_call_options(profile: Profile) -> dict[str, Any]:
     return {"tensor_transport": transport} if transport else {}
 
 
-def actor_options(profile: Profile) -> dict[str, Any]:
-    """Extra `.options()` when creating decode and detect actors (both ends of an RDT transfer)."""
+def actor_class_options(profile: Profile) -> dict[str, Any]:
+    """Options for `ray.remote(**opts)(ActorClass)` of the decode and detect actors (both RDT ends).
+
+    Class-level on purpose: Ray ignores enable_tensor_transport given to `.options()` at creation.
+    """
     return {"enable_tensor_transport": True} if tensor_transport(profile) else {}
 
 
@@ -87,12 +98,13 @@ def colocation_bundles(profile: Profile, pairs: int) -> list[dict[str, float]]:
 
 
 def setup_transport(profile: Profile, decode_actors: list[Any], detect_actors: list[Any]) -> Any:
-    """Create what the transport needs once the actors exist: an NCCL group for "nccl", else nothing.
+    """Create what the transport needs once the actors exist: a collective group for nccl/gloo.
 
     Ray allows an actor in one group per backend, so every decode and detect actor joins one group.
     """
-    if tensor_transport(profile) != "nccl":
+    transport = tensor_transport(profile)
+    if transport not in COLLECTIVE:
         return None
     from ray.experimental.collective import create_collective_group
 
-    return create_collective_group([*decode_actors, *detect_actors], backend="nccl")
+    return create_collective_group([*decode_actors, *detect_actors], backend=transport)

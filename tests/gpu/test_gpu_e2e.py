@@ -73,7 +73,7 @@ def test_cuda_ipc_hands_frames_between_actors_on_one_gpu(ray_session: dict[str, 
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     from workers.profiles import get_profile
-    from workers.transport import actor_options, colocation_bundles, decode_call_options
+    from workers.transport import actor_class_options, colocation_bundles, decode_call_options
 
     if ray.cluster_resources().get("GPU", 0) < 1:
         pytest.skip("the Ray session has no GPU resource")
@@ -98,9 +98,10 @@ def test_cuda_ipc_hands_frames_between_actors_on_one_gpu(ray_session: dict[str, 
             frames = batch.frames  # type: ignore[attr-defined]
             return bool(frames.is_cuda), list(frames.shape), int(frames.float().sum().item())
 
-    res = {"num_cpus": 1, "num_gpus": 0.25, "scheduling_strategy": strategy, **actor_options(profile)}
-    producer: Any = ray.remote(Producer).options(**res).remote()
-    consumer: Any = ray.remote(Consumer).options(**res).remote()
+    res = {"num_cpus": 1, "num_gpus": 0.25, "scheduling_strategy": strategy}
+    cls_opts = actor_class_options(profile)  # enable_tensor_transport is a class-level option
+    producer: Any = ray.remote(**cls_opts)(Producer).options(**res).remote()
+    consumer: Any = ray.remote(**cls_opts)(Consumer).options(**res).remote()
     ref = producer.first_batch.options(**decode_call_options(profile)).remote(str(media_dir / "bikes.mp4"))
     is_cuda, shape, checksum = ray.get(consumer.check.remote(ref))
     assert is_cuda and shape == [8, 272, 640, 3] and checksum > 0
