@@ -16,6 +16,7 @@ actor opens them itself with the standard chain of the node it runs on.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -95,7 +96,12 @@ class ObjectInfo:
 
 
 def is_video(key: str, extensions: tuple[str, ...]) -> bool:
-    return key.lower().endswith(tuple(e.lower() for e in extensions))
+    return key.lower().endswith(_lowered(extensions))
+
+
+@functools.lru_cache(maxsize=32)
+def _lowered(extensions: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(e.lower() for e in extensions)
 
 
 class Storage(Protocol):
@@ -147,8 +153,8 @@ class LocalStorage:
 
     def __init__(self, root: str | Path, *, only: str | None = None):
         self.root = Path(root).expanduser().absolute()
-        self.url = str(self.root)
         self._only = only  # a single file given as INPUT: list just that key
+        self.url = str(self.root / only) if only else str(self.root)
 
     def check(self, *, for_write: bool = False) -> None:
         if for_write:
@@ -181,24 +187,28 @@ class LocalStorage:
         self, extensions: tuple[str, ...] | None = None, on_unsafe: Callable[[str, str], None] | None = None
     ) -> Iterator[ObjectInfo]:
         report = on_unsafe or _warn_unsafe
+        root = str(self.root)
         if self._only is not None:
-            rels: Iterator[str] = iter([self._only])
+            entries: Iterator[tuple[str, bool]] = iter([(self._only, (self.root / self._only).is_symlink())])
         else:
-            rels = self._walk(self.root, "")
-        for rel in rels:
+            entries = self._walk(root, "")
+        for rel, is_link in entries:
             if extensions and not is_video(rel, extensions):
                 continue
             try:
-                path = self._path(rel)
-                st = path.stat()
+                check_key(rel)
+                # Only a symlink can point outside the root (folders are not followed): resolve just those.
+                # Plain strings, not pathlib: pathlib interns every path part, which would grow with the listing.
+                path = str(self._path(rel)) if is_link else os.path.join(root, *rel.split("/"))
+                st = os.stat(path)
             except UnsafeKey as exc:
                 report(rel, str(exc))
                 continue
-            except FileNotFoundError:  # deleted while listing
+            except FileNotFoundError:  # deleted while listing, or a dangling symlink
                 continue
             yield ObjectInfo(key=rel, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
-    def _walk(self, folder: Path, rel: str) -> Iterator[str]:
+    def _walk(self, folder: str, rel: str) -> Iterator[tuple[str, bool]]:
         # os.walk builds each folder's full name list; scandir is lazy, so memory stays flat even
         # with a million files in one folder. Symlinked folders are not followed (no loops, no escape).
         try:
@@ -206,9 +216,9 @@ class LocalStorage:
                 for entry in it:
                     name = rel + entry.name
                     if entry.is_dir(follow_symlinks=False):
-                        yield from self._walk(Path(entry.path), name + "/")
+                        yield from self._walk(entry.path, name + "/")
                     elif entry.is_file():
-                        yield name
+                        yield name, entry.is_symlink()
         except PermissionError as exc:
             raise StorageError(f"cannot list {folder}: permission denied; fix its permissions") from exc
 
@@ -303,6 +313,8 @@ def explain_s3_error(exc: BaseException, where: str) -> StorageError:
     """Turn a botocore error into a StorageError that says what to do. Never includes credentials."""
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
+    if isinstance(exc, StorageError):  # e.g. UnsafeKey raised before any request
+        return exc
     if isinstance(exc, NoCredentialsError):
         return StorageError(
             f"no AWS credentials found for {where}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, "
@@ -464,7 +476,7 @@ class S3Video:
         return f"s3://{self.bucket}/{self.key}"
 
     def open(self) -> BinaryIO:
-        raw = S3RangeReader(s3_client(self.endpoint_url, self.region), self.bucket, self.key, self.size)
+        raw = S3RangeReader(s3_client(self.endpoint_url, self.region), self.bucket, self.key, self.size, self.etag)
         return io.BufferedReader(raw, buffer_size=READ_BUFFER_BYTES)
 
     def local_path(self) -> str | None:
@@ -478,9 +490,11 @@ class S3RangeReader(io.RawIOBase):
     at the end of MP4s; wrapped in io.BufferedReader so small reads become few large GETs.
     """
 
-    def __init__(self, client: Any, bucket: str, key: str, size: int):
+    def __init__(self, client: Any, bucket: str, key: str, size: int, etag: str = ""):
         super().__init__()
         self._client, self._bucket, self._key, self._size = client, bucket, key, size
+        # If-Match on every range: if the object is replaced mid-read we fail instead of mixing versions.
+        self._extra = {"IfMatch": f'"{etag}"'} if etag else {}
         self._pos = 0
 
     def readable(self) -> bool:
@@ -506,10 +520,15 @@ class S3RangeReader(io.RawIOBase):
             return 0
         end = min(self._pos + len(view), self._size) - 1
         try:
-            resp = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}")
+            resp = self._client.get_object(
+                Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}", **self._extra
+            )
             data = resp["Body"].read()
         except Exception as exc:
-            raise OSError(str(explain_s3_error(exc, f"s3://{self._bucket}/{self._key}"))) from None
+            where = f"s3://{self._bucket}/{self._key}"
+            if "PreconditionFailed" in str(exc):
+                raise OSError(f"{where} changed while it was being read (ETag no longer matches)") from None
+            raise OSError(str(explain_s3_error(exc, where))) from None
         n = len(data)
         view[:n] = data
         self._pos += n
