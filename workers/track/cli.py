@@ -69,7 +69,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--segments", type=int, default=1, help="track N overlapping segments in parallel, then stitch ids (default 1)"
     )
-    parser.add_argument("--overlap", type=int, default=30, help="frames shared by neighbouring segments")
+    parser.add_argument(
+        "--overlap", type=int, default=None, help="frames shared by neighbouring segments (default 2 x lost buffer)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -97,11 +99,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.segments > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        from workers.track.stitch import track_segmented
+        from workers.track.stitch import recommended_overlap, track_segmented
 
         n_frames = last_frame if last_frame is not None else max(dets, default=0)
+        overlap = args.overlap if args.overlap is not None else recommended_overlap(config, frame_rate)
         with ProcessPoolExecutor(max_workers=min(args.segments, os.cpu_count() or 1)) as pool:
-            rows = track_segmented(dets, n_frames, args.segments, args.overlap, config, frame_rate, executor=pool)
+            rows = track_segmented(dets, n_frames, args.segments, overlap, config, frame_rate, executor=pool)
     else:
         rows = track_sequence(dets, config, frame_rate, last_frame)
     n = write_results(args.out, rows)
