@@ -1,0 +1,539 @@
+"""`vidpipe nightly INPUT OUTPUT`: the scheduled incremental batch.
+
+What makes it incremental: every night submits INPUT to the SAME job (the job plane's deterministic job
+id for input + output + config). The queue remembers each video's version (ETag, or size + mtime), so
+re-submission queues only videos that are new or changed since they were last done; unchanged ones are
+counted and left alone. If Redis was wiped, the job plane still skips every video whose committed
+manifest verifies (same input version and config hash), so the worst case is one manifest read per video.
+
+Safe to re-run after a crash: the night's job is the same job, the crashed worker's leases expire and
+their videos are redelivered, committed videos are never written twice, and the night's baseline (the
+counts before its first run) is kept in Redis, so the report of a re-run covers the whole night.
+
+One nightly per input at a time: a Redis lock with a TTL (renewed while the night runs) and a fencing
+token (a counter incremented at every acquisition). The night report is committed in Redis by a script
+that checks the lock is still ours; a holder whose lock expired (process paused, network partition) and
+was taken over gets StaleLock and writes no report. Videos themselves are protected one level down by
+the job plane's per-video leases, so even a stale holder never commits a video twice.
+
+The report goes to OUTPUT/_reports/nightly-<date>.json (and .png when matplotlib is installed: the
+`report` extra): counts, failures with reasons, throughput, duration, a throughput timeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from jobs.config import VidpipeConfig
+from jobs.queue import PREFIX, JobSpec, SubmitCounts, WorkQueue
+from jobs.runner import JobRunner, ProcessorFactory
+from jobs.storage import Storage, open_storage
+
+log = logging.getLogger("vidpipe.nightly")
+
+REPORT_SCHEMA = "vidpipe.nightly/1"
+REPORTS_DIR = "_reports"
+EXIT_FAILURES, EXIT_BUSY, EXIT_STALE = 1, 3, 4
+
+
+class NightlyBusy(Exception):
+    """Another nightly holds the lock for this input."""
+
+
+class StaleLock(Exception):
+    """Our lock expired and someone else holds it now (or held it since): we must not commit."""
+
+
+# ----------------------------------------------------------------------------- lock with fencing
+
+# KEYS: lock, fence  ARGV: owner, ttl_ms  -> {fence, ""} or {false, current holder}
+_ACQUIRE = """
+local cur = redis.call('GET', KEYS[1])
+if cur then return {false, cur} end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], fence .. '|' .. ARGV[1], 'PX', ARGV[2])
+return {fence, ''}
+"""
+
+# KEYS: lock  ARGV: token, ttl_ms -> 1 if still ours (and extended)
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: lock  ARGV: token
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# The fenced commit. KEYS: lock, last, night  ARGV: token, fence, report_json, date
+# Refused unless we still hold the lock AND no holder with a newer fence committed before us.
+_COMMIT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, 'lock not held'} end
+local last_fence = tonumber(redis.call('HGET', KEYS[2], 'fence') or '0')
+if last_fence > tonumber(ARGV[2]) then return {0, 'a newer holder committed fence ' .. last_fence} end
+redis.call('HSET', KEYS[2], 'fence', ARGV[2], 'date', ARGV[4], 'report', ARGV[3])
+redis.call('HSET', KEYS[3], 'committed_fence', ARGV[2], 'report', ARGV[3])
+return {1, ''}
+"""
+
+
+def input_id(input_url: str) -> str:
+    return hashlib.sha256(input_url.encode()).hexdigest()[:16]
+
+
+def nightly_keys(input_url: str) -> dict[str, str]:
+    base = f"{PREFIX}:nightly:{{{input_id(input_url)}}}"  # hash tag: one Redis Cluster slot per input
+    return {"lock": f"{base}:lock", "fence": f"{base}:fence", "last": f"{base}:last", "base": base}
+
+
+def night_key(input_url: str, date: str) -> str:
+    return f"{nightly_keys(input_url)['base']}:night:{date}"
+
+
+class NightlyLock:
+    """`SET NX PX` lock per input plus a fencing token; renewed by a background thread while held."""
+
+    def __init__(self, r: redis.Redis, input_url: str, ttl_seconds: float = 300.0, owner: str = ""):
+        self.r = r
+        self.keys = nightly_keys(input_url)
+        self.ttl_ms = max(100, int(ttl_seconds * 1000))
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.fence = 0
+        self.token = ""
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._acquire = r.register_script(_ACQUIRE)
+        self._renew = r.register_script(_RENEW)
+        self._release = r.register_script(_RELEASE)
+        self._commit = r.register_script(_COMMIT)
+
+    def acquire(self, wait_seconds: float = 0.0) -> int:
+        """Take the lock (waiting up to `wait_seconds` for a holder to finish or expire); returns the fence."""
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            fence, holder = self._acquire(keys=[self.keys["lock"], self.keys["fence"]], args=[self.owner, self.ttl_ms])
+            if fence:
+                self.fence = int(fence)
+                self.token = f"{self.fence}|{self.owner}"
+                return self.fence
+            if time.monotonic() >= deadline:
+                ttl = self.r.pttl(self.keys["lock"])
+                raise NightlyBusy(
+                    f"another nightly for this input is running (holder {holder}, lock expires in "
+                    f"{max(ttl, 0) / 1000:.0f} s): wait for it, or pass --wait-lock SECONDS"
+                )
+            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+
+    def renew(self) -> bool:
+        ok = bool(int(self._renew(keys=[self.keys["lock"]], args=[self.token, self.ttl_ms])))
+        if not ok:
+            self.lost.set()
+        return ok
+
+    def start_keeper(self) -> NightlyLock:
+        """Renew every ttl/3 on a daemon thread; a failed renewal marks the lock lost (for good)."""
+
+        def run() -> None:
+            while not self._stop.wait(self.ttl_ms / 3000.0):
+                try:
+                    if not self.renew():
+                        log.error("nightly lock lost (expired and taken over): this run will not commit its report")
+                        return
+                except redis.RedisError as exc:  # a blip: two more tries before the TTL runs out
+                    log.warning("nightly lock renewal failed (%s); retrying", type(exc).__name__)
+
+        self._thread = threading.Thread(target=run, name="vidpipe-nightly-lock", daemon=True)
+        self._thread.start()
+        return self
+
+    def commit(self, date: str, report: dict[str, Any], night: str) -> None:
+        """Record the night as committed, only if the lock is still ours (raises StaleLock)."""
+        ok, why = self._commit(
+            keys=[self.keys["lock"], self.keys["last"], night],
+            args=[self.token, self.fence, json.dumps(report, sort_keys=True), date],
+        )
+        if not int(ok):
+            self.lost.set()
+            raise StaleLock(
+                f"not committing the night report: {why} (fence {self.fence}). This run's lock expired and another "
+                "nightly took over; its report is the one that counts. Raise --lock-ttl if runs stall this long."
+            )
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.token:
+            try:
+                self._release(keys=[self.keys["lock"]], args=[self.token])
+            except redis.RedisError as exc:  # it expires on its own
+                log.warning("could not release the nightly lock (%s); it expires in its TTL", type(exc).__name__)
+
+
+# ----------------------------------------------------------------------------- the night
+
+
+@dataclass
+class Timeline:
+    """Samples of the job's progress during the night (for the report's chart and throughput)."""
+
+    points: list[dict[str, float]] = field(default_factory=list)
+
+    def sample(self, t: float, finished: int, frames: int, pending: int) -> None:
+        self.points.append({"t": round(t, 2), "finished": finished, "frames": frames, "pending": pending})
+
+
+class Sampler(threading.Thread):
+    def __init__(self, queue: WorkQueue, job_id: str, timeline: Timeline, t0: float, interval: float = 5.0):
+        super().__init__(name="vidpipe-nightly-sampler", daemon=True)
+        self.queue, self.job_id, self.timeline, self.t0, self.interval = queue, job_id, timeline, t0, interval
+        self._halt = threading.Event()  # not `_stop`: threading.Thread has a method of that name
+
+    def take(self) -> None:
+        from workers.metrics import record_queue_depth
+
+        s = self.queue.status(self.job_id)
+        self.timeline.sample(time.time() - self.t0, s.done + s.skipped + s.failed, s.frames, s.queued + s.running)
+        record_queue_depth(self.job_id, {"queued": s.queued, "running": s.running, "done": s.done,
+                                         "skipped": s.skipped, "failed": s.failed})
+
+    def run(self) -> None:
+        while not self._halt.wait(self.interval):
+            try:
+                self.take()
+            except Exception as exc:  # sampling is best effort; never kill the night for it
+                log.debug("sampler: %s", exc)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+
+def begin_night(r: redis.Redis, night: str, job: JobSpec, queue: WorkQueue, counts: SubmitCounts) -> dict[str, Any]:
+    """Record the night's baseline once (first run of the night) and add this run's submission counts."""
+    s = queue.status(job.job_id)
+    now_ms = int(time.time() * 1000)
+    pipe = r.pipeline(transaction=True)
+    baseline: dict[str, str | int] = {"started_ms": now_ms, "base_done": s.done, "base_skipped": s.skipped,
+                                      "base_failed": s.failed, "base_frames": s.frames, "job_id": job.job_id}
+    for k, v in baseline.items():
+        pipe.hsetnx(night, k, v)
+    pipe.hincrby(night, "runs", 1)
+    # added/requeued accumulate over re-runs; a re-run sees the first run's new videos as unchanged
+    pipe.hincrby(night, "new", counts.added)
+    pipe.hincrby(night, "changed", counts.requeued)
+    pipe.hincrby(night, "rejected", counts.rejected)
+    pipe.hset(night, "listed_last_run", counts.total)
+    pipe.expire(night, 60 * 60 * 24 * 90)  # keep 90 nights
+    pipe.hgetall(night)
+    return dict(pipe.execute()[-1])
+
+
+def build_report(
+    *,
+    date: str,
+    job: JobSpec,
+    queue: WorkQueue,
+    night: dict[str, Any],
+    fence: int,
+    run_started: float,
+    timeline: Timeline,
+) -> dict[str, Any]:
+    s = queue.status(job.job_id)
+    started = int(night["started_ms"]) / 1000.0
+    finished_at = time.time()
+    done = s.done - int(night["base_done"])
+    skipped = s.skipped - int(night["base_skipped"])
+    failed = s.failed - int(night["base_failed"])
+    frames = s.frames - int(night["base_frames"])
+    duration = max(1e-6, finished_at - started)
+    failures = [
+        {"key": f["key"], "error": f["error"], "attempts": f["attempts"]}
+        for f in queue.current_failures(job.job_id, limit=10_000)
+        if int(f.get("at_ms", 0)) >= int(night["started_ms"])
+    ]
+    return {
+        "schema": REPORT_SCHEMA,
+        "date": date,
+        "input": job.input_url,
+        "output": job.output_url,
+        "job_id": job.job_id,
+        "config_hash": job.config_hash,
+        "fence": fence,
+        "runs": int(night.get("runs", 1)),
+        "started_at": _iso(started),
+        "finished_at": _iso(finished_at),
+        "duration_s": round(finished_at - started, 3),
+        "this_run_duration_s": round(finished_at - run_started, 3),
+        "submitted": {
+            "listed": int(night.get("listed_last_run", 0)),
+            "new": int(night.get("new", 0)),
+            "changed": int(night.get("changed", 0)),
+            "rejected": int(night.get("rejected", 0)),
+        },
+        "processed": {"done": done, "skipped": skipped, "failed": failed, "frames": frames},
+        "throughput": {
+            "frames_per_s": round(frames / duration, 2),
+            "videos_per_s": round((done + skipped) / duration, 4),
+        },
+        "failures": failures,
+        "queue_after": {"queued": s.queued, "running": s.running},
+        "job_totals": {"videos": s.total, "done": s.done, "skipped": s.skipped, "failed": s.failed},
+        "complete": s.complete,
+        "timeline": timeline.points,
+    }
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
+def render_chart(report: dict[str, Any]) -> bytes | None:
+    """A small PNG: outcomes of the night and videos finished over time. None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.info("matplotlib not installed: night report without chart (pip install 'vidpipe[report]')")
+        return None
+    p = report["processed"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3), dpi=80)
+    names = ["done", "skipped", "failed"]
+    ax1.bar(names, [p[n] for n in names], color=["#2a9d8f", "#8d99ae", "#e63946"])
+    ax1.set_title(f"videos, night {report['date']}")
+    pts = report["timeline"]
+    if pts:
+        t0 = pts[0]["finished"]
+        ax2.plot([q["t"] / 60 for q in pts], [q["finished"] - t0 for q in pts], marker=".")
+    ax2.set_xlabel("minutes")
+    ax2.set_title(f"finished ({report['throughput']['frames_per_s']:.1f} frames/s)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_report(output: Storage, report: dict[str, Any]) -> list[str]:
+    base = f"{REPORTS_DIR}/nightly-{report['date']}"
+    written = []
+    png = render_chart(report)
+    if png is not None:
+        output.put_bytes(f"{base}.png", png)
+        written.append(f"{base}.png")
+    output.put_bytes(f"{base}.json", (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
+    written.append(f"{base}.json")  # JSON last: its presence means the chart is there too
+    return written
+
+
+@dataclass
+class NightResult:
+    report: dict[str, Any]
+    files: list[str]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_FAILURES if self.report["processed"]["failed"] or not self.report["complete"] else 0
+
+
+def run_night(
+    queue: WorkQueue,
+    config: VidpipeConfig,
+    input_url: str,
+    output_url: str,
+    factory: ProcessorFactory,
+    *,
+    date: str | None = None,
+    lock_ttl: float = 300.0,
+    wait_lock: float = 0.0,
+    retry_failed: bool = False,
+    progress: bool = False,
+    sample_every: float = 5.0,
+    autoscale: Callable[[JobSpec], Any] | None = None,
+) -> NightResult:
+    """One night: lock, submit (incremental), process, commit the report (fenced), write it."""
+    from jobs.commands.common import submit
+
+    date = date or dt.datetime.now(dt.UTC).date().isoformat()
+    norm_input = open_storage(input_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region).url
+    lock = NightlyLock(queue.r, norm_input, ttl_seconds=lock_ttl)
+    fence = lock.acquire(wait_seconds=wait_lock)
+    log.info("nightly %s for %s: lock taken (fence %d)", date, norm_input, fence)
+    lock.start_keeper()
+    run_started = time.time()
+    scaler = None
+    try:
+        job, counts = submit(queue, config, input_url, output_url, retry_failed=retry_failed)
+        night = night_key(norm_input, date)
+        record = begin_night(queue.r, night, job, queue, counts)
+        log.info(
+            "nightly %s: job %s, %d listed: %d new, %d changed, %d unchanged (run %s of this night)",
+            date, job.job_id, counts.total, counts.added, counts.requeued, counts.unchanged, record["runs"],
+        )
+        timeline = Timeline()
+        sampler = Sampler(queue, job.job_id, timeline, t0=int(record["started_ms"]) / 1000.0, interval=sample_every)
+        sampler.take()
+        sampler.start()
+        if autoscale is not None:
+            scaler = autoscale(job)
+        try:
+            JobRunner(queue, job, factory, config, progress=progress).run()
+        finally:
+            sampler.stop()
+            if scaler is not None:
+                scaler.stop(release=True)
+        sampler.take()
+        report = build_report(date=date, job=job, queue=queue, night=record, fence=fence, run_started=run_started,
+                              timeline=timeline)
+        if lock.lost.is_set():
+            raise StaleLock(f"the nightly lock (fence {fence}) was lost during the run: not committing the report")
+        lock.commit(date, report, night)
+        out = open_storage(output_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region)
+        files = write_report(out, report)
+        log.info("nightly %s committed: %s", date, ", ".join(f"{out.url.rstrip('/')}/{f}" for f in files))
+        return NightResult(report, files)
+    finally:
+        lock.release()
+
+
+def last_committed(r: redis.Redis, input_url: str) -> dict[str, Any] | None:
+    """The last committed night for an input (date, fence, report), or None."""
+    raw = r.hgetall(nightly_keys(input_url)["last"])
+    if not raw:
+        return None
+    return {"date": raw["date"], "fence": int(raw["fence"]), "report": json.loads(raw["report"])}
+
+
+# ----------------------------------------------------------------------------- autoscaling hook
+
+
+def make_autoscaler(queue: WorkQueue, config: VidpipeConfig, args: argparse.Namespace) -> Callable[[JobSpec], Any]:
+    """Start jobs.autoscale's loop for the night's job (needs a Ray connection: RAY_ADDRESS or local)."""
+    from jobs.autoscale import AutoscaleLoop, QueueDepth, ScalingPolicy, unit_bundles
+    from workers.profiles import get_profile
+
+    def start(job: JobSpec) -> AutoscaleLoop:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=config.ray_address or None, log_to_driver=False)
+        profile = get_profile(config.profile)
+        status = queue.status(job.job_id)
+        finished = status.done
+        frames_per_video = status.frames / finished if finished and status.frames else args.frames_per_video
+        policy = ScalingPolicy(
+            unit_fps=args.unit_fps,
+            frames_per_video=frames_per_video,
+            target_seconds=_seconds_until(args.deadline),
+            max_units=args.max_units,
+            videos_per_unit=profile.max_videos_in_flight,
+            unit=unit_bundles(profile),
+        )
+
+        def depth() -> QueueDepth:
+            s = queue.status(job.job_id)
+            return QueueDepth(queued=s.queued, running=s.running)
+
+        return AutoscaleLoop(depth, policy, interval=30.0, profile_name=profile.name).start()
+
+    return start
+
+
+def _seconds_until(hhmm: str) -> float:
+    """Seconds from now until the next HH:MM UTC."""
+    h, m = (int(x) for x in hhmm.split(":"))
+    now = dt.datetime.now(dt.UTC)
+    target = now.replace(hour=h, minute=m, second=0, microsecond=0)
+    if target <= now:
+        target += dt.timedelta(days=1)
+    return (target - now).total_seconds()
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from jobs.commands.common import add_config_options, add_processing_options, add_results_options
+
+    parser.add_argument("input", metavar="INPUT", help="s3://bucket/prefix/ or a local folder with videos")
+    parser.add_argument("output", metavar="OUTPUT", help="s3://bucket/prefix/ or a local folder for results")
+    add_config_options(parser)
+    add_processing_options(parser)
+    add_results_options(parser)
+    parser.add_argument("--date", help="the night's date, YYYY-MM-DD (default: today, UTC); re-runs of a "
+                        "night use the same date")
+    parser.add_argument("--lock-ttl", type=float, default=300.0, metavar="S",
+                        help="lock time-to-live, renewed every TTL/3 while running (default 300)")
+    parser.add_argument("--wait-lock", type=float, default=0.0, metavar="S",
+                        help="wait up to S seconds for a running nightly of this input to finish (default: fail)")
+    parser.add_argument("--retry-failed", action="store_true", help="also re-queue videos that failed before")
+    a = parser.add_argument_group("autoscaling (on a Ray cluster with an autoscaler)")
+    a.add_argument("--autoscale", action="store_true",
+                   help="request workers from Ray's autoscaler in proportion to the queue (jobs/autoscale.py)")
+    a.add_argument("--unit-fps", type=float, default=150.0, help="frames/s one unit (GPU) sustains (vidpipe bench)")
+    a.add_argument("--frames-per-video", type=float, default=3000.0,
+                   help="expected frames per video until the job has measured it")
+    a.add_argument("--deadline", default="06:00", metavar="HH:MM", help="finish by this UTC time (default 06:00)")
+    a.add_argument("--max-units", type=int, default=16, help="never request more units than this")
+
+
+def main(args: argparse.Namespace) -> int:
+    from jobs.commands.common import USER_ERRORS, config_from_args, processor_factory, queue_session
+
+    if args.date:
+        try:
+            dt.date.fromisoformat(args.date)
+        except ValueError:
+            log.error("--date %r: expected YYYY-MM-DD", args.date)
+            return 2
+    try:
+        config = config_from_args(args)
+        with queue_session(config) as queue:
+            result = run_night(
+                queue, config, args.input, args.output, processor_factory(args),
+                date=args.date, lock_ttl=args.lock_ttl, wait_lock=args.wait_lock, retry_failed=args.retry_failed,
+                progress=not args.no_progress,
+                autoscale=make_autoscaler(queue, config, args) if args.autoscale else None,
+            )
+    except NightlyBusy as exc:
+        log.error("%s", exc)
+        return EXIT_BUSY
+    except StaleLock as exc:
+        log.error("%s", exc)
+        return EXIT_STALE
+    except USER_ERRORS as exc:
+        log.error("%s", exc)
+        return 2
+    r = result.report
+    p, sub = r["processed"], r["submitted"]
+    print(f"night {r['date']} ({r['input']} -> {r['output']}, job {r['job_id']}, run {r['runs']}):")
+    print(f"  listed {sub['listed']}: {sub['new']} new, {sub['changed']} changed")
+    print(f"  processed: {p['done']} done, {p['skipped']} skipped, {p['failed']} failed, {p['frames']} frames "
+          f"in {r['duration_s']:.1f} s ({r['throughput']['frames_per_s']:.1f} frames/s)")
+    for f in r["failures"]:
+        print(f"  FAILED {f['key']}: {f['error']} (after {f['attempts']} attempt(s))")
+    print(f"  report: {', '.join(result.files)}")
+    return result.exit_code
