@@ -316,3 +316,48 @@ def test_fused_stage_equals_separate_stages_on_cpu(media_dir: Path) -> None:
         if meta_f.is_last:
             break
     assert fused.frames == 5  # frames 0, 50, 100, 150, 200 of 250
+
+
+# --- TensorRT module pieces that need no TensorRT ----------------------------------------------------
+
+
+def test_build_options_validate() -> None:
+    from workers.detect.trt_engine import BuildOptions
+
+    assert BuildOptions().precision == "fp16"
+    with pytest.raises(ValueError, match="precision"):
+        BuildOptions(precision="int4")
+    with pytest.raises(ValueError, match="min <= opt <= max"):
+        BuildOptions(min_batch=4, opt_batch=2, max_batch=8)
+
+
+def test_onnx_input_reads_the_model_input(tmp_path: Path) -> None:
+    from tests.gpu.tiny_yolo import build_tiny_yolo
+    from workers.detect.trt_engine import OnnxInput, onnx_input
+    from workers.errors import ModelError
+
+    assert onnx_input(str(build_tiny_yolo(tmp_path / "m.onnx"))) == OnnxInput("images", 3, 64, 64)
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="cannot load ONNX model"):
+        onnx_input(str(tmp_path / "bad.onnx"))
+
+
+@pytest.mark.skipif(gpu_status().packages["tensorrt"].ok, reason="TensorRT is installed here")
+def test_missing_tensorrt_is_a_clear_model_error() -> None:
+    from workers.detect.trt_engine import trt_module
+    from workers.errors import ModelError
+
+    with pytest.raises(ModelError, match=r"TensorRT is not importable .*No module named 'tensorrt'"):
+        trt_module()
+
+
+def test_model_path_errors_name_the_fix(tmp_path: Path) -> None:
+    from workers.detect.tensorrt import local_model_path
+    from workers.errors import ModelError
+
+    with pytest.raises(ModelError, match=r"set detector\.model"):
+        local_model_path("")
+    with pytest.raises(ModelError, match="not found"):
+        local_model_path(str(tmp_path / "missing.onnx"))
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    assert local_model_path(str(tmp_path / "m.onnx")) == str(tmp_path / "m.onnx")
