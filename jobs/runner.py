@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobs.config import VidpipeConfig
+from jobs.config import ConfigError, VidpipeConfig
 from jobs.queue import JobSpec, JobStatus, Lease, WorkQueue, make_owner
 from jobs.results import CommitAborted, ResultWriter
 from jobs.storage import Storage, StorageError, open_storage
 from workers.api import PipelineStats, VideoProcessor
-from workers.batch import VideoFailure, VideoInput, VideoResult, VideoSource
+from workers.batch import VideoFailure, VideoInput, VideoOutcome, VideoResult, VideoSource
 from workers.errors import VideoError
 from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
 
@@ -61,15 +61,67 @@ def default_processor_factory(inline: bool = False) -> ProcessorFactory:
         if inline:
             from workers.inline import InlinePipeline
 
-            return InlinePipeline(config.detector, config.sampling, config.tracker)
-        from workers.profiles import get_profile
-
-        profile = get_profile(config.profile)
-        from workers.pipeline import VideoPipeline
-
-        return VideoPipeline(profile, config.detector, config.sampling, config.tracker)
+            return InlinePipeline(config.detector, config.sampling, config.tracker, batch_size=config.batch_size)
+        return RayPipeline(config)
 
     return make
+
+
+class RayPipeline:
+    """workers.pipeline.VideoPipeline plus Ray's lifetime: connects to `ray_address` (or RAY_ADDRESS), else
+    starts a local Ray on loopback, and shuts Ray down on close() only if it started it."""
+
+    def __init__(self, config: VidpipeConfig):
+        import ray
+
+        from workers.profiles import get_profile
+
+        try:
+            profile = get_profile(config.profile)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self._owns_ray = False
+        if not ray.is_initialized():
+            if config.ray_address:
+                ray.init(address=config.ray_address, log_to_driver=False)
+            else:
+                ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+                self._owns_ray = True
+        from workers.pipeline import VideoPipeline
+
+        try:
+            self._pipe = VideoPipeline(profile, config.detector, config.sampling, config.tracker)
+        except BaseException:
+            self._shutdown()
+            raise
+
+    def capacity(self) -> int:
+        return self._pipe.capacity()
+
+    def submit(self, source: VideoSource) -> None:
+        self._pipe.submit(source)
+
+    def poll(self, timeout: float = 0.5) -> list[VideoOutcome]:
+        return self._pipe.poll(timeout)
+
+    def in_flight(self) -> int:
+        return self._pipe.in_flight()
+
+    def stats(self) -> PipelineStats:
+        return self._pipe.stats()
+
+    def close(self) -> None:
+        try:
+            self._pipe.close()
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._owns_ray:
+            import ray
+
+            ray.shutdown()
+            self._owns_ray = False
 
 
 class LeaseKeeper(threading.Thread):

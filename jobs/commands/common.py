@@ -16,10 +16,12 @@ from jobs.embedded import EmbeddedRedis, EmbeddedRedisError
 from jobs.queue import JobSpec, QueueError, SubmitCounts, WorkQueue, check_job_id, default_job_id
 from jobs.runner import ProcessorFactory, default_processor_factory
 from jobs.storage import ObjectInfo, StorageError, open_storage
+from workers.errors import VideoError
 
 log = logging.getLogger("vidpipe")
 
-USER_ERRORS = (ConfigError, QueueError, StorageError, EmbeddedRedisError)
+# VideoError here = the processor could not start (backend unavailable, model cannot load): says why.
+USER_ERRORS = (ConfigError, QueueError, StorageError, EmbeddedRedisError, VideoError)
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
@@ -97,6 +99,18 @@ def processor_factory(args: argparse.Namespace) -> ProcessorFactory:
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"--processor {spec!r} cannot be loaded: {exc}") from exc
     return factory
+
+
+def check_profile(args: argparse.Namespace, config: VidpipeConfig) -> None:
+    """Fail fast on an unknown profile when the Ray pipeline will be used."""
+    if getattr(args, "inline", False) or getattr(args, "processor", None):
+        return
+    from workers.profiles import get_profile
+
+    try:
+        get_profile(config.profile)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @contextlib.contextmanager

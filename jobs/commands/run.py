@@ -29,6 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     config = common.config_from_args(args)
     factory = common.processor_factory(args)
+    common.check_profile(args, config)  # before anything is queued
     with common.queue_session(config) as queue:
         job, counts = common.submit(queue, config, args.input, args.output, job_id=args.job_id,
                                     retry_failed=args.retry_failed)
