@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 FAKE = ["--processor", "tests.fakeproc:make_fake", "--no-progress"]
 
 
-def vidpipe(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def vidpipe(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     for var in [k for k, v in full_env.items() if v == ""]:
         del full_env[var]
