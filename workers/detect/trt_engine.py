@@ -171,6 +171,9 @@ def build_serialized_engine(
             raise ModelError(f"{onnx_path}: TensorRT cannot parse the ONNX model: {errors}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_bytes)
+        if opts.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+            # TF32 (on by default for FP32 layers on Ampere+) keeps a 10-bit mantissa: "fp32" means fp32.
+            config.clear_flag(trt.BuilderFlag.TF32)
         if not strongly_typed and opts.precision in ("fp16", "int8"):
             config.set_flag(trt.BuilderFlag.FP16)  # int8 engines keep fp16 for layers without int8 kernels
         if not strongly_typed and opts.precision == "int8":
