@@ -336,7 +336,7 @@ def test_onnx_input_reads_the_model_input(tmp_path: Path) -> None:
     from workers.detect.trt_engine import OnnxInput, onnx_input
     from workers.errors import ModelError
 
-    assert onnx_input(str(build_tiny_yolo(tmp_path / "m.onnx"))) == OnnxInput("images", 3, 64, 64)
+    assert onnx_input(str(build_tiny_yolo(tmp_path / "m.onnx"))) == OnnxInput("images", 3, 64, 64, num_classes=3)
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelError, match="cannot load ONNX model"):
         onnx_input(str(tmp_path / "bad.onnx"))
@@ -351,13 +351,19 @@ def test_missing_tensorrt_is_a_clear_model_error() -> None:
         trt_module()
 
 
-def test_model_path_errors_name_the_fix(tmp_path: Path) -> None:
-    from workers.detect.tensorrt import local_model_path
+def test_onnx_input_dynamic_size_follows_the_onnx_detector(tmp_path: Path) -> None:
+    """Dynamic H/W: the square DetectorConfig.input_width, as ONNXDetector uses (and an error without it)."""
+    import onnx
+
+    from tests.gpu.tiny_yolo import build_tiny_yolo
+    from workers.detect.trt_engine import onnx_input
     from workers.errors import ModelError
 
-    with pytest.raises(ModelError, match=r"set detector\.model"):
-        local_model_path("")
-    with pytest.raises(ModelError, match="not found"):
-        local_model_path(str(tmp_path / "missing.onnx"))
-    (tmp_path / "m.onnx").write_bytes(b"x")
-    assert local_model_path(str(tmp_path / "m.onnx")) == str(tmp_path / "m.onnx")
+    path = build_tiny_yolo(tmp_path / "m.onnx")
+    model = onnx.load(str(path))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "H", "W"
+    onnx.save(model, str(path))
+    assert (onnx_input(str(path), dynamic_size=64).height, onnx_input(str(path), dynamic_size=64).width) == (64, 64)
+    with pytest.raises(ModelError, match="input_width"):
+        onnx_input(str(path))

@@ -16,22 +16,22 @@ Per batch, on one CUDA stream:
 Engine options come from the environment until DetectorConfig carries them:
 VIDPIPE_TRT_PRECISION (fp16 | fp32 | int8, default fp16), VIDPIPE_TRT_MAX_BATCH (default 32),
 VIDPIPE_TRT_CALIBRATION_CACHE (int8), VIDPIPE_ENGINE_CACHE (local dir), VIDPIPE_ENGINE_S3 (s3://bucket/prefix
-to share engines across the cluster).
+to share engines across the cluster). The model path/URI is resolved by the ONNX detector's resolve_model
+(s3:// models are downloaded once per node), so both detectors load the very same file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from workers.batch import DetectionBatch, FrameBatch
 from workers.detect.engine_cache import EngineStore, LocalEngineCache, S3EngineCache
+from workers.detect.onnx import resolve_model
 from workers.detect.postprocess import cxcywh_to_xyxy, decode_yolo, nms
 from workers.errors import ModelError
 from workers.gpu import DETECT_PACKAGES, assigned_gpu_index, require_gpu
@@ -72,32 +72,12 @@ def engine_store_from_env() -> EngineStore:
         import boto3
 
         bucket, _, prefix = uri[len("s3://"):].partition("/")
-        client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or None)
+        from botocore.config import Config
+
+        # boto3 reads AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL itself (S3-compatible stores); adaptive retries.
+        client = boto3.client("s3", config=Config(retries={"mode": "adaptive", "max_attempts": 10}))
         shared = S3EngineCache(client, bucket, prefix or "vidpipe/engines/")
     return EngineStore(local, shared)
-
-
-def local_model_path(model: str) -> str:
-    """A local path for the ONNX model: as given, or an s3:// object downloaded once into the cache dir."""
-    if not model:
-        raise ModelError("the TensorRT detector needs an ONNX model: set detector.model (path or s3:// URI)")
-    if not model.startswith("s3://"):
-        if not os.path.isfile(model):
-            raise ModelError(f"ONNX model {model} not found; check detector.model")
-        return model
-    import boto3
-
-    bucket, _, key = model[len("s3://"):].partition("/")
-    cache = Path(os.environ.get("VIDPIPE_MODEL_CACHE") or Path.home() / ".cache/vidpipe/models")
-    cache.mkdir(parents=True, exist_ok=True)
-    target = cache / (hashlib.sha256(model.encode()).hexdigest()[:16] + "-" + os.path.basename(key))
-    if not target.exists():
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or None).download_file(
-            bucket, key, str(tmp)
-        )
-        os.replace(tmp, target)  # atomic: concurrent actors never read a partial model
-    return str(target)
 
 
 class TensorRTDetector:
@@ -126,7 +106,9 @@ class TensorRTDetector:
         device = torch.device("cuda", assigned_gpu_index())
         opts = self.options or build_options_from_env()
         store = self.store or engine_store_from_env()
-        self._runner, self.engine_origin = load_runner(local_model_path(self.cfg.model), opts, store, device)
+        self._runner, self.engine_origin = load_runner(
+            resolve_model(self.cfg.model), opts, store, device, dynamic_size=self.cfg.input_width
+        )
         c, h, w = self._runner.input_chw
         if c != 3:
             raise ModelError(f"model input has {c} channels; the detector feeds RGB (3)")
@@ -137,8 +119,15 @@ class TensorRTDetector:
         out = next(iter(self._runner.outputs.values()))
         if out.ndim != 3:
             raise ModelError(f"expected a (B, 4+nc, N) YOLO output, got shape {tuple(out.shape)}")
+        # The layout decision of postprocess.yolo_candidates with the class-count hint ONNXDetector gives it.
         rows, cols = int(out.shape[1]), int(out.shape[2])
-        self._export_layout = rows <= cols  # the same rule as postprocess.yolo_candidates
+        hint = self._runner.onnx.num_classes if self._runner.onnx else 0
+        if hint and rows == 4 + hint:
+            self._export_layout = True
+        elif hint and cols == 4 + hint:
+            self._export_layout = False
+        else:
+            self._export_layout = rows <= cols
 
     def detect(self, batch: FrameBatch) -> DetectionBatch:
         from workers.detect.hog import make_detection_batch

@@ -61,10 +61,14 @@ class OnnxInput:
     channels: int
     height: int
     width: int
+    num_classes: int = 0  # output dim 1 - 4 when static (what ONNXDetector passes to decode_yolo), else 0
 
 
-def onnx_input(onnx_path: str) -> OnnxInput:
-    """The model's image input (N x C x H x W) read with ONNX Runtime (a base dependency) on CPU."""
+def onnx_input(onnx_path: str, dynamic_size: int = 0) -> OnnxInput:
+    """The model's image input (N x C x H x W) read with ONNX Runtime (a base dependency) on CPU.
+
+    Dynamic H/W take `dynamic_size` (DetectorConfig.input_width, square), as the ONNX detector does.
+    """
     import onnxruntime as ort
 
     try:
@@ -75,10 +79,14 @@ def onnx_input(onnx_path: str) -> OnnxInput:
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
         raise ModelError(f"{onnx_path}: expected one N x C x H x W image input, got {[i.shape for i in inputs]}")
     _, c, h, w = inputs[0].shape
-    if not all(isinstance(d, int) for d in (c, h, w)):
+    h = h if isinstance(h, int) else dynamic_size
+    w = w if isinstance(w, int) else dynamic_size
+    if not isinstance(c, int) or not h or not w:
         raise ModelError(f"{onnx_path}: input {inputs[0].name} has dynamic C/H/W {inputs[0].shape}; export it with a "
-                         "fixed image size (e.g. imgsz=640)")
-    return OnnxInput(inputs[0].name, int(c), int(h), int(w))
+                         "fixed image size (e.g. imgsz=640) or set detector.input_width")
+    out_shape = sess.get_outputs()[0].shape
+    nc = out_shape[1] - 4 if len(out_shape) == 3 and isinstance(out_shape[1], int) else 0
+    return OnnxInput(inputs[0].name, int(c), int(h), int(w), int(nc))
 
 
 def trt_module() -> Any:
@@ -221,6 +229,7 @@ class TrtRunner:
         self._trt = trt
         self.device = device
         self.max_batch = max_batch
+        self.onnx: OnnxInput | None = None  # set by load_runner
         self._runtime = trt.Runtime(_logger(trt))
         with torch.cuda.device(device):
             self.engine = self._runtime.deserialize_cuda_engine(engine_blob)
@@ -290,12 +299,18 @@ def load_runner(
     store: EngineStore,
     device: torch.device,
     calibration_batches: Iterable[np.ndarray] | None = None,
+    dynamic_size: int = 0,
 ) -> tuple[TrtRunner, str]:
-    """(runner, where the engine came from: local | s3 | built). Builds at most once per key per cluster."""
-    inp = onnx_input(onnx_path)
+    """(runner, where the engine came from: local | s3 | built). Builds at most once per key per cluster.
+
+    runner.onnx describes the model's input/classes as read from the ONNX file.
+    """
+    inp = onnx_input(onnx_path, dynamic_size)
     key = engine_key(onnx_path, inp, opts, device)
     blob, origin = store.get_or_build(
         key, lambda: build_serialized_engine(onnx_path, inp, opts, calibration_batches)
     )
     log.info("TensorRT engine %s (%s)", key.filename(), origin)
-    return TrtRunner(blob, device, opts.max_batch), origin
+    runner = TrtRunner(blob, device, opts.max_batch)
+    runner.onnx = inp
+    return runner, origin
