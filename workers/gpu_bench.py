@@ -17,11 +17,11 @@ and GPU differ from that report, so read it as a yardstick, not a like-for-like 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
 from workers.batch import LocalVideo, VideoSource
-from workers.errors import BackendUnavailable
 from workers.gpu import gpu_status, require_gpu
 from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
 
@@ -35,6 +35,7 @@ BAR_E2E_FPS = 3600 * BAR_VIDEO_FPS / BAR_E2E_SECONDS_PER_HOUR  # 600 frames/s
 @dataclass
 class GpuBenchResult:
     gpu: str
+    model: str = ""
     frames: int = 0
     decode_seconds: float = 0.0  # SimpleDecoder
     prefetch_decode_seconds: float = 0.0  # ThreadedDecoder
@@ -128,10 +129,18 @@ def bench_end_to_end(paths: list[str], detector: DetectorConfig, batch_size: int
 def run_gpu_bench(paths: list[str], model: str, batch_size: int = 16) -> GpuBenchResult:
     """Raises BackendUnavailable here (no GPU); on a GPU node returns the measured figures."""
     require_gpu(allow_cpu_fallback=False)
+    model_note = model
     if not model:
-        raise BackendUnavailable("the GPU benchmark needs an ONNX detector model (--model): TensorRT runs it")
+        try:  # the CPU bench's tiny conv net (needs the `onnx` package): a yardstick, not PeopleNet
+            import tempfile
+
+            from workers.detect.onnx_models import tiny_conv_model
+        except ImportError as e:
+            raise ValueError(f"pass --model path/to/yolo.onnx (no model given and cannot build one: {e})") from e
+        model = tiny_conv_model(os.path.join(tempfile.mkdtemp(prefix="vidpipe-gpu-bench-"), "tiny.onnx"), size=640)
+        model_note = "tiny conv net built on the fly (not a real detector)"
     status = gpu_status()
-    result = GpuBenchResult(gpu=status.devices[0].name if status.devices else "?")
+    result = GpuBenchResult(gpu=status.devices[0].name if status.devices else "?", model=model_note)
     bench_decode(paths, batch_size, result, prefetch=False)
     bench_decode(paths, batch_size, result, prefetch=True)
     bench_end_to_end(paths, DetectorConfig(kind="tensorrt", model=model), batch_size, result)
@@ -142,7 +151,7 @@ def print_result(result: GpuBenchResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"vidpipe GPU benchmark on {result.gpu} ({result.frames} frames)")
+    table = Table(title=f"vidpipe GPU benchmark on {result.gpu} ({result.frames} frames, model: {result.model})")
     for col in ("measure", "ours", "bar (CV-CUDA issue 211, RTX 4090)", "ours / bar"):
         table.add_column(col)
     for row in result.rows():
