@@ -231,7 +231,7 @@ def _sampler_kept(path: Path, sampling: SamplingConfig) -> tuple[list[int], list
             if sampler.past_end(t):
                 break
             i = sampler.index(decoded, t)
-            if sampler.keep(i, t):
+            if sampler.keep(i, t, batch_has_frames=len(idx) % 8 != 0):  # batches of 8, as _pyav_kept
                 idx.append(i)
                 pts.append(t + meta.start_seconds)
     return idx, pts, sampler.seen
@@ -240,8 +240,9 @@ def _sampler_kept(path: Path, sampling: SamplingConfig) -> tuple[list[int], list
 @pytest.mark.parametrize(
     "sampling",
     [SamplingConfig(), SamplingConfig(mode="every_nth", every_nth=7), SamplingConfig(mode="fps", fps=4.0),
-     SamplingConfig(end_seconds=3.0)],
-    ids=["all", "every_nth", "fps", "end"],
+     SamplingConfig(end_seconds=3.0), SamplingConfig(start_seconds=2.0, end_seconds=6.0),
+     SamplingConfig(mode="fps", fps=3.0, start_seconds=1.5)],
+    ids=["all", "every_nth", "fps", "end", "segment", "fps_segment"],
 )
 def test_gpu_sampling_rules_match_cpu_decoder(media_dir: Path, sampling: SamplingConfig) -> None:
     path = media_dir / "bikes.mp4"

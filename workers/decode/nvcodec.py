@@ -163,7 +163,6 @@ class FrameSampler:
         self.keep_period = 1.0 / sampling.fps if sampling.mode == "fps" else 0.0
         self.next_keep = -math.inf
         self.last_t = -math.inf
-        self.kept_any = False
         self.seen = 0  # frames inside [start, end): VideoInfo.frame_count
 
     def index(self, decoded: int, t: float) -> int:
@@ -174,8 +173,12 @@ class FrameSampler:
     def past_end(self, t: float) -> bool:
         return t >= self.end
 
-    def keep(self, index: int, t: float) -> bool:
-        """Call for each decoded frame with t >= start and not past the end, in decode order."""
+    def keep(self, index: int, t: float, batch_has_frames: bool) -> bool:
+        """Call for each decoded frame with t >= start and not past the end, in decode order.
+
+        batch_has_frames: the batch being filled already holds a frame (the CPU decoder only drops a
+        duplicate timestamp against frames of the current batch).
+        """
         s = self.sampling
         self.seen += 1
         if s.mode == "every_nth" and index % s.every_nth:
@@ -184,10 +187,9 @@ class FrameSampler:
             if t + 1e-6 < self.next_keep:
                 return False
             self.next_keep = (math.floor(t / self.keep_period + 1e-6) + 1) * self.keep_period
-        if t <= self.last_t and self.kept_any:
-            return False  # duplicate timestamp: keep the first
+        if t <= self.last_t and batch_has_frames:
+            return False  # duplicate timestamp (broken muxers): keep the first
         self.last_t = t
-        self.kept_any = True
         return True
 
 
@@ -275,7 +277,7 @@ class NvDecodeStream:
                         done = True
                         break
                     index = sampler.index(decoded, t)
-                    if not sampler.keep(index, t):
+                    if not sampler.keep(index, t, bool(idx)):
                         continue
                     view = torch.from_dlpack(frame)  # H x W x 3 uint8 view of the decoder's surface
                     if meta.rotation:
