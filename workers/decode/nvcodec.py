@@ -282,8 +282,11 @@ class NvDecodeStream:
                     view = torch.from_dlpack(frame)  # H x W x 3 uint8 view of the decoder's surface
                     if meta.rotation:
                         view = torch.rot90(view, k=meta.rotation // 90, dims=(0, 1))
+                    if out is not None and idx and tuple(out.shape[1:]) != tuple(view.shape):
+                        yield flush(False)  # resolution change mid-stream: a batch has one frame size
                     if out is None:
                         out = torch.empty((self.batch_size, *view.shape), dtype=torch.uint8, device=device)
+                        self.info.height, self.info.width = int(view.shape[0]), int(view.shape[1])
                     out[len(idx)].copy_(view)  # the copy that may leave the actor
                     idx.append(index)
                     pts.append(t + t0)
