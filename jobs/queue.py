@@ -574,7 +574,7 @@ class WorkQueue:
             elapsed_s=round(elapsed, 3),
             videos_per_s=round(finished / elapsed, 4) if elapsed > 0 else 0.0,
             frames_per_s=round(frames / elapsed, 2) if elapsed > 0 else 0.0,
-            failures=self.current_failures(job_id, failures_limit) if failed else [],
+            failures=self.current_failures(job_id, failures_limit) if failed and failures_limit > 0 else [],
         )
 
     def current_failures(self, job_id: str, limit: int = 100) -> list[dict[str, Any]]:

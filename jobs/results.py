@@ -5,7 +5,7 @@ For an input video with key `K` (relative to the input prefix), results go under
     detections.parquet   one row per detection
     tracks.parquet       one row per (frame, track)
     tracks.mot.txt       MOTChallenge text: frame,id,x,y,w,h,score,-1,-1,-1 (frame 1-based, 2 decimals)
-    preview.mp4          annotated preview (only with `preview: true`)
+    preview.png          annotated contact sheet of tracked frames (only with `preview: true`)
     manifest.json        written last; the video counts as done only when it exists and verifies
 
 Parquet schemas (all boxes in source-video pixels, x1,y1 = top-left, x2,y2 = bottom-right):
@@ -66,7 +66,7 @@ MANIFEST = "manifest.json"
 DETECTIONS = "detections.parquet"
 TRACKS = "tracks.parquet"
 MOT = "tracks.mot.txt"
-PREVIEW = "preview.mp4"
+PREVIEW = "preview.png"
 MANIFEST_SCHEMA = "vidpipe.manifest/1"
 
 _BOX = [("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32())]

@@ -85,7 +85,8 @@ class RayPipeline:
             if config.ray_address:
                 ray.init(address=config.ray_address, log_to_driver=False)
             else:
-                ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+                # "local": always a private instance, never a `ray start` cluster that happens to run here.
+                ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
                 self._owns_ray = True
         from workers.pipeline import VideoPipeline
 
@@ -284,7 +285,7 @@ class JobRunner:
                     for outcome in proc.poll(timeout=0.5):
                         self._finish(outcome, in_flight, keeper)
                 if time.monotonic() - last_status > 0.5 or not in_flight:
-                    status = self.queue.status(self.job.job_id)
+                    status = self.queue.status(self.job.job_id, failures_limit=0)  # counts only: cheap
                     last_status = time.monotonic()
                     view.update(status, _safe_stats(proc), self.stats)
                     if not in_flight and status.complete:

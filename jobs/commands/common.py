@@ -48,7 +48,7 @@ def add_results_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--keyframes", action="store_true", help="process keyframes only")
     p.add_argument("--detector", choices=["hog", "onnx"], help="detector backend (default hog)")
     p.add_argument("--model", metavar="PATH", help="ONNX model path or s3:// URI (implies --detector onnx)")
-    p.add_argument("--preview", action="store_true", help="also write an annotated preview.mp4 per video")
+    p.add_argument("--preview", action="store_true", help="also write preview.png (annotated contact sheet) per video")
 
 
 def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> VidpipeConfig:
