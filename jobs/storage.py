@@ -344,7 +344,8 @@ def explain_s3_error(exc: BaseException, where: str) -> StorageError:
 class S3Storage:
     """`s3://bucket/prefix`: keys are relative to the prefix (treated as a folder)."""
 
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str = "", region: str = ""):
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str = "", region: str = "",
+                 page_size: int = 1000):
         if not bucket:
             raise StorageError("S3 URL has no bucket: use s3://BUCKET/PREFIX")
         self.bucket = bucket
@@ -353,6 +354,7 @@ class S3Storage:
             check_key(self.prefix.rstrip("/"))
         self.endpoint_url = endpoint_url
         self.region = region
+        self.page_size = page_size  # keys per ListObjectsV2 call (1000 = the S3 maximum)
         self.url = f"s3://{bucket}/{self.prefix}"
 
     @property
@@ -377,8 +379,11 @@ class S3Storage:
         report = on_unsafe or _warn_unsafe
         paginator = self.client.get_paginator("list_objects_v2")
         try:
-            # One page (<= 1000 keys) at a time: the generator holds a page, never the whole listing.
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            # One page at a time: the generator holds a page, never the whole listing.
+            pages = paginator.paginate(
+                Bucket=self.bucket, Prefix=self.prefix, PaginationConfig={"PageSize": self.page_size}
+            )
+            for page in pages:
                 for obj in page.get("Contents", ()):
                     rel = obj["Key"][len(self.prefix) :]
                     if extensions and not is_video(rel, extensions):

@@ -140,16 +140,20 @@ def _upload_many(service: S3Service, bucket: str, prefix: str, n: int) -> None:
 
 
 def test_s3_listing_streams_pages_with_flat_memory(s3_service: S3Service, s3_bucket: str, s3_endpoint: str) -> None:
-    # Both listings span several 1000-key pages; the generator holds at most the page being parsed and
-    # the one being consumed, so the peak must not grow with the number of pages.
-    _upload_many(s3_service, s3_bucket, "small", 1_200)
-    _upload_many(s3_service, s3_bucket, "large", 3_600)
-    _peak_listing_bytes(S3Storage(s3_bucket, "small", endpoint_url=s3_endpoint))  # warm-up: client, models
-    n_small, peak_small = _peak_listing_bytes(S3Storage(s3_bucket, "small", endpoint_url=s3_endpoint))
-    n_large, peak_large = _peak_listing_bytes(S3Storage(s3_bucket, "large", endpoint_url=s3_endpoint))
-    print(f"\nS3 listing peak memory: {n_small} objects {peak_small / 1024:.0f} KiB, "
+    # 100-key pages so both listings span many full pages cheaply. The generator holds at most the page
+    # being parsed and the one being consumed, so the peak must not grow with the number of pages.
+    _upload_many(s3_service, s3_bucket, "small", 400)
+    _upload_many(s3_service, s3_bucket, "large", 2_000)
+
+    def store(prefix: str) -> S3Storage:
+        return S3Storage(s3_bucket, prefix, endpoint_url=s3_endpoint, page_size=100)
+
+    _peak_listing_bytes(store("small"))  # warm-up: client, service model
+    n_small, peak_small = _peak_listing_bytes(store("small"))
+    n_large, peak_large = _peak_listing_bytes(store("large"))
+    print(f"\nS3 listing peak memory (100-key pages): {n_small} objects {peak_small / 1024:.0f} KiB, "
           f"{n_large} objects {peak_large / 1024:.0f} KiB")
-    assert (n_small, n_large) == (1_200, 3_600)
+    assert (n_small, n_large) == (400, 2_000)
     assert peak_large < 1.3 * peak_small
 
 
