@@ -286,8 +286,8 @@ def main(args: argparse.Namespace) -> int:
         log_to_driver=False,
         configure_logging=False,
         # Ray batches object frees for up to 1 s by default; at hundreds of frames/s that parks ~1 s of
-        # already-released frame batches in the store. 100 ms keeps store use close to the live frames.
-        _system_config={"free_objects_period_milliseconds": 100},
+        # already-released frame batches in the store. 20 ms keeps store use close to the live frames.
+        _system_config={"free_objects_period_milliseconds": 20},
     )
     try:
         pipe = VideoPipeline(get_profile("cpu"), cfg, SamplingConfig(), TrackerConfig(), batch_size=args.batch_size)

@@ -104,6 +104,14 @@ class DetectActor:
     def ready(self) -> str:
         return str(getattr(self.stage.detector, "name", "?"))
 
+    def set_threads(self, threads: int) -> None:
+        """Resize OpenCV's pool (HOG): the pool's total threads follow the node's cores as actors come and go.
+        ONNX Runtime fixes its threads per session, so ONNX actors keep theirs."""
+        if self.stage.config.kind == "hog" and self.stage.backend == "cpu":
+            import cv2
+
+            cv2.setNumThreads(threads)
+
     def detect(self, batch: FrameBatch) -> tuple[tuple[int, float], DetectionBatch]:
         """Called with num_returns=2: (cumulative frames, busy seconds) for the driver, detections for the tracker."""
         busy0 = self.stage.busy_seconds
@@ -357,9 +365,7 @@ class VideoPipeline:
         if stage == "decode":
             handle = ray.remote(DecodeActor).options(**opts).remote(spec.backend, self.sampling, self.batch_size)
         elif stage == "detect":
-            # One OpenCV/ONNX Runtime thread per reserved CPU: several actors share the cores instead of
-            # each spawning a pool as wide as the machine.
-            threads = max(1, round(spec.resources.cpus)) if spec.backend == "cpu" else None
+            threads = self._detect_threads(len(self._live("detect")) + 1) if spec.backend == "cpu" else None
             handle = ray.remote(DetectActor).options(**opts).remote(self.detector_cfg, spec.backend, threads)
         else:
             handle = ray.remote(TrackActor).options(**opts).remote(self.tracker_cfg)
@@ -367,6 +373,22 @@ class VideoPipeline:
         self._actors[stage].append(actor)
         self._pending[actor.ready_ref] = _Pending("ready", actor, "")
         return actor
+
+    def _detect_threads(self, n_actors: int) -> int:
+        """Intra-op threads per CPU detect actor: the detect pool together uses about the cluster's cores, so
+        one actor alone uses a whole node (as OpenCV's default would) and N actors do not oversubscribe it.
+        HOG (OpenCV) actors are resized as the pool changes; ONNX Runtime sessions keep their first size."""
+        total = ray.cluster_resources().get("CPU", 1.0)
+        per_node = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=total)
+        return int(max(1, min(per_node, total // max(1, n_actors))))
+
+    def _resize_detect_threads(self) -> None:
+        if self.profile.detect.backend != "cpu":
+            return
+        live = self._live("detect")
+        threads = self._detect_threads(len(live))
+        for a in live:
+            a.handle.set_threads.remote(threads)
 
     def _live(self, stage: str) -> list[_Actor]:
         return [a for a in self._actors[stage] if a.alive and not a.draining]
@@ -620,10 +642,12 @@ class VideoPipeline:
             if want > n_det and pressured and all(a.ready for a in detect):
                 if self._fits(spec):
                     self._add_actor("detect")
+                    self._resize_detect_threads()
                     log.info("rebalance: detect %d -> %d actors (want %d)", n_det, n_det + 1, want)
             elif n_det > max(1, spec.min_actors) and det_busy / n_det < 0.3 and not self._ready:
                 victim = min(detect, key=lambda a: a.inflight)
                 victim.draining = True
+                self._resize_detect_threads()
                 log.info("rebalance: draining detect actor %d (busy %.0f%%)", victim.id, 100 * det_busy / n_det)
         dspec = self.profile.decode
         if (
