@@ -40,6 +40,11 @@ MULTIPART_THRESHOLD = 64 * 1024 * 1024
 READ_BUFFER_BYTES = 8 * 1024 * 1024
 
 
+# The process umask, read once at import (os.umask can only be read by setting it).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 class StorageError(Exception):
     """A storage problem the user can fix; the message names the cause and the fix."""
 
@@ -254,6 +259,7 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"cannot write {path}: {exc.strerror}; check the output folder's permissions") from exc
         try:
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results should get the usual mode
             with os.fdopen(fd, "wb") as f:
                 write(f)
                 f.flush()

@@ -97,6 +97,9 @@ def test_local_atomic_put_replaces_whole_file(tmp_path: Path) -> None:
     store.put_bytes("v/a.mp4/detections.parquet", b"partial-garbage" * 100)
     store.put_bytes("v/a.mp4/detections.parquet", b"final")
     assert store.read_bytes("v/a.mp4/detections.parquet") == b"final"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "v" / "a.mp4" / "detections.parquet").stat().st_mode & 0o777 == 0o666 & ~umask
     assert [p.name for p in (tmp_path / "v" / "a.mp4").iterdir()] == ["detections.parquet"]  # no temp files left
 
 
