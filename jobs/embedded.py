@@ -67,10 +67,12 @@ class EmbeddedRedis:
     logged.
     """
 
-    def __init__(self, data_dir: str | Path = DEFAULT_DIR, *, password: str = "", appendfsync: str = "always"):
+    def __init__(self, data_dir: str | Path = DEFAULT_DIR, *, password: str = "", appendfsync: str = "always",
+                 port: int = 0):
         self.data_dir = Path(data_dir).absolute()
         self.password = password
         self.appendfsync = appendfsync
+        self.requested_port = port  # 0 = a free port
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._lock_file: int | None = None
@@ -101,7 +103,7 @@ class EmbeddedRedis:
             return self._attach(timeout)
         self._lock_file = fd
         binary = find_server_binary()
-        self.port = free_port()
+        self.port = self.requested_port or free_port()
         args = [
             binary,
             "--port", str(self.port),

@@ -55,6 +55,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from jobs.config import QueueConfig, redact_url
 from jobs.storage import ObjectInfo
@@ -65,6 +67,7 @@ PREFIX = "vidpipe"
 JOBS_KEY = f"{PREFIX}:jobs"
 ENQUEUE_BATCH = 500  # items per submit script call: large enough to amortise round trips, small enough
 # that the server is never blocked for long (a 500-item script runs in ~1-3 ms)
+RECONNECT_RETRIES = 12  # ~20 s of exponential backoff (0.1 s doubling, capped at 2 s)
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -359,6 +362,10 @@ def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
         ) from None
     except ValueError as exc:  # malformed URL
         raise QueueError(f"invalid Redis URL {safe}: {exc}; expected redis://[:password@]host:port/db") from None
+    # Reachable: from now on ride out short outages (a Redis restart or failover takes seconds) instead of
+    # failing the worker. A retried script whose first reply was lost is harmless: enqueue is idempotent,
+    # and a doubled claim/ack/fail only costs a lease expiry or a refused ack.
+    client.set_retry(Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=RECONNECT_RETRIES))
     return client
 
 

@@ -258,3 +258,82 @@ def test_killed_worker_video_is_redelivered_and_committed_once(redis_url: str, t
     again = FakeProcessor(slow_seconds=0)
     JobRunner(q, job, lambda _c: again, VidpipeConfig(), progress=False).run()
     assert again.submitted == [] and (out / "long.mp4" / MANIFEST).stat().st_mtime_ns == before
+
+
+def test_worker_rides_out_a_redis_restart_mid_job(tmp_path: Path) -> None:
+    """The server is SIGKILLed and restarted on the same port while a worker is busy: the worker
+    reconnects, nothing queued or leased is lost, and every video is committed exactly once."""
+    import threading
+
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    objs = []
+    for i in range(4):
+        p = inp / f"v{i}.mp4"
+        p.write_bytes(fake_video_bytes(i))
+        objs.append(ObjectInfo(p.name, p.stat().st_size, mtime_ns=p.stat().st_mtime_ns))
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    port = server.port
+    q = WorkQueue.from_url(server.url)
+    job = _job(q, "restart", lease=10, input_url=str(inp), output_url=str(out))
+    q.enqueue(job.job_id, objs)
+    proc = FakeProcessor(capacity=1, slow_seconds=0.8)
+    result: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            result["status"] = JobRunner(q, job, lambda _c: proc, VidpipeConfig(), progress=False).run()
+        except BaseException as exc:  # surfaced by the assertion below
+            result["error"] = exc
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    restarted = None
+    try:
+        deadline = time.monotonic() + 30
+        while q.status(job.job_id).done < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        server.kill()
+        server.stop()
+        time.sleep(0.5)
+        restarted = EmbeddedRedis(tmp_path / "redis", port=port).start()
+        worker.join(60)
+        assert not worker.is_alive()
+    finally:
+        if restarted is None:
+            server.stop()
+    try:
+        assert "error" not in result, result.get("error")
+        status = result["status"]
+        assert (status.done, status.failed, status.total) == (4, 0, 4)  # type: ignore[attr-defined]
+        for o in objs:
+            assert json.loads((out / o.key / MANIFEST).read_text())["attempt"] == 1
+        assert sorted(v for v, _ in proc.submitted) == [o.key for o in objs]
+    finally:
+        restarted.stop()
+
+
+def test_sigterm_hands_leases_back(redis_url: str, tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "a.mp4").write_bytes(fake_video_bytes("a"))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_SLOW_SECONDS": "600", "REDIS_URL": redis_url}
+    p = subprocess.Popen([sys.executable, "-m", "jobs", "run", str(inp), str(tmp_path / "out"),
+                          "--processor", "tests.fakeproc:make_fake", "--no-progress", "--job-id", "term"],
+                         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    q = WorkQueue.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + 60
+        while (q.item("term", "a.mp4") or {}).get("s") != "running":
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.stderr else ""
+            time.sleep(0.05)
+        p.terminate()
+        p.wait(30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 128 + signal.SIGTERM
+    item = q.item("term", "a.mp4")
+    assert item is not None and item["s"] == "queued" and item["a"] == 0  # released, attempt not counted
+    assert q.status("term").queued == 1
