@@ -103,18 +103,40 @@ def frame_bound(pipe: VideoPipeline, batch_bytes: int) -> int:
     return (decoders * p.decode.credits_per_actor + 2 * detectors * p.detect.credits_per_actor) * batch_bytes
 
 
-def test_frames_in_flight_stay_bounded_with_10x_more_video(ray_session: dict[str, str], clips: dict[str, Path]) -> None:
-    batch_bytes = 8 * 120 * 160 * 3
+def test_frames_in_flight_stay_bounded_with_10x_more_video(
+    ray_session: dict[str, str], clips: dict[str, Path], tmp_path: Path
+) -> None:
+    """1 video, 10 videos, one 10x longer video: frames alive never exceed the credit bound, and decode
+    shows up as `blocked` (held back by detect's credits) rather than running ahead."""
+    batch_bytes = 8 * 240 * 320 * 3
+    one = make_video(tmp_path / "x1.mp4", frames=64, width=320, height=240, gop=30)
+    longer = make_video(tmp_path / "x10.mp4", frames=640, width=320, height=240, gop=30)
+    cases = {
+        "1x": [VideoSource("x1", LocalVideo(str(one)))],
+        "10 videos": [VideoSource(f"x1-{i}", LocalVideo(str(one))) for i in range(10)],
+        "10x longer": [VideoSource("x10", LocalVideo(str(longer)))],
+    }
     peaks = {}
-    for copies in (1, 10):
-        sources = [VideoSource(f"long{i}", LocalVideo(str(clips["long"]))) for i in range(copies)]
-        with VideoPipeline(get_profile("cpu"), SMALL, SamplingConfig(), TrackerConfig()) as pipe:
-            outcomes = run_all(pipe, sources, limit=240)
+    for name, sources in cases.items():
+        with VideoPipeline(
+            get_profile("cpu"), DetectorConfig(input_width=320), SamplingConfig(), TrackerConfig()
+        ) as pipe:
+            states: set[str] = set()
+            pending, outcomes = list(sources), []
+            while pending or pipe.in_flight():
+                while pending and pipe.capacity() > 0:
+                    pipe.submit(pending.pop(0))
+                outcomes += pipe.poll(0.2)
+                states.add(pipe.stats().stages[0].state)
             assert all(isinstance(o, VideoResult) for o in outcomes)
-            peaks[copies] = pipe.peak_frame_bytes
-            assert pipe.peak_frame_bytes <= frame_bound(pipe, batch_bytes)
-    assert peaks[10] <= frame_bound_for_max_actors(batch_bytes)
-    assert peaks[1] > 0
+            frames = sum(o.info.sampled_frames for o in outcomes if isinstance(o, VideoResult))
+            assert frames == 64 * len(sources) if name != "10x longer" else frames == 640
+            peaks[name] = pipe.peak_frame_bytes
+            assert pipe.peak_frame_bytes <= frame_bound(pipe, batch_bytes), name
+            if name != "1x":
+                assert "blocked" in states, (name, states)
+    assert max(peaks.values()) <= frame_bound_for_max_actors(batch_bytes)
+    assert peaks["1x"] > 0
 
 
 def frame_bound_for_max_actors(batch_bytes: int) -> int:
@@ -141,3 +163,20 @@ def test_actor_death_fails_its_videos_as_retryable(ray_session: dict[str, str], 
         # the pipeline replaced the dead actor and carries on
         (after,) = run_all(pipe, [VideoSource("after", LocalVideo(str(clips["a"])))])
         assert isinstance(after, VideoResult) and after.info.sampled_frames == 40
+
+
+def test_fused_profile_decodes_and_detects_in_one_actor(ray_session: dict[str, str], clips: dict[str, Path]) -> None:
+    """The gpu-fused execution path, exercised with CPU backends: same results as the split pipeline."""
+    fused = get_profile("gpu-fused")
+    cpu = get_profile("cpu")
+    profile = fused.with_overrides(
+        decode=cpu.decode.__class__("decode", cpu.decode.resources, 1, 1, 2, "cpu"), track=cpu.track
+    )
+    src = VideoSource("a", LocalVideo(str(clips["a"])))
+    with VideoPipeline(profile, SMALL, SamplingConfig(), TrackerConfig()) as pipe:
+        (res,) = run_all(pipe, [src])
+        assert pipe._actors["detect"] == [] and pipe.peak_frame_bytes == 0  # no frame crossed processes
+    (ref,) = run_all(InlinePipeline(SMALL, SamplingConfig(), TrackerConfig()), [src])
+    assert isinstance(res, VideoResult) and isinstance(ref, VideoResult)
+    assert res.info.sampled_frames == 40
+    np.testing.assert_array_equal(res.det_frame, ref.det_frame)

@@ -70,12 +70,33 @@ def _record(stage: str, frames: int, busy: float) -> None:
 class DecodeActor:
     """Ray actor around DecodeStage. Returns (meta, batch): the driver fetches only the small meta."""
 
-    def __init__(self, backend: str, sampling: SamplingConfig, batch_size: int) -> None:
+    def __init__(
+        self, backend: str, sampling: SamplingConfig, batch_size: int, fused: DetectorConfig | None = None
+    ) -> None:
         self.stage = DecodeStage(backend, sampling, batch_size)
         self.stage.setup()
+        # Fused profile (GPU): this actor also runs the detector, so frames never leave the process/device.
+        self.detect: DetectStage | None = None
+        if fused is not None:
+            self.detect = DetectStage(fused, backend)
+            self.detect.setup()
 
     def ready(self) -> bool:
         return True
+
+    def next_detections(self, source: VideoSource, seq: int) -> tuple[BatchMeta, DetectionBatch | None]:
+        """Fused mode: decode the next batch and detect on it in place; only detections leave the actor."""
+        assert self.detect is not None, "next_detections needs an actor created with a detector (fused profile)"
+        meta, batch = self.next_batch(source, seq)
+        if batch is None or meta.error_type:
+            return meta, None
+        try:
+            dets = self.detect.detect(batch)
+        except VideoError as e:
+            self.stage.drop(source.video_id)
+            return BatchMeta(source.video_id, error_type=type(e).__name__, error=str(e), retryable=e.retryable), None
+        meta.nbytes = 0  # no frames travel
+        return meta, dets
 
     def next_batch(self, source: VideoSource, seq: int) -> tuple[BatchMeta, FrameBatch | None]:
         busy0, frames0 = self.stage.busy_seconds, self.stage.frames
@@ -272,6 +293,8 @@ class VideoPipeline:
         self.peak_frame_bytes = 0  # peak bytes of frame batches alive (refs the driver holds)
         self._closed = False
         for stage in ("decode", "detect", "track"):
+            if stage == "detect" and profile.fused:
+                continue  # detection runs inside the decode actors
             for _ in range(self._spec(stage).min_actors):
                 self._add_actor(stage)
 
@@ -363,7 +386,8 @@ class VideoPipeline:
         opts = {**spec.resources.ray_options(), "max_restarts": 0, "max_task_retries": 0}
         handle: Any
         if stage == "decode":
-            handle = ray.remote(DecodeActor).options(**opts).remote(spec.backend, self.sampling, self.batch_size)
+            fused = self.detector_cfg if self.profile.fused else None
+            handle = ray.remote(DecodeActor).options(**opts).remote(spec.backend, self.sampling, self.batch_size, fused)
         elif stage == "detect":
             threads = self._detect_threads(len(self._live("detect")) + 1) if spec.backend == "cpu" else None
             handle = ray.remote(DetectActor).options(**opts).remote(self.detector_cfg, spec.backend, threads)
@@ -425,6 +449,8 @@ class VideoPipeline:
 
     def _frame_budget(self) -> int:
         """Decoded-but-not-detected batches allowed to wait: one round of detect credits."""
+        if self.profile.fused:  # no frames wait between stages: decode credits are the only bound
+            return max(1, sum(a.spec.credits_per_actor for a in self._live("decode")))
         return max(1, sum(a.spec.credits_per_actor for a in self._live("detect")))
 
     def _issue_decodes(self) -> None:
@@ -444,7 +470,8 @@ class VideoPipeline:
                 if len(self._ready) + self._decodes_inflight() >= self._frame_budget():
                     blocked = True
                     break
-                meta_ref, batch_ref = a.handle.next_batch.options(num_returns=2, **opts).remote(v.source, v.next_seq)
+                method = a.handle.next_detections if self.profile.fused else a.handle.next_batch
+                meta_ref, batch_ref = method.options(num_returns=2, **opts).remote(v.source, v.next_seq)
                 self._pending[meta_ref] = _Pending("decode", a, v.source.video_id, v.next_seq, batch_ref)
                 a.inflight += 1
                 v.next_seq += 1
@@ -537,14 +564,19 @@ class VideoPipeline:
             v.batches += 1
             v.frames += meta.frames
             self._frames["decode"] += meta.frames
+            if meta.is_last:
+                v.decode_done = True
+                v.decode.videos.discard(v.source.video_id)
+            if self.profile.fused:  # batch_ref holds detections: straight to the tracker
+                self._frames["detect"] += meta.frames
+                add_ref = v.track.handle.add.remote(p.batch_ref, v.tracker_fps)
+                self._pending[add_ref] = _Pending("track", v.track, v.source.video_id, meta.seq)
+                return
             self._frame_bytes_alive += meta.nbytes
             self.peak_frame_bytes = max(self.peak_frame_bytes, self._frame_bytes_alive)
             self._ready.append(
                 _Pending("detect", p.actor, v.source.video_id, meta.seq, p.batch_ref, nbytes=meta.nbytes)
             )
-            if meta.is_last:
-                v.decode_done = True
-                v.decode.videos.discard(v.source.video_id)
             return
         if p.kind == "detect":
             # Only the small counters are fetched: the DetectionBatch goes to the tracker as a ref.
@@ -651,7 +683,7 @@ class VideoPipeline:
                 log.info("rebalance: draining detect actor %d (busy %.0f%%)", victim.id, 100 * det_busy / n_det)
         dspec = self.profile.decode
         if (
-            self._state["detect"] == "starved"
+            (self._state["detect"] == "starved" or self.profile.fused)
             and dec_busy / max(1, len(decode)) > 0.8
             and len(decode) < dspec.max_actors
             and len(self._waiting) + len(self._videos) > len(decode)
