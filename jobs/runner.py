@@ -194,14 +194,13 @@ class WorkerStats:
 
 
 class ProgressView:
-    """Progress on the terminal (rich) or, when not a terminal, a log line every 10 s."""
+    """A progress bar on a terminal (rich); otherwise (or with bar=False) a log line every 10 s."""
 
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
+    def __init__(self, bar: bool = True):
         self._progress: Any = None
         self._task: Any = None
-        self._last_log = 0.0
-        if enabled and sys.stderr.isatty():
+        self._last_log = time.monotonic()
+        if bar and sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -213,8 +212,6 @@ class ProgressView:
             self._task = self._progress.add_task("", total=None)
 
     def update(self, status: JobStatus, stats: PipelineStats | None, worker: WorkerStats) -> None:
-        if not self.enabled:
-            return
         elapsed = max(1e-6, time.monotonic() - worker.started)
         fps = worker.frames / elapsed
         stages = " ".join(
