@@ -61,3 +61,25 @@ def test_vidpipe_run_inline_s3_end_to_end(
     again = vidpipe("run", f"s3://{s3_bucket}/videos", f"s3://{s3_bucket}/out", "--inline", "--no-progress",
                     "--s3-endpoint-url", s3_endpoint, cwd=tmp_path, env={"REDIS_URL": redis_url}, timeout=300)
     assert "0 new, 0 re-queued, 3 already known" in again.stderr
+
+
+def test_job_runner_drives_the_ray_pipeline(ray_session: dict[str, str], redis_url: str, tmp_path: Path) -> None:
+    """The default processor (workers.pipeline.VideoPipeline on the test run's Ray) through the job runner."""
+    from jobs.commands.common import submit
+    from jobs.config import load_config
+    from jobs.queue import WorkQueue
+    from jobs.runner import JobRunner, default_processor_factory
+
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    make_video(inp / "a.mp4", frames=16)
+    make_video(inp / "b.mp4", frames=10, size=(128, 96))
+    config = load_config(overrides={"redis_url": redis_url, "queue": {"lease_seconds": 20}}, env={})
+    q = WorkQueue.from_url(redis_url)
+    job, counts = submit(q, config, str(inp), str(out))
+    assert counts.added == 2
+    status = JobRunner(q, job, default_processor_factory(inline=False), config, progress=False).run()
+    assert (status.done, status.failed) == (2, 0)
+    for name, n in (("a.mp4", 16), ("b.mp4", 10)):
+        manifest = json.loads((out / name / "manifest.json").read_text())
+        assert manifest["video"]["frame_count"] == n and manifest["attempt"] == 1
