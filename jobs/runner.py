@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
 from jobs.config import ConfigError, VidpipeConfig
 from jobs.queue import JobSpec, JobStatus, Lease, WorkQueue, make_owner
 from jobs.results import CommitAborted, ResultWriter
@@ -33,6 +35,7 @@ from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
 log = logging.getLogger(__name__)
 
 ProcessorFactory = Callable[[VidpipeConfig], VideoProcessor]
+MAX_IN_FLIGHT = 256  # claims held by one worker at most, whatever capacity() says
 
 
 def job_config(job: JobSpec, base: VidpipeConfig) -> VidpipeConfig:
@@ -307,7 +310,7 @@ class JobRunner:
 
     def _fill(self, proc: VideoProcessor, in_flight: dict[str, tuple[Lease, VideoInput]], keeper: LeaseKeeper) -> float:
         """Claim and submit while the processor has room. Returns the queue's wait hint."""
-        while proc.capacity() > 0:
+        while proc.capacity() > 0 and len(in_flight) < MAX_IN_FLIGHT:
             lease, wait = self.queue.claim(self.job, self.owner)
             if lease is None:
                 return wait
@@ -324,6 +327,12 @@ class JobRunner:
                 continue
             except StorageError as exc:
                 self._fail(lease, keeper, f"StorageError: {exc}", True)
+                continue
+            except redis.exceptions.RedisError:
+                raise  # the queue itself is gone: not this video's fault
+            except Exception as exc:  # a data-plane bug on this video: fail it (bounded retries), keep working
+                log.exception("submitting %s failed", lease.key)
+                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", True)
                 continue
             in_flight[lease.key] = (lease, video)
         return 0.0
@@ -353,6 +362,12 @@ class JobRunner:
             return
         except StorageError as exc:
             self._fail(lease, keeper, f"commit failed: {exc}", True)
+            return
+        except redis.exceptions.RedisError:
+            raise
+        except Exception as exc:  # e.g. a malformed result (array shapes): this video fails, the worker goes on
+            log.exception("committing %s failed", lease.key)
+            self._fail(lease, keeper, f"commit failed: {type(exc).__name__}: {exc}", False)
             return
         frames = int(outcome.info.frame_count)
         self._ack(lease, keeper, res.outcome, frames)

@@ -337,3 +337,32 @@ def test_sigterm_hands_leases_back(redis_url: str, tmp_path: Path) -> None:
     item = q.item("term", "a.mp4")
     assert item is not None and item["s"] == "queued" and item["a"] == 0  # released, attempt not counted
     assert q.status("term").queued == 1
+
+
+class _BrokenResultProcessor(FakeProcessor):
+    """Returns a malformed result (boxes of the wrong shape) for videos named bad*: a data-plane bug."""
+
+    def _process(self, source):  # type: ignore[no-untyped-def]
+        out = super()._process(source)
+        if source.video_id.startswith("bad") and hasattr(out, "det_boxes"):
+            out.det_boxes = out.det_boxes[:, :3]
+        return out
+
+
+def test_a_malformed_result_fails_that_video_only(redis_url: str, tmp_path: Path) -> None:
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    objs = []
+    for name in ("bad.mp4", "good.mp4"):
+        (inp / name).write_bytes(fake_video_bytes(name))
+        st = (inp / name).stat()
+        objs.append(ObjectInfo(name, st.st_size, mtime_ns=st.st_mtime_ns))
+    q = WorkQueue.from_url(redis_url)
+    job = _job(q, "broken", input_url=str(inp), output_url=str(out))
+    q.enqueue(job.job_id, objs)
+    status = JobRunner(q, job, lambda _c: _BrokenResultProcessor(slow_seconds=0), VidpipeConfig(),
+                       progress=False).run()
+    assert (status.done, status.failed) == (1, 1)
+    failure = q.status(job.job_id).failures[0]
+    assert failure["key"] == "bad.mp4" and failure["error"].startswith("commit failed:")
+    assert (out / "good.mp4" / MANIFEST).is_file() and not (out / "bad.mp4" / MANIFEST).exists()
