@@ -228,3 +228,36 @@ def test_crashed_nightly_rerun_finishes_the_night_without_redoing_videos(setup: 
         assert p.read_bytes() == before, f"{p} was committed twice"
     manifests = [json.loads(p.read_text()) for p in s["out"].rglob("manifest.json")]
     assert len(manifests) == 8
+
+
+def test_autoscale_hook_requests_resources_for_the_nights_queue_and_releases_them(
+    setup: dict[str, Any], ray_session: dict[str, str]
+) -> None:
+    """`vidpipe nightly --autoscale` wiring: queue depth -> request_resources on the (test) Ray GCS."""
+    import argparse
+
+    from ray._private.ray_constants import AUTOSCALER_RESOURCE_REQUEST_CHANNEL
+    from ray.autoscaler.v2.utils import is_autoscaler_v2
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    from jobs.commands.common import submit
+    from jobs.nightly import make_autoscaler
+
+    if is_autoscaler_v2():
+        pytest.skip("autoscaler v2 keeps requests in the GCS autoscaler state, not the KV read here")
+    s = setup
+    job, _ = submit(s["queue"], s["config"], str(s["in"]), str(s["out"]))
+    args = argparse.Namespace(unit_fps=1.0, frames_per_video=1e6, deadline="06:00", max_units=4)
+    loop = make_autoscaler(s["queue"], s["config"], args)(job)
+    try:
+        deadline = time.monotonic() + 30
+        while loop.last is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert loop.last is not None
+        # 3 queued videos; the cpu profile keeps 4 videos in flight per unit -> exactly 1 unit
+        assert loop.last.units == 1
+        stored = json.loads(_internal_kv_get(AUTOSCALER_RESOURCE_REQUEST_CHANNEL))
+        assert stored == loop.last.bundles and stored
+    finally:
+        loop.stop(release=True)
+    assert json.loads(_internal_kv_get(AUTOSCALER_RESOURCE_REQUEST_CHANNEL)) == []
