@@ -261,3 +261,35 @@ def test_autoscale_hook_requests_resources_for_the_nights_queue_and_releases_the
     finally:
         loop.stop(release=True)
     assert json.loads(_internal_kv_get(AUTOSCALER_RESOURCE_REQUEST_CHANNEL)) == []
+
+
+def test_nightly_on_s3_input_and_output(
+    tmp_path: Path, redis_url: str, s3_service: Any, s3_endpoint: str, s3_bucket: str
+) -> None:
+    """The same nights against a real S3 protocol server (SeaweedFS): ETags drive the incremental part,
+    and the report lands in the output prefix."""
+    client = s3_service.client()
+    for name, frames in (("cams/a.mp4", 10), ("cams/b.mp4", 12)):
+        make_video(tmp_path / "clip.mp4", frames=frames)
+        client.upload_file(str(tmp_path / "clip.mp4"), s3_bucket, f"in/{name}")
+    config = load_config(overrides={
+        "redis_url": redis_url, "s3_endpoint_url": s3_endpoint, "detector": {"input_width": 192},
+        "queue": {"lease_seconds": 2.0, "backoff_seconds": 0.2},
+    }, env={})
+    queue = WorkQueue.from_url(redis_url)
+    inp, out = f"s3://{s3_bucket}/in/", f"s3://{s3_bucket}/out/"
+
+    def s3_night(date: str) -> dict[str, Any]:
+        return run_night(queue, config, inp, out, default_processor_factory(inline=True), date=date).report
+
+    r1 = s3_night("2026-11-20")
+    assert r1["processed"]["done"] == 2 and r1["submitted"]["new"] == 2
+    make_video(tmp_path / "clip.mp4", frames=14)
+    client.upload_file(str(tmp_path / "clip.mp4"), s3_bucket, "in/cams/b.mp4")  # new ETag
+    r2 = s3_night("2026-11-21")
+    assert r2["submitted"]["changed"] == 1 and r2["processed"] == {"done": 1, "skipped": 0, "failed": 0, "frames": 14}
+    body = client.get_object(Bucket=s3_bucket, Key="out/_reports/nightly-2026-11-21.json")["Body"].read()
+    assert json.loads(body)["processed"]["done"] == 1
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket, Prefix="out/")["Contents"]}
+    assert {"out/cams/a.mp4/manifest.json", "out/cams/b.mp4/manifest.json",
+            "out/_reports/nightly-2026-11-20.png"} <= keys
