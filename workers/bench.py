@@ -4,9 +4,10 @@ Figures (all frames/s on the same frames of the same clip, on this machine's cor
 - decode_fps: PyAV decoder alone (threaded decoding, batches, RGB), the decode stage's ceiling.
 - infer_fps: the detector alone on pre-decoded frames, the best of (a) one process with the library's
   default threads (OpenCV/ONNX Runtime spread one call over all cores) and (b) one single-threaded process
-  per core, each on its share of the frames; both are printed.
-- pipeline_fps: VideoPipeline (Ray actors, credits, zero-copy refs) after one warm-up pass that lets the
-  pool balance (actor start-up excluded, as it is for the ceilings).
+  per core, each on its share of the frames; both are printed. Ceilings and the naive loop take the best
+  of 2 passes (on a shared machine other load only ever slows a pass down).
+- pipeline_fps: VideoPipeline (Ray actors, credits, zero-copy refs) on the clip 10 times (10 videos), after a
+  first 1x pass that lets the pool balance (actor start-up excluded, as it is for the ceilings).
 - efficiency = pipeline_fps / min(decode_fps, infer_fps).
 - naive_fps: decode -> detect -> track in one plain loop, library defaults, as a user would write it.
 - object_store_peak_bytes_1x / _10x: peak bytes used in Ray's object store (sampled from the raylet every
@@ -36,6 +37,7 @@ from workers.batch import FrameBatch, LocalVideo, VideoResult, VideoSource
 from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
 
 REPO = Path(__file__).resolve().parents[1]
+PASSES = 2  # ceilings and the naive loop: best of 2 passes (the pipeline gets one long 10x run)
 
 
 def default_video() -> str:
@@ -107,13 +109,16 @@ def _infer_worker(args: tuple[str, int, int, DetectorConfig, int | None, int, in
     det.setup()
     det.detect(batches[0])  # warm-up (model load, first-call allocations)
     mine = batches[share::shares]
-    barrier.wait()
-    t0 = time.time()
-    n = 0
-    for b in mine:
-        det.detect(b)
-        n += len(b)
-    results.put((t0, time.time(), n))
+    passes = []
+    for _ in range(PASSES):
+        barrier.wait()  # all processes start each pass together
+        t0 = time.time()
+        n = 0
+        for b in mine:
+            det.detect(b)
+            n += len(b)
+        passes.append((t0, time.time(), n))
+    results.put(passes)
 
 
 def measure_infer(
@@ -132,12 +137,19 @@ def measure_infer(
     got = [results.get(timeout=600) for _ in ps]
     for p in ps:
         p.join()
-    start, end = min(g[0] for g in got), max(g[1] for g in got)
-    return sum(g[2] for g in got) / (end - start)
+    best = 0.0
+    for i in range(PASSES):  # best pass: other load on a shared machine only ever slows a pass down
+        start, end = min(g[i][0] for g in got), max(g[i][1] for g in got)
+        best = max(best, sum(g[i][2] for g in got) / (end - start))
+    return best
 
 
 def measure_naive(video: str, frames: int, cfg: DetectorConfig) -> float:
-    """decode -> detect -> track in one loop, library defaults (what a user would write first)."""
+    """decode -> detect -> track in one loop, library defaults (what a user would write first); best pass."""
+    return max(_naive_pass(video, frames, cfg) for _ in range(PASSES))
+
+
+def _naive_pass(video: str, frames: int, cfg: DetectorConfig) -> float:
     import av
     import cv2
 
@@ -205,12 +217,15 @@ class StoreSampler:
         return total
 
     def _run(self) -> None:
+        tick = 0
         while not self._stop.is_set():
             try:
                 self.peak_store = max(self.peak_store, self._store_bytes())
-                self.peak_workers_rss = max(self.peak_workers_rss, self._workers_rss())
+                if tick % 10 == 0:  # walking /proc is the costly part: once a second
+                    self.peak_workers_rss = max(self.peak_workers_rss, self._workers_rss())
             except Exception:  # sampling is best effort; the pipeline's own counter is reported too
                 pass
+            tick += 1
             self._stop.wait(self.period)
 
     def __enter__(self) -> StoreSampler:
@@ -287,24 +302,23 @@ def main(args: argparse.Namespace) -> int:
         configure_logging=False,
         # Ray batches object frees for up to 1 s by default; at hundreds of frames/s that parks ~1 s of
         # already-released frame batches in the store. 20 ms keeps store use close to the live frames.
-        _system_config={"free_objects_period_milliseconds": 20},
+        # Ray nices its workers to 15; the ceilings and the naive loop run at the default niceness, so
+        # the pipeline gets the same priority for a like-for-like comparison on a shared machine.
+        _system_config={"free_objects_period_milliseconds": 20, "worker_niceness": 0},
     )
     try:
         pipe = VideoPipeline(get_profile("cpu"), cfg, SamplingConfig(), TrackerConfig(), batch_size=args.batch_size)
         pipe.wait_ready()
-        with StoreSampler() as s1:
-            run_pipeline(pipe, clip, 1, frames, infer_fps)  # warm-up + balancing pass, also the 1x memory run
+        with StoreSampler() as s1:  # the first pass also lets the pool balance (start-up transient)
+            fps_1x, _ = run_pipeline(pipe, clip, 1, frames, infer_fps)
         peak_frames_1x = pipe.peak_frame_bytes
-        pipeline_fps, _ = run_pipeline(pipe, clip, 1, frames, infer_fps)
-        pipeline_fps_2, _ = run_pipeline(pipe, clip, 1, frames, infer_fps)
-        pipeline_fps = max(pipeline_fps, pipeline_fps_2)
-        stats = pipe.stats()
-        say(f"pipeline             {pipeline_fps:8.1f} frames/s  ({[(st.name, st.actors) for st in stats.stages]})")
+        say(f"pipeline 1x clip     {fps_1x:8.1f} frames/s  (first pass: includes balancing and the tail)")
         pipe.peak_frame_bytes = 0
-        with StoreSampler() as s10:
-            fps_10x, _ = run_pipeline(pipe, clip, 10, frames, infer_fps)
+        with StoreSampler() as s10:  # steady state: the clip 10 times, as 10 videos
+            pipeline_fps, _ = run_pipeline(pipe, clip, 10, frames, infer_fps)
         peak_frames_10x = pipe.peak_frame_bytes
-        say(f"pipeline 10x clip    {fps_10x:8.1f} frames/s")
+        stats = pipe.stats()
+        say(f"pipeline 10x clip    {pipeline_fps:8.1f} frames/s  ({[(st.name, st.actors) for st in stats.stages]})")
         pipe.close()
     finally:
         ray.shutdown()
@@ -320,7 +334,7 @@ def main(args: argparse.Namespace) -> int:
         "infer_fps_1proc_default_threads": round(infer_default, 1),
         "infer_fps_per_core_procs": round(infer_per_core, 1),
         "pipeline_fps": round(pipeline_fps, 1),
-        "pipeline_fps_10x": round(fps_10x, 1),
+        "pipeline_fps_1x_first_pass": round(fps_1x, 1),
         "efficiency": round(pipeline_fps / min(decode_fps, infer_fps), 3),
         "naive_fps": round(naive_fps, 1),
         "speedup_vs_naive": round(pipeline_fps / naive_fps, 3),
