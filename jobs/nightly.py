@@ -329,6 +329,10 @@ def render_chart(report: dict[str, Any]) -> bytes | None:
         t0 = pts[0]["finished"]
         ax2.plot([q["t"] / 60 for q in pts], [q["finished"] - t0 for q in pts], marker=".")
     ax2.set_xlabel("minutes")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax1, ax2):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # video counts
     ax2.set_title(f"finished ({report['throughput']['frames_per_s']:.1f} frames/s)")
     fig.tight_layout()
     buf = io.BytesIO()
