@@ -428,9 +428,12 @@ def format_summary(status: JobStatus, worker: WorkerStats | None = None) -> str:
         f"{status.videos_per_s:.3f} videos/s",
     ]
     if status.failures:
-        lines.append(f"  failures ({len(status.failures)}):")
+        lines.append(f"  failures ({status.failed}):")
         for f in status.failures:
             lines.append(f"    {f['key']}: {f['error']} (after {f['attempts']} attempt(s))")
+        if status.failed > len(status.failures):
+            lines.append(f"    ... and {status.failed - len(status.failures)} more (see `vidpipe status --job "
+                         f"{status.job_id} --json`)")
     state = "complete" if status.complete else "in progress"
     verdict = "all videos done or skipped" if status.succeeded else ("FAILED videos above" if status.failed else "")
     lines.append(f"  {state}{': ' + verdict if verdict else ''}")

@@ -20,7 +20,8 @@ def main(args: argparse.Namespace) -> int:
     config = common.config_from_args(args)
     with common.queue_session(config) as queue:
         ids = [args.job] if args.job else queue.jobs()
-        statuses = [queue.status(job_id) for job_id in ids]
+        limit = 100_000 if args.json else 100  # JSON: every failure; text: the first 100
+        statuses = [queue.status(job_id, failures_limit=limit) for job_id in ids]
     if args.json:
         payload = statuses[0].to_dict() if args.job else [s.to_dict() for s in statuses]
         print(json.dumps(payload, indent=2))
