@@ -278,6 +278,7 @@ def main(args: argparse.Namespace) -> int:
     clip = _cut_clip(video, frames, os.path.join(tmp, "clip" + Path(video).suffix))
     say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
+    load_start = os.getloadavg()[0]
     say(f"clip: {video} (first {frames} frames), detector {cfg.kind} width {cfg.input_width}, {cores} cores")
     decode_fps = measure_decode(clip, frames, args.batch_size)
     say(f"decode-only          {decode_fps:8.1f} frames/s")
@@ -324,6 +325,9 @@ def main(args: argparse.Namespace) -> int:
         ray.shutdown()
 
     report = {
+        # other processes on the machine skew every figure: the 1-minute load average before/after shows it
+        "loadavg_1m_start": round(load_start, 2),
+        "loadavg_1m_end": round(os.getloadavg()[0], 2),
         "video": video,
         "frames": frames,
         "cores": cores,

@@ -289,6 +289,7 @@ class VideoPipeline:
         self._rates = {s: _StageRate() for s in self._frames}
         self._state = {s: "ok" for s in self._frames}
         self._last_rebalance = time.monotonic()
+        self._idle_rounds = 0
         self._frame_bytes_alive = 0
         self.peak_frame_bytes = 0  # peak bytes of frame batches alive (refs the driver holds)
         self._closed = False
@@ -654,7 +655,8 @@ class VideoPipeline:
 
         detect target = ceil(decode capacity / detect per-actor rate) while detect's actors are busy > 75% and
         decode's are not; one actor added per round (start-up takes ~1 s), only if the node has room.
-        Idle detect actors (busy < 30%) beyond the minimum are drained and stopped.
+        Detect actors idle (busy < 30%) for 3 rounds while videos wait are drained and stopped (not at a video's
+        tail, where idling is expected).
         """
         now = time.monotonic()
         if now - self._last_rebalance < REBALANCE_SECONDS or self._closed or not self._videos:
@@ -676,7 +678,12 @@ class VideoPipeline:
                     self._add_actor("detect")
                     self._resize_detect_threads()
                     log.info("rebalance: detect %d -> %d actors (want %d)", n_det, n_det + 1, want)
-            elif n_det > max(1, spec.min_actors) and det_busy / n_det < 0.3 and not self._ready:
+            elif n_det > max(1, spec.min_actors) and det_busy / n_det < 0.3 and not self._ready and self._waiting:
+                # idle while videos wait (not just a video's tail): retire after 3 rounds in a row
+                self._idle_rounds += 1
+                if self._idle_rounds < 3:
+                    return
+                self._idle_rounds = 0
                 victim = min(detect, key=lambda a: a.inflight)
                 victim.draining = True
                 self._resize_detect_threads()
