@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+# Pin the CPU torch first: on these machines 2.13.0+cpu is a local wheel; any other torch is a multi-GB CUDA build.
+.venv/bin/python -m pip install -q "torch==2.13.0"
 if [ "${1:-}" = "dev" ]; then
     .venv/bin/python -m pip install -q -e ".[dev,gpu]"
     # trackeval (MOT17 scoring) declares opencv-python as a dependency; installing that would replace
