@@ -180,3 +180,21 @@ def test_fused_profile_decodes_and_detects_in_one_actor(ray_session: dict[str, s
     assert isinstance(res, VideoResult) and isinstance(ref, VideoResult)
     assert res.info.sampled_frames == 40
     np.testing.assert_array_equal(res.det_frame, ref.det_frame)
+
+
+@pytest.mark.parametrize(
+    ("sampling", "rate", "frames"),
+    [
+        (SamplingConfig(), 30.0, 40),
+        (SamplingConfig(mode="every_nth", every_nth=3), 10.0, 14),
+        (SamplingConfig(mode="fps", fps=5), 5.0, 7),
+        (SamplingConfig(mode="keyframes"), 3.0, 4),  # gop 10 at 30 fps: measured from the keyframes' pts
+    ],
+)
+def test_tracker_rate_follows_sampling(
+    clips: dict[str, Path], sampling: SamplingConfig, rate: float, frames: int
+) -> None:
+    (res,) = run_all(InlinePipeline(SMALL, sampling, TrackerConfig()), [VideoSource("a", LocalVideo(str(clips["a"])))])
+    assert isinstance(res, VideoResult)
+    assert res.tracker_fps == pytest.approx(rate, rel=0.01)
+    assert res.info.sampled_frames == frames and res.info.fps == 30

@@ -302,10 +302,10 @@ def main(args: argparse.Namespace) -> int:
         log_to_driver=False,
         configure_logging=False,
         # Ray batches object frees for up to 1 s by default; at hundreds of frames/s that parks ~1 s of
-        # already-released frame batches in the store. 20 ms keeps store use close to the live frames.
+        # already-released frame batches in the store. 5 ms keeps store use close to the live frames.
         # Ray nices its workers to 15; the ceilings and the naive loop run at the default niceness, so
         # the pipeline gets the same priority for a like-for-like comparison on a shared machine.
-        _system_config={"free_objects_period_milliseconds": 20, "worker_niceness": 0},
+        _system_config={"free_objects_period_milliseconds": 5, "worker_niceness": 0},
     )
     try:
         pipe = VideoPipeline(get_profile("cpu"), cfg, SamplingConfig(), TrackerConfig(), batch_size=args.batch_size)

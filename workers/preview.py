@@ -69,8 +69,7 @@ def write_preview(video: VideoInput, result: VideoResult, out_path: str) -> str:
     n_ids = len(np.unique(result.trk_ids))
     header = np.zeros((28, TILE_WIDTH * COLUMNS, 3), np.uint8)
     title = (
-        f"{result.video_id}: {result.info.sampled_frames} frames, {len(result.det_frame)} detections, "
-        f"{n_ids} tracks"
+        f"{result.video_id}: {result.info.sampled_frames} frames, {len(result.det_frame)} detections, {n_ids} tracks"
     )
     cv2.putText(header, title, (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
     if not tiles:

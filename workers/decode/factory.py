@@ -7,7 +7,7 @@ from workers.errors import BackendUnavailable
 
 
 def make_decoder(backend: str) -> Decoder:
-    """"cpu" -> PyAV; "gpu" -> PyNvVideoCodec (workers.decode.nvcodec, imported lazily)."""
+    """ "cpu" -> PyAV; "gpu" -> PyNvVideoCodec (workers.decode.nvcodec, imported lazily)."""
     if backend == "cpu":
         from workers.decode.pyav import PyAVDecoder
 
