@@ -11,7 +11,7 @@ Figures (all frames/s on the same frames of the same clip, on this machine's cor
 - efficiency = pipeline_fps / min(decode_fps, infer_fps).
 - naive_fps: decode -> detect -> track in one plain loop, library defaults, as a user would write it.
 - object_store_peak_bytes_1x / _10x: peak bytes used in Ray's object store (sampled from the raylet every
-  0.1 s) while the pipeline processes the clip once, then 10 copies of it; peak_frame_bytes_* is the
+  0.25 s) while the pipeline processes the clip once, then 10 copies of it; peak_frame_bytes_* is the
   pipeline's own count of frame batches alive (refs it holds).
 - peak_rss_bytes: the bench (driver) process's peak RSS; workers_rss_peak_bytes: sampled sum over Ray workers.
 """
@@ -191,7 +191,7 @@ def _naive_pass(video: str, frames: int, cfg: DetectorConfig) -> float:
 class StoreSampler:
     """Samples the object store's used bytes (from the raylet) and Ray workers' RSS every `period` s."""
 
-    def __init__(self, period: float = 0.1) -> None:
+    def __init__(self, period: float = 0.25) -> None:
         self.period = period
         self.peak_store = 0
         self.peak_workers_rss = 0
@@ -221,7 +221,7 @@ class StoreSampler:
         while not self._stop.is_set():
             try:
                 self.peak_store = max(self.peak_store, self._store_bytes())
-                if tick % 10 == 0:  # walking /proc is the costly part: once a second
+                if tick % 8 == 0:  # walking /proc is the costly part: every 2 s
                     self.peak_workers_rss = max(self.peak_workers_rss, self._workers_rss())
             except Exception:  # sampling is best effort; the pipeline's own counter is reported too
                 pass
