@@ -71,9 +71,14 @@ class DecodeActor:
     """Ray actor around DecodeStage. Returns (meta, batch): the driver fetches only the small meta."""
 
     def __init__(
-        self, backend: str, sampling: SamplingConfig, batch_size: int, fused: DetectorConfig | None = None
+        self,
+        backend: str,
+        sampling: SamplingConfig,
+        batch_size: int,
+        fused: DetectorConfig | None = None,
+        threads: int | None = None,
     ) -> None:
-        self.stage = DecodeStage(backend, sampling, batch_size)
+        self.stage = DecodeStage(backend, sampling, batch_size, threads)
         self.stage.setup()
         # Fused profile (GPU): this actor also runs the detector, so frames never leave the process/device.
         self.detect: DetectStage | None = None
@@ -388,7 +393,13 @@ class VideoPipeline:
         handle: Any
         if stage == "decode":
             fused = self.detector_cfg if self.profile.fused else None
-            handle = ray.remote(DecodeActor).options(**opts).remote(spec.backend, self.sampling, self.batch_size, fused)
+            # one decode thread per reserved CPU: CPU per frame matters more than one stream's latency here
+            threads = max(1, round(spec.resources.cpus)) if spec.backend == "cpu" else None
+            handle = (
+                ray.remote(DecodeActor)
+                .options(**opts)
+                .remote(spec.backend, self.sampling, self.batch_size, fused, threads)
+            )
         elif stage == "detect":
             threads = self._detect_threads(len(self._live("detect")) + 1) if spec.backend == "cpu" else None
             handle = ray.remote(DetectActor).options(**opts).remote(self.detector_cfg, spec.backend, threads)

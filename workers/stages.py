@@ -49,8 +49,9 @@ def tracker_rate(info: VideoInfo, sampling: SamplingConfig, batch: FrameBatch | 
 class DecodeStage:
     """Holds one open decode stream per video assigned to this actor; `next_batch` pulls one batch."""
 
-    def __init__(self, backend: str, sampling: SamplingConfig, batch_size: int) -> None:
+    def __init__(self, backend: str, sampling: SamplingConfig, batch_size: int, threads: int | None = None) -> None:
         self.backend = backend
+        self.threads = threads
         self.sampling = sampling
         self.batch_size = batch_size
         self.streams: dict[str, tuple[DecodeStream, Iterator[FrameBatch], float]] = {}
@@ -58,7 +59,7 @@ class DecodeStage:
         self.frames = 0
 
     def setup(self) -> None:
-        self.decoder = make_decoder(self.backend)
+        self.decoder = make_decoder(self.backend, self.threads)
         self.decoder.setup()
 
     def open(self, source: VideoSource) -> None:

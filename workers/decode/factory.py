@@ -6,12 +6,13 @@ from workers.decode.base import Decoder
 from workers.errors import BackendUnavailable
 
 
-def make_decoder(backend: str) -> Decoder:
-    """ "cpu" -> PyAV; "gpu" -> PyNvVideoCodec (workers.decode.nvcodec, imported lazily)."""
+def make_decoder(backend: str, threads: int | None = None) -> Decoder:
+    """cpu -> PyAV (`threads` caps its FFmpeg/OpenCV threads; None = library defaults);
+    gpu -> PyNvVideoCodec (workers.decode.nvcodec, imported lazily)."""
     if backend == "cpu":
         from workers.decode.pyav import PyAVDecoder
 
-        return PyAVDecoder()
+        return PyAVDecoder(threads)
     if backend == "gpu":
         try:
             from workers.decode.nvcodec import NvDecoder

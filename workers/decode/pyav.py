@@ -1,7 +1,8 @@
 """CPU decoder: PyAV (FFmpeg) with threaded decoding, batched RGB frames, sampling, seeking, rotation.
 
 Why these choices (measured on the 2-core dev box, vtest.avi 768x576):
-- `thread_type = "AUTO"` lets FFmpeg use frame + slice threads (decode alone ~4000 frames/s here).
+- `thread_type = "AUTO"` lets FFmpeg use frame + slice threads (decode alone ~4000 frames/s here); pipeline
+  actors cap the thread count to their reserved CPUs (see PyAVDecoder: threading costs CPU per frame).
 - Colour conversion, not decoding, is the cost: PyAV's `to_ndarray("rgb24")` (swscale) ran ~1200 frames/s
   while taking the planar YUV 4:2:0 planes and converting with OpenCV's SIMD `cvtColor` ran ~3300 frames/s,
   so yuv420p sources take that path (BT.601 coefficients, like swscale's default for SD; other pixel formats
@@ -69,8 +70,11 @@ def _rgb(frame: av.VideoFrame, out: np.ndarray) -> None:
 class PyAVStream:
     """Batches of one video, decoded lazily as the consumer iterates (one generator per video)."""
 
-    def __init__(self, source: VideoSource, sampling: SamplingConfig, batch_size: int) -> None:
+    def __init__(
+        self, source: VideoSource, sampling: SamplingConfig, batch_size: int, threads: int | None = None
+    ) -> None:
         validate_sampling(sampling)
+        self.threads = threads
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.source = source
@@ -110,6 +114,8 @@ class PyAVStream:
             self.close()
             raise UnsupportedVideo(f"{name}: no decoder for this video codec in this FFmpeg build")
         stream.thread_type = "AUTO"
+        if self.threads:
+            stream.codec_context.thread_count = self.threads
         if self.sampling.mode == "keyframes":
             ctx.skip_frame = "NONKEY"
         self._stream = stream
@@ -249,14 +255,27 @@ class PyAVStream:
 
 
 class PyAVDecoder:
-    """`Decoder` for the CPU profile."""
+    """`Decoder` for the CPU profile.
+
+    threads: None = library defaults (FFmpeg picks a thread count, OpenCV uses all cores): fastest for one
+    stream alone. A number caps FFmpeg's and OpenCV's threads in this process: what pipeline actors use,
+    because threading costs CPU: on vtest.avi (MPEG-4) decode + RGB took 0.60-0.70 ms of CPU per frame
+    with default threads and 0.35 ms single-threaded (bikes.mp4, H.264: 0.83 vs 0.39 ms), at the same
+    ~2800 frames/s wall speed. On a busy node the saved CPU goes to the detector; decode scales out
+    with more actors instead.
+    """
 
     name = "pyav"
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
 
     def setup(self) -> None:
         # Nothing to load: codecs are opened per video. Quiet FFmpeg's per-packet warnings; errors surface
         # as exceptions (CorruptVideo) instead.
         av.logging.set_level(av.logging.ERROR)
+        if self.threads:
+            cv2.setNumThreads(self.threads)
 
     def decode(self, source: VideoSource, sampling: SamplingConfig, batch_size: int) -> PyAVStream:
-        return PyAVStream(source, sampling, batch_size)
+        return PyAVStream(source, sampling, batch_size, self.threads)
