@@ -79,6 +79,7 @@ class DecodeActor:
         threads: int | None = None,
     ) -> None:
         self.stage = DecodeStage(backend, sampling, batch_size, threads)
+        self.stage.reuse_buffers = fused is None  # batches are copied into the object store on return
         self.stage.setup()
         # Fused profile (GPU): this actor also runs the detector, so frames never leave the process/device.
         self.detect: DetectStage | None = None

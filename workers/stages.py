@@ -52,6 +52,8 @@ class DecodeStage:
     def __init__(self, backend: str, sampling: SamplingConfig, batch_size: int, threads: int | None = None) -> None:
         self.backend = backend
         self.threads = threads
+        # set by actors whose batches are serialised on return (never for in-process consumers that keep them)
+        self.reuse_buffers = False
         self.sampling = sampling
         self.batch_size = batch_size
         self.streams: dict[str, tuple[DecodeStream, Iterator[FrameBatch], float]] = {}
@@ -64,6 +66,8 @@ class DecodeStage:
 
     def open(self, source: VideoSource) -> None:
         stream = self.decoder.decode(source, self.sampling, self.batch_size)
+        if self.reuse_buffers and hasattr(stream, "reuse_buffer"):
+            stream.reuse_buffer = True
         self.streams[source.video_id] = (stream, iter(stream), 0.0)
 
     def next_batch(self, source: VideoSource) -> tuple[BatchMeta, FrameBatch | None]:
@@ -114,6 +118,8 @@ class DetectStage:
         self.config = config
         self.backend = backend
         self.threads = threads
+        # set by actors whose batches are serialised on return (never for in-process consumers that keep them)
+        self.reuse_buffers = False
         self.busy_seconds = 0.0
         self.frames = 0
 
