@@ -40,7 +40,7 @@ class VidpipeConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     # --- how it runs (not hashed) ---
-    profile: str = "cpu"  # cpu | gpu | gpu-fused (cluster/profiles/)
+    profile: str = "cpu"  # cpu | gpu | gpu-fused (workers/profiles.py)
     allow_cpu_fallback: bool = False  # gpu profile on a machine without CUDA: error unless True
     batch_size: int = 8
     video_extensions: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".ts")

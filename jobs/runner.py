@@ -27,6 +27,7 @@ from jobs.config import ConfigError, VidpipeConfig
 from jobs.queue import JobSpec, JobStatus, Lease, WorkQueue, make_owner
 from jobs.results import CommitAborted, ResultWriter
 from jobs.storage import Storage, StorageError, open_storage
+from workers import metrics
 from workers.api import PipelineStats, VideoProcessor
 from workers.batch import VideoFailure, VideoInput, VideoOutcome, VideoResult, VideoSource
 from workers.errors import VideoError
@@ -287,6 +288,7 @@ class JobRunner:
                 if time.monotonic() - last_status > 0.5 or not in_flight:
                     status = self.queue.status(self.job.job_id, failures_limit=0)  # counts only: cheap
                     last_status = time.monotonic()
+                    metrics.record_queue_depth(self.job.job_id, _depth(status))
                     view.update(status, _safe_stats(proc), self.stats)
                     if not in_flight and status.complete:
                         break
@@ -378,6 +380,7 @@ class JobRunner:
         if not ok:
             log.warning("ack of %s refused: the lease was lost (another attempt owns it)", lease.key)
             return
+        metrics.record_video(outcome)
         if outcome == "done":
             self.stats.committed += 1
             self.stats.frames += frames
@@ -392,6 +395,8 @@ class JobRunner:
             self.stats.retried += 1
             log.warning("%s failed (attempt %d), will retry: %s", lease.key, lease.attempt, error)
         elif verdict == "dead":
+            metrics.record_failure(error.split(":", 1)[0])
+            metrics.record_video("failed")
             self.stats.failed += 1
             log.error("%s failed for good after %d attempt(s): %s", lease.key, lease.attempt, error)
 
@@ -409,6 +414,11 @@ class JobRunner:
                 log.warning("could not hand back %s: %s", lease.key, inner)
             keeper.remove(lease)
         in_flight.clear()
+
+
+def _depth(status: JobStatus) -> dict[str, int]:
+    return {"queued": status.queued, "running": status.running, "done": status.done,
+            "skipped": status.skipped, "failed": status.failed}
 
 
 def _safe_stats(proc: VideoProcessor) -> PipelineStats | None:

@@ -21,7 +21,7 @@ WORKDIR /opt/vidpipe-src
 COPY pyproject.toml README.md ./
 COPY workers ./workers
 COPY jobs ./jobs
-RUN pip install . \
+RUN pip install ".[report]" \
     && python -c "import cv2; assert hasattr(cv2, 'HOGDescriptor'), 'opencv without HOG got installed'"
 
 WORKDIR /work

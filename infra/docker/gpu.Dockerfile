@@ -44,7 +44,7 @@ COPY jobs ./jobs
 # (No import check here: PyNvVideoCodec and cvcuda need the driver, which only exists at `docker run`;
 #  inside a running container `python -c "from workers.gpu import gpu_status; print(gpu_status().summary())"`
 #  reports every component with its real error text.)
-RUN pip install ".[gpu]"
+RUN pip install ".[gpu,report]"
 
 # CUDA MPS: mount /tmp/nvidia-mps from the host (infra/mps/start-mps.sh) to share each GPU between actors.
 ENV CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps \
