@@ -20,7 +20,10 @@ decode and detect, per-video reorder before tracking (tracking_stage.py), rebala
 
 Memory bound: frame batches alive <= decode credits + ready-queue bound + detect credits, i.e. about
 (decode_actors x credits + 2 x detect_actors x credits) x batch bytes, whatever the video length or number
-of videos. Deadlock freedom on a small node: every stage's actors reserve fractional CPUs that fit together
+of videos. Batches start at the profile's batch size (8) and grow for cheap detectors until one detect call
+does ~0.1 s of work, capped at 48 MB per batch (per-ref overhead is what limits cheap detectors).
+
+Deadlock freedom on a small node: every stage's actors reserve fractional CPUs that fit together
 (profiles.py); new actors are only created when the node has the resources free, so a stage can never wait
 for resources another stage holds.
 """
@@ -51,6 +54,8 @@ from workers.transport import decode_call_options
 log = logging.getLogger(__name__)
 
 REBALANCE_SECONDS = 1.5  # how often actor counts are revisited
+TARGET_BATCH_SECONDS = 0.1  # grow batches until one detect call takes about this long...
+MAX_BATCH_BYTES = 48 << 20  # ...but never beyond this many bytes of frames per batch
 RATE_WINDOW_SECONDS = 4.0  # stats window for fps / busy
 
 
@@ -90,10 +95,12 @@ class DecodeActor:
     def ready(self) -> bool:
         return True
 
-    def next_detections(self, source: VideoSource, seq: int) -> tuple[BatchMeta, DetectionBatch | None]:
+    def next_detections(
+        self, source: VideoSource, seq: int, batch_frames: int = 0
+    ) -> tuple[BatchMeta, DetectionBatch | None]:
         """Fused mode: decode the next batch and detect on it in place; only detections leave the actor."""
         assert self.detect is not None, "next_detections needs an actor created with a detector (fused profile)"
-        meta, batch = self.next_batch(source, seq)
+        meta, batch = self.next_batch(source, seq, batch_frames)
         if batch is None or meta.error_type:
             return meta, None
         try:
@@ -104,11 +111,13 @@ class DecodeActor:
         meta.nbytes = 0  # no frames travel
         return meta, dets
 
-    def next_batch(self, source: VideoSource, seq: int) -> tuple[BatchMeta, FrameBatch | None]:
+    def next_batch(self, source: VideoSource, seq: int, batch_frames: int = 0) -> tuple[BatchMeta, FrameBatch | None]:
         busy0, frames0 = self.stage.busy_seconds, self.stage.frames
         if seq > 0 and source.video_id not in self.stage.streams:
             # a speculative request past the end, or after the video failed: an empty end marker
             return BatchMeta(source.video_id, seq=-1, is_last=True), None
+        if batch_frames:
+            self.stage.set_batch_size(source.video_id, batch_frames)
         meta, batch = self.stage.next_batch(source)
         if not meta.error_type and meta.seq != seq:
             meta = BatchMeta(source.video_id, error_type="DecodeError", error=f"batch {meta.seq} != {seq}")
@@ -227,6 +236,7 @@ class _Video:
     finishing: bool = False
     failed: bool = False
     frames: int = 0
+    frame_bytes: int = 0  # bytes of one decoded frame, once known
 
 
 @dataclass
@@ -298,6 +308,9 @@ class VideoPipeline:
         self._idle_rounds = 0
         self._frame_bytes_alive = 0
         self.peak_frame_bytes = 0  # peak bytes of frame batches alive (refs the driver holds)
+        self.peak_batch_bytes = 0  # largest batch seen
+        self.adaptive_batches = True
+        self.batch_frames = self.batch_size  # current frames per batch (grows for cheap detectors)
         self._closed = False
         for stage in ("decode", "detect", "track"):
             if stage == "detect" and profile.fused:
@@ -484,13 +497,30 @@ class VideoPipeline:
                     blocked = True
                     break
                 method = a.handle.next_detections if self.profile.fused else a.handle.next_batch
-                meta_ref, batch_ref = method.options(num_returns=2, **opts).remote(v.source, v.next_seq)
+                meta_ref, batch_ref = method.options(num_returns=2, **opts).remote(
+                    v.source, v.next_seq, self._batch_frames_for(v)
+                )
                 self._pending[meta_ref] = _Pending("decode", a, v.source.video_id, v.next_seq, batch_ref)
                 a.inflight += 1
                 v.next_seq += 1
                 v.decode_outstanding += 1
                 progressed = True
         self._state["decode"] = "blocked" if blocked else ("starved" if not self._videos else "ok")
+
+    def _batch_frames_for(self, v: _Video) -> int:
+        """Frames per batch: the profile's batch size, grown for cheap detectors so that one detect call
+        does about TARGET_BATCH_SECONDS of work (per-ref costs, ~ms per batch in each process, stop
+        dominating), capped at MAX_BATCH_BYTES per batch so the memory bound stays credits x batch bytes."""
+        base = self.batch_size
+        det_rate = self._rates["detect"].rates()[2]  # frames per busy second of one actor
+        frame_bytes = v.frame_bytes
+        if det_rate <= 0 or frame_bytes <= 0 or not self.adaptive_batches:
+            return base
+        want = int(det_rate * TARGET_BATCH_SECONDS)
+        cap = max(base, MAX_BATCH_BYTES // frame_bytes)
+        frames = max(base, min(want, cap))
+        self.batch_frames = frames
+        return frames
 
     def _decodes_inflight(self) -> int:
         return sum(a.inflight for a in self._actors["decode"] if a.alive)
@@ -574,6 +604,9 @@ class VideoPipeline:
             if meta.seq < 0:
                 return  # end marker for a request past the end
             v.info, v.tracker_fps = meta.info, meta.tracker_fps
+            if meta.frames:
+                v.frame_bytes = meta.nbytes // meta.frames
+                self.peak_batch_bytes = max(self.peak_batch_bytes, meta.nbytes)
             v.batches += 1
             v.frames += meta.frames
             self._frames["decode"] += meta.frames

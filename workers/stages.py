@@ -70,6 +70,13 @@ class DecodeStage:
             stream.reuse_buffer = True
         self.streams[source.video_id] = (stream, iter(stream), 0.0)
 
+    def set_batch_size(self, video_id: str, frames: int) -> None:
+        """Frames per batch from the next batch on (the pipeline grows batches for cheap detectors)."""
+        self.batch_size = frames
+        entry = self.streams.get(video_id)
+        if entry is not None and hasattr(entry[0], "batch_size"):
+            entry[0].batch_size = frames
+
     def next_batch(self, source: VideoSource) -> tuple[BatchMeta, FrameBatch | None]:
         """The video's next batch (opening it on first call). Errors come back in the meta, never raised,
         so one bad video cannot take the actor (and the other videos on it) down."""

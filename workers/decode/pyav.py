@@ -246,7 +246,7 @@ class PyAVStream:
             self.info.rotation = rotation
             self.info.height, self.info.width = h, w
             self.info.sampled_frames += 1
-            if len(idx) == self.batch_size:
+            if len(idx) >= min(self.batch_size, len(buf)):  # batch_size may change between batches
                 yield flush(False)
 
         if self.info.frame_count == 0 and decoded == 0:
