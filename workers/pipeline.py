@@ -312,6 +312,17 @@ class VideoPipeline:
         self.adaptive_batches = True
         self.batch_frames = self.batch_size  # current frames per batch (grows for cheap detectors)
         self._closed = False
+        self._decode_opts = decode_call_options(profile)
+        if self._decode_opts:
+            # Ray Direct Transport (GPU frames by reference) needs a single-return decode call, actor classes
+            # declared with transport.actor_class_options, co-located pairs and a collective group (rules in
+            # workers/transport.py). This pipeline's decode call returns (meta, batch) as two refs, which RDT
+            # rejects, so frames go through the object store instead (a device->host copy on the GPU profile).
+            log.warning(
+                "tensor transport %s is not wired into VideoPipeline yet; using the object store",
+                self._decode_opts.get("tensor_transport"),
+            )
+            self._decode_opts = {}
         for stage in ("decode", "detect", "track"):
             if stage == "detect" and profile.fused:
                 continue  # detection runs inside the decode actors
@@ -482,7 +493,7 @@ class VideoPipeline:
     def _issue_decodes(self) -> None:
         blocked = False
         progressed = True
-        opts = decode_call_options(self.profile)
+        opts = self._decode_opts
         while progressed:
             progressed = False
             for v in list(self._videos.values()):
