@@ -26,6 +26,16 @@ log = logging.getLogger("vidpipe")
 USER_ERRORS = (ConfigError, QueueError, StorageError, EmbeddedRedisError, VideoError)
 
 
+def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
+    """INPUT, OUTPUT and the options every submitting command (run, submit) shares."""
+    parser.add_argument("input", metavar="INPUT", help="s3://bucket/prefix, a local folder or one video file")
+    parser.add_argument("output", metavar="OUTPUT", help="s3://bucket/prefix or a local folder for the results")
+    add_config_options(parser)
+    add_results_options(parser)
+    parser.add_argument("--job-id", help="explicit job id (default: derived from input, output and config hash)")
+    parser.add_argument("--retry-failed", action="store_true", help="queue videos that failed in an earlier run again")
+
+
 def add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML/JSON config file (defaults < file < env < options)")
     p.add_argument("--redis-url", help="Redis URL (redis:// or rediss://, AUTH in the URL); default: $REDIS_URL, "
@@ -37,6 +47,9 @@ def add_processing_options(p: argparse.ArgumentParser) -> None:
     """Options that choose how videos are processed (not what results they produce)."""
     p.add_argument("--profile", help="data-plane profile: cpu | gpu | gpu-fused")
     p.add_argument("--inline", action="store_true", help="process in this process without Ray (InlinePipeline)")
+    p.add_argument("--allow-cpu-fallback", action="store_true",
+                   help="gpu/gpu-fused profile on a machine without a usable GPU: run the cpu profile instead of "
+                   "failing")
     p.add_argument("--processor", metavar="MODULE:CALLABLE",
                    help="advanced: a factory(config) -> workers.api.VideoProcessor to use instead of the pipeline")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
@@ -64,6 +77,8 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
         over["profile"] = args.profile
     if get("preview"):
         over["preview"] = True
+    if get("allow_cpu_fallback"):
+        over["allow_cpu_fallback"] = True
     sampling: dict[str, Any] = {}
     if get("sample_fps") is not None:
         if args.sample_fps <= 0:

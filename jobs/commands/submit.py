@@ -11,12 +11,7 @@ log = logging.getLogger("vidpipe")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="INPUT", help="s3://bucket/prefix, a local folder or one video file")
-    parser.add_argument("output", metavar="OUTPUT", help="s3://bucket/prefix or a local folder for the results")
-    common.add_config_options(parser)
-    common.add_results_options(parser)
-    parser.add_argument("--job-id", help="explicit job id (default: derived from input, output and config hash)")
-    parser.add_argument("--retry-failed", action="store_true", help="queue videos that failed earlier again")
+    common.add_submit_arguments(parser)
 
 
 @common.user_errors
