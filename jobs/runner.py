@@ -84,13 +84,28 @@ class RayPipeline:
             profile = get_profile(config.profile)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if profile.decode.backend == "gpu" or profile.detect.backend == "gpu":
+            from workers.gpu import require_gpu
+
+            # once, before any actor exists: BackendUnavailable (one line, exit 2) or, when allowed, CPU
+            if not require_gpu(config.allow_cpu_fallback):
+                profile = get_profile("cpu")
         self._owns_ray = False
         if not ray.is_initialized():
             if config.ray_address:
                 ray.init(address=config.ray_address, log_to_driver=False)
             else:
                 # "local": always a private instance, never a `ray start` cluster that happens to run here.
-                ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+                # Ray batches object frees for up to 1 s by default (free_objects_period_milliseconds=1000): at
+                # hundreds of frames/s that parks ~1 s of released frame batches in the store. 5 ms keeps store
+                # use close to the frames actually alive.
+                ray.init(
+                    address="local",
+                    include_dashboard=False,
+                    _node_ip_address="127.0.0.1",
+                    log_to_driver=False,
+                    _system_config={"free_objects_period_milliseconds": 5},
+                )
                 self._owns_ray = True
         from workers.pipeline import VideoPipeline
 

@@ -78,9 +78,11 @@ def test_pipeline_finishes_on_two_cpus_and_isolates_a_corrupt_video(
     assert stats.videos_done == 4 and stats.videos_in_flight == 0
 
 
-def test_pipeline_equals_inline(ray_session: dict[str, str], media_dir: Path) -> None:
-    """Same detections and tracks, frame for frame, whether run in one process or across actors."""
-    cfg, sampling = DetectorConfig(), SamplingConfig(start_seconds=10.0, end_seconds=13.2)
+@pytest.mark.parametrize("width", [768, 512], ids=["source_width", "resized_in_decode_actor"])
+def test_pipeline_equals_inline(ray_session: dict[str, str], media_dir: Path, width: int) -> None:
+    """Same detections and tracks, frame for frame, whether run in one process or across actors (at width 512 the
+    decode actor resizes frames to HOG's input width before the hand-off; inline, HOG resizes them itself)."""
+    cfg, sampling = DetectorConfig(input_width=width), SamplingConfig(start_seconds=10.0, end_seconds=13.2)
     src = VideoSource("vtest", LocalVideo(str(media_dir / "vtest.avi")))
     (inline,) = run_all(InlinePipeline(cfg, sampling, TrackerConfig()), [src])
     with VideoPipeline(get_profile("cpu"), cfg, sampling, TrackerConfig(), batch_size=4) as pipe:
@@ -200,3 +202,25 @@ def test_tracker_rate_follows_sampling(
     assert isinstance(res, VideoResult)
     assert res.tracker_fps == pytest.approx(rate, rel=0.01)
     assert res.info.sampled_frames == frames and res.info.fps == 30
+
+
+def test_tensor_transport_handoff_runs_end_to_end_on_cpu(ray_session: dict[str, str], clips: dict[str, Path]) -> None:
+    """The GPU profile's hand-off path (RDT: enable_tensor_transport actor classes, single-return decode call with
+    tensor_transport, meta fetched separately, collective group) run end to end over Ray's gloo transport with
+    CPU torch tensors: same results as the inline pipeline, and the detect actor really received tensors."""
+    profile = get_profile("cpu").with_overrides(extra={"tensor_transport": "gloo"})
+    sources = [VideoSource(k, LocalVideo(str(clips[k]))) for k in ("a", "b", "bad")]
+    with VideoPipeline(profile, SMALL, SamplingConfig(), TrackerConfig(), batch_size=8) as pipe:
+        assert pipe.transport == "gloo" and pipe._group is not None
+        pipe.adaptive_batches = False  # batches of 8: a known number of hand-offs
+        outcomes = {o.video_id: o for o in run_all(pipe, sources)}
+        (det,) = pipe._live("detect")
+        received = ray.get(det.handle.received_types.remote())
+    assert isinstance(outcomes["bad"], VideoFailure)  # a corrupt video still fails alone
+    assert set(received) == {"Tensor"} and received["Tensor"] >= 5 + 4  # a: 40, b: 27 frames, batches of 8
+    inline = InlinePipeline(SMALL, SamplingConfig(), TrackerConfig(), batch_size=8)
+    for ref in run_all(inline, sources[:2]):
+        got = outcomes[ref.video_id]
+        assert isinstance(got, VideoResult) and isinstance(ref, VideoResult)
+        assert got.info.sampled_frames == ref.info.sampled_frames
+        np.testing.assert_array_equal(got.det_frame, ref.det_frame)

@@ -63,6 +63,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=0, help="detector input width (default: hog 768, onnx 320)")
     parser.add_argument("--frames", type=int, default=0, help="frames of the clip to use (default: by detector)")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--profile", choices=("cpu", "gpu", "gpu-fused"), default="cpu",
+                        help="cpu: the pipeline benchmark below; gpu/gpu-fused: decode and end-to-end frames/s per "
+                        "GPU (workers/gpu_bench.py; needs a GPU node)")
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -257,7 +260,30 @@ def run_pipeline(pipe: Any, video: str, copies: int, frames_per_copy: int, fps_h
 # ---------------------------------------------------------------------------------------------- main
 
 
+def gpu_main(args: argparse.Namespace) -> int:
+    """`--profile gpu|gpu-fused`: the per-GPU benchmark; exit 2 with the reason when there is no usable GPU."""
+    from workers.errors import BackendUnavailable
+    from workers.gpu_bench import print_result, run_gpu_bench
+
+    video = args.video or default_video()
+    try:
+        result = run_gpu_bench([video], model=args.model, batch_size=max(args.batch_size, 16))
+    except BackendUnavailable as e:
+        print(f"vidpipe bench --profile {args.profile}: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"profile": args.profile, "gpu": result.gpu, "model": result.model,
+                          "frames": result.frames, "decode_fps": round(result.decode_fps, 1),
+                          "prefetch_decode_fps": round(result.prefetch_decode_fps, 1),
+                          "e2e_fps": round(result.e2e_fps, 1), "decoders": result.decoders}))
+    else:
+        print_result(result)
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "profile", "cpu") != "cpu":
+        return gpu_main(args)
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

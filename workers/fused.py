@@ -9,21 +9,20 @@ process boundary and no transport (object store or RDT) is involved. Only the sm
 Written against the documented APIs, type-checked with mypy, NEVER run on a GPU in this repository's
 CI. On CPU the class still runs (tests use it with the cpu backends to check the wiring).
 
-How the pipeline runs it (profile.fused is True; profile.decode carries the actor's resources, the
+How VideoPipeline runs it (profile.fused is True; profile.decode carries the actor's resources, the
 detect spec has no actors):
     actor = ray.remote(FusedActor).options(**profile.decode.resources.ray_options()).remote(...)
-    meta_ref, det_ref = actor.next_detections.options(num_returns=2).remote(source, seq)
+    meta_ref, det_ref = actor.next_detections.options(num_returns=2).remote(source, seq, batch_frames)
     -> ray.get(meta_ref) is the same BatchMeta the decode actor returns (frames, is_last, info, errors)
-    -> det_ref is what DetectActor.detect returns: ((frames_so_far, busy_seconds), DetectionBatch),
-       so it goes straight to TrackActor.add(det_ref, meta.tracker_fps) like a detect result.
-Credits: use profile.decode.credits_per_actor per fused actor; the detect stage is skipped.
+    -> det_ref is a DetectionBatch: it goes straight to TrackActor.add(det_ref, meta.tracker_fps).
+Credits: profile.decode.credits_per_actor per fused actor; the detect stage is skipped.
 """
 
 from __future__ import annotations
 
 import time
 
-from workers.batch import DetectionBatch, VideoSource
+from workers.batch import DetectionBatch, VideoInfo, VideoSource
 from workers.settings import DetectorConfig, SamplingConfig
 from workers.stages import BatchMeta, DecodeStage, DetectStage
 
@@ -34,8 +33,8 @@ class FusedGpuStage:
     """One video batch in, its detections out; frames stay on this actor's GPU."""
 
     def __init__(self, detector: DetectorConfig, sampling: SamplingConfig, batch_size: int,
-                 backend: str = "gpu") -> None:
-        self.decode = DecodeStage(backend, sampling, batch_size)
+                 backend: str = "gpu", threads: int | None = None) -> None:
+        self.decode = DecodeStage(backend, sampling, batch_size, threads)
         self.detect = DetectStage(detector, backend)
         self.busy_seconds = 0.0
 
@@ -79,23 +78,36 @@ class FusedGpuStage:
 
 
 class FusedActor:
-    """Ray actor wrapper (the pipeline applies ray.remote + the profile's resources)."""
+    """Ray actor wrapper run by VideoPipeline for fused profiles (profile.fused, e.g. "gpu-fused").
+
+    `next_detections` is called with num_returns=2 like DecodeActor.next_batch: (BatchMeta, DetectionBatch|None),
+    the meta carrying this actor's cumulative counters for balancing; the DetectionBatch ref goes straight to
+    the tracker. The DecodeActor has no detector of its own: this is the one fused implementation.
+    """
 
     def __init__(self, detector: DetectorConfig, sampling: SamplingConfig, batch_size: int,
-                 backend: str = "gpu") -> None:
-        self.stage = FusedGpuStage(detector, sampling, batch_size, backend)
+                 backend: str = "gpu", threads: int | None = None) -> None:
+        self.stage = FusedGpuStage(detector, sampling, batch_size, backend, threads)
         self.stage.setup()
 
     def ready(self) -> str:
         return str(getattr(self.stage.detect.detector, "name", "?"))
 
-    def next_detections(self, source: VideoSource, seq: int) -> tuple[BatchMeta, DetectOutput | None]:
-        if seq > 0 and source.video_id not in self.stage.decode.streams:
+    def next_detections(
+        self, source: VideoSource, seq: int, batch_frames: int = 0
+    ) -> tuple[BatchMeta, DetectionBatch | None]:
+        decode = self.stage.decode
+        if seq > 0 and source.video_id not in decode.streams:
             return BatchMeta(source.video_id, seq=-1, is_last=True), None
+        if batch_frames:
+            decode.set_batch_size(source.video_id, batch_frames)
         meta, out = self.stage.next_detections(source)
         if not meta.error_type and meta.seq != seq:
-            meta = BatchMeta(source.video_id, error_type="DecodeError", error=f"batch {meta.seq} != {seq}")
-        return meta, out
+            meta, out = BatchMeta(source.video_id, error_type="DecodeError", error=f"batch {meta.seq} != {seq}"), None
+        meta.info = VideoInfo(**vars(meta.info))  # a copy: the stream keeps updating its own
+        meta.nbytes = 0  # no frames leave this actor
+        meta.actor_frames, meta.actor_busy = decode.frames, self.stage.busy_seconds
+        return meta, (out[1] if out is not None else None)
 
     def drop(self, video_id: str) -> None:
         self.stage.drop(video_id)

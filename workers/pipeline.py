@@ -30,6 +30,7 @@ for resources another stage holds.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -38,18 +39,28 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import ray
 from ray.exceptions import RayActorError, RayTaskError
+from ray.util.placement_group import placement_group, remove_placement_group
 
 from workers.api import PipelineStats, StageStats
 from workers.batch import DetectionBatch, FrameBatch, VideoFailure, VideoInfo, VideoOutcome, VideoResult, VideoSource
 from workers.decode.pyav import validate_sampling
 from workers.errors import VideoError
+from workers.fused import FusedActor
 from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
 from workers.stage import Profile, StageSpec
 from workers.stages import BatchMeta, DecodeStage, DetectStage
 from workers.tracking_stage import TrackStage
-from workers.transport import decode_call_options
+from workers.transport import (
+    COLLECTIVE,
+    actor_class_options,
+    colocation_bundles,
+    decode_call_options,
+    setup_transport,
+    tensor_transport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +68,7 @@ REBALANCE_SECONDS = 1.5  # how often actor counts are revisited
 TARGET_BATCH_SECONDS = 0.1  # grow batches until one detect call takes about this long...
 MAX_BATCH_BYTES = 48 << 20  # ...but never beyond this many bytes of frames per batch
 RATE_WINDOW_SECONDS = 4.0  # stats window for fps / busy
+PLACEMENT_TIMEOUT_SECONDS = 60.0  # cuda_ipc: how long to wait for the GPU bundles of the decode/detect pairs
 
 
 def _record(stage: str, frames: int, busy: float) -> None:
@@ -73,43 +85,29 @@ def _record(stage: str, frames: int, busy: float) -> None:
 
 
 class DecodeActor:
-    """Ray actor around DecodeStage. Returns (meta, batch): the driver fetches only the small meta."""
+    """Ray actor around DecodeStage.
+
+    Object-store path (CPU): `next_batch` is called with num_returns=2 -> (meta, batch); the driver fetches
+    only the small meta. Tensor-transport path (GPU, RDT): Ray refuses num_returns=2 with a tensor_transport,
+    so `next_frames` returns ONE value, (meta, batch), which the driver never fetches (it only hands the ref
+    to a detect actor); the driver reads the meta from the cheap `take_meta` call it issues right after.
+    Calls from one caller to one (non-async) actor run in submission order, so take_meta always finds it.
+    """
 
     def __init__(
-        self,
-        backend: str,
-        sampling: SamplingConfig,
-        batch_size: int,
-        fused: DetectorConfig | None = None,
-        threads: int | None = None,
+        self, backend: str, sampling: SamplingConfig, batch_size: int, threads: int | None = None,
+        transport: str | None = None,
     ) -> None:
         self.stage = DecodeStage(backend, sampling, batch_size, threads)
-        self.stage.reuse_buffers = fused is None  # batches are copied into the object store on return
+        # The object store copies a returned batch, so the buffer can be refilled; RDT keeps a reference to
+        # the returned tensor (no copy), so with a tensor transport every batch must be a fresh buffer.
+        self.stage.reuse_buffers = transport is None
         self.stage.setup()
-        # Fused profile (GPU): this actor also runs the detector, so frames never leave the process/device.
-        self.detect: DetectStage | None = None
-        if fused is not None:
-            self.detect = DetectStage(fused, backend)
-            self.detect.setup()
+        self.transport = transport
+        self._metas: dict[tuple[str, int], BatchMeta] = {}
 
     def ready(self) -> bool:
         return True
-
-    def next_detections(
-        self, source: VideoSource, seq: int, batch_frames: int = 0
-    ) -> tuple[BatchMeta, DetectionBatch | None]:
-        """Fused mode: decode the next batch and detect on it in place; only detections leave the actor."""
-        assert self.detect is not None, "next_detections needs an actor created with a detector (fused profile)"
-        meta, batch = self.next_batch(source, seq, batch_frames)
-        if batch is None or meta.error_type:
-            return meta, None
-        try:
-            dets = self.detect.detect(batch)
-        except VideoError as e:
-            self.stage.drop(source.video_id)
-            return BatchMeta(source.video_id, error_type=type(e).__name__, error=str(e), retryable=e.retryable), None
-        meta.nbytes = 0  # no frames travel
-        return meta, dets
 
     def next_batch(self, source: VideoSource, seq: int, batch_frames: int = 0) -> tuple[BatchMeta, FrameBatch | None]:
         busy0, frames0 = self.stage.busy_seconds, self.stage.frames
@@ -126,8 +124,24 @@ class DecodeActor:
         meta.actor_frames, meta.actor_busy = self.stage.frames, self.stage.busy_seconds
         return meta, batch
 
+    def next_frames(self, source: VideoSource, seq: int, batch_frames: int = 0) -> tuple[BatchMeta, FrameBatch | None]:
+        """Tensor-transport path: one return value; the meta is also kept for `take_meta`."""
+        meta, batch = self.next_batch(source, seq, batch_frames)
+        self._metas[(source.video_id, seq)] = meta
+        if batch is not None and isinstance(batch.frames, np.ndarray):
+            # CPU decoder under a CPU tensor transport (gloo: tests, diagnostics): RDT moves torch tensors only
+            import torch
+
+            batch = dataclasses.replace(batch, frames=torch.from_numpy(batch.frames))
+        return meta, batch
+
+    def take_meta(self, video_id: str, seq: int) -> BatchMeta:
+        return self._metas.pop((video_id, seq))
+
     def drop(self, video_id: str) -> None:
         self.stage.drop(video_id)
+        for key in [k for k in self._metas if k[0] == video_id]:
+            del self._metas[key]
 
 
 class DetectActor:
@@ -136,6 +150,7 @@ class DetectActor:
     def __init__(self, config: DetectorConfig, backend: str, threads: int | None) -> None:
         self.stage = DetectStage(config, backend, threads)
         self.stage.setup()
+        self.received: dict[str, int] = {}  # batches by frame type (ndarray: object store; Tensor: RDT)
 
     def ready(self) -> str:
         return str(getattr(self.stage.detector, "name", "?"))
@@ -148,12 +163,26 @@ class DetectActor:
 
             cv2.setNumThreads(threads)
 
-    def detect(self, batch: FrameBatch) -> tuple[tuple[int, float], DetectionBatch]:
-        """Called with num_returns=2: (cumulative frames, busy seconds) for the driver, detections for the tracker."""
+    def detect(
+        self, batch: FrameBatch | tuple[BatchMeta, FrameBatch]
+    ) -> tuple[tuple[int, float], DetectionBatch]:
+        """Called with num_returns=2: (cumulative frames, busy seconds) for the driver, detections for the tracker.
+
+        `batch` is a FrameBatch (object store) or DecodeActor.next_frames' (meta, FrameBatch) (tensor transport).
+        """
+        if isinstance(batch, tuple):
+            batch = batch[1]
+        kind = type(batch.frames).__name__
+        self.received[kind] = self.received.get(kind, 0) + 1
+        if self.stage.backend == "cpu" and not isinstance(batch.frames, np.ndarray):
+            batch = dataclasses.replace(batch, frames=batch.frames.numpy())  # CPU torch tensor (gloo): no copy
         busy0 = self.stage.busy_seconds
         out = self.stage.detect(batch)
         _record("detect", len(batch), self.stage.busy_seconds - busy0)
         return (self.stage.frames, self.stage.busy_seconds), out
+
+    def received_types(self) -> dict[str, int]:
+        return dict(self.received)
 
     def inspect(self, refs: list[ray.ObjectRef]) -> dict[str, Any]:
         """Test hook: how a FrameBatch looks inside a consumer (read-only? shared? where from?)."""
@@ -218,6 +247,7 @@ class _Actor:
     videos: set[str] = field(default_factory=set)
     frames: int = 0  # cumulative, as reported by the actor
     busy: float = 0.0
+    slot: int = -1  # tensor transport: the decode/detect pair (placement-group bundle) this actor belongs to
 
 
 @dataclass
@@ -312,20 +342,25 @@ class VideoPipeline:
         self.adaptive_batches = True
         self.batch_frames = self.batch_size  # current frames per batch (grows for cheap detectors)
         self._closed = False
+        # Decode -> detect hand-off: the object store (CPU, fused) or Ray Direct Transport (GPU; rules in
+        # workers/transport.py): actor classes declared with enable_tensor_transport, a single-return decode
+        # call with tensor_transport, pairs co-located on one card (cuda_ipc) or one collective group (nccl).
+        self.transport = tensor_transport(profile)
         self._decode_opts = decode_call_options(profile)
-        if self._decode_opts:
-            # Ray Direct Transport (GPU frames by reference) needs a single-return decode call, actor classes
-            # declared with transport.actor_class_options, co-located pairs and a collective group (rules in
-            # workers/transport.py). This pipeline's decode call returns (meta, batch) as two refs, which RDT
-            # rejects, so frames go through the object store instead (a device->host copy on the GPU profile).
-            log.warning(
-                "tensor transport %s is not wired into VideoPipeline yet; using the object store",
-                self._decode_opts.get("tensor_transport"),
-            )
-            self._decode_opts = {}
+        cls_opts = actor_class_options(profile)
+        self._classes: dict[str, Any] = {
+            "decode": ray.remote(**cls_opts)(DecodeActor) if cls_opts else ray.remote(DecodeActor),
+            "detect": ray.remote(**cls_opts)(DetectActor) if cls_opts else ray.remote(DetectActor),
+            "track": ray.remote(TrackActor),
+            "fused": ray.remote(FusedActor),
+        }
+        self._placement: Any = None  # cuda_ipc: one {"GPU": 1} bundle per decode/detect pair
+        self._group: Any = None  # nccl/gloo: the collective group over every decode and detect actor
+        if self.transport:
+            self._start_transport_pairs()
         for stage in ("decode", "detect", "track"):
-            if stage == "detect" and profile.fused:
-                continue  # detection runs inside the decode actors
+            if (stage == "detect" and profile.fused) or (stage != "track" and self.transport):
+                continue  # fused: detection runs inside the decode actors; RDT: pairs already started
             for _ in range(self._spec(stage).min_actors):
                 self._add_actor(stage)
 
@@ -400,6 +435,9 @@ class VideoPipeline:
                 if a.alive:
                     ray.kill(a.handle, no_restart=True)
                 a.alive = False
+        if self._placement is not None:
+            remove_placement_group(self._placement)
+            self._placement = None
 
     def __enter__(self) -> VideoPipeline:
         return self
@@ -412,28 +450,78 @@ class VideoPipeline:
     def _spec(self, stage: str) -> StageSpec:
         return {"decode": self.profile.decode, "detect": self.profile.detect, "track": self.profile.track}[stage]
 
-    def _add_actor(self, stage: str) -> _Actor:
+    def _add_actor(self, stage: str, slot: int = -1) -> _Actor:
         spec = self._spec(stage)
-        opts = {**spec.resources.ray_options(), "max_restarts": 0, "max_task_retries": 0}
+        opts: dict[str, Any] = {**spec.resources.ray_options(), "max_restarts": 0, "max_task_retries": 0}
+        if self._placement is not None and slot >= 0:
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+            opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                self._placement, placement_group_bundle_index=slot
+            )
         handle: Any
         if stage == "decode":
-            fused = self.detector_cfg if self.profile.fused else None
             # one decode thread per reserved CPU: CPU per frame matters more than one stream's latency here
             threads = max(1, round(spec.resources.cpus)) if spec.backend == "cpu" else None
-            handle = (
-                ray.remote(DecodeActor)
-                .options(**opts)
-                .remote(spec.backend, self.sampling, self.batch_size, fused, threads)
-            )
+            if self.profile.fused:  # decode + detect in one actor: workers/fused.py
+                handle = self._classes["fused"].options(**opts).remote(
+                    self.detector_cfg, self.sampling, self.batch_size, spec.backend, threads
+                )
+            else:
+                handle = self._classes["decode"].options(**opts).remote(
+                    spec.backend, self.sampling, self.batch_size, threads, self.transport
+                )
         elif stage == "detect":
             threads = self._detect_threads(len(self._live("detect")) + 1) if spec.backend == "cpu" else None
-            handle = ray.remote(DetectActor).options(**opts).remote(self.detector_cfg, spec.backend, threads)
+            handle = self._classes["detect"].options(**opts).remote(self.detector_cfg, spec.backend, threads)
         else:
-            handle = ray.remote(TrackActor).options(**opts).remote(self.tracker_cfg)
-        actor = _Actor(stage, handle, handle.ready.remote(), spec, next(self._ids))
+            handle = self._classes["track"].options(**opts).remote(self.tracker_cfg)
+        actor = _Actor(stage, handle, handle.ready.remote(), spec, next(self._ids), slot=slot)
         self._actors[stage].append(actor)
         self._pending[actor.ready_ref] = _Pending("ready", actor, "")
         return actor
+
+    def _start_transport_pairs(self) -> None:
+        """Tensor transport: a fixed set of decode/detect pairs (RDT needs the peers known up front).
+
+        cuda_ipc: pair i lives in bundle i of a placement group of {"GPU": 1} bundles, i.e. both actors on one
+        physical card (CUDA IPC cannot cross cards), and decode i only hands batches to detect actors of slot i.
+        nccl/gloo: the actors join one collective group once they exist. The pools are not resized while
+        running (a collective group is fixed; a bundle has no room for more), only dead actors are replaced.
+        """
+        dec, det = self.profile.decode, self.profile.detect
+        per_pair = dec.resources.gpus + det.resources.gpus
+        gpus = ray.cluster_resources().get("GPU", 0.0)
+        pairs = int(gpus // per_pair) if per_pair > 0 and self.transport != "gloo" else 0
+        pairs = max(1, dec.min_actors, det.min_actors, min(pairs, dec.max_actors, det.max_actors))
+        bundles = colocation_bundles(self.profile, pairs)
+        if bundles:
+            self._placement = placement_group(bundles, strategy="PACK")
+            ready, _ = ray.wait([self._placement.ready()], timeout=PLACEMENT_TIMEOUT_SECONDS)
+            if not ready:
+                remove_placement_group(self._placement)
+                self._placement = None
+                raise RuntimeError(
+                    f"profile {self.profile.name}: the cluster cannot place {pairs} decode/detect pair(s) on "
+                    f"{bundles[0]} bundles within {PLACEMENT_TIMEOUT_SECONDS:.0f} s (cluster has "
+                    f"{gpus:g} GPUs); use --profile cpu or add GPU nodes"
+                )
+        for i in range(pairs):
+            self._add_actor("decode", slot=i)
+            self._add_actor("detect", slot=i)
+        self._join_transport_group()
+
+    def _join_transport_group(self) -> None:
+        """nccl/gloo: (re)create the collective group over every live decode and detect actor."""
+        if self.transport not in COLLECTIVE:
+            return
+        from ray.experimental.collective import destroy_collective_group
+
+        if self._group is not None:
+            destroy_collective_group(self._group)
+        self._group = setup_transport(
+            self.profile, [a.handle for a in self._live("decode")], [a.handle for a in self._live("detect")]
+        )
 
     def _detect_threads(self, n_actors: int) -> int:
         """Intra-op threads per CPU detect actor: the detect pool together uses about the cluster's cores, so
@@ -468,7 +556,9 @@ class VideoPipeline:
             if p.actor is actor:
                 self._release(ref)
         if not self._closed and len(self._live(actor.stage)) < max(1, self._spec(actor.stage).min_actors):
-            self._add_actor(actor.stage)
+            self._add_actor(actor.stage, slot=actor.slot)
+            if self.transport and actor.stage != "track":
+                self._join_transport_group()
 
     # -- scheduling ----------------------------------------------------------------------------------
 
@@ -507,10 +597,13 @@ class VideoPipeline:
                 if len(self._ready) + self._decodes_inflight() >= self._frame_budget():
                     blocked = True
                     break
-                method = a.handle.next_detections if self.profile.fused else a.handle.next_batch
-                meta_ref, batch_ref = method.options(num_returns=2, **opts).remote(
-                    v.source, v.next_seq, self._batch_frames_for(v)
-                )
+                frames = self._batch_frames_for(v)
+                if opts:  # tensor transport: one return value (never fetched here), then its meta
+                    batch_ref = a.handle.next_frames.options(**opts).remote(v.source, v.next_seq, frames)
+                    meta_ref = a.handle.take_meta.remote(v.source.video_id, v.next_seq)
+                else:
+                    method = a.handle.next_detections if self.profile.fused else a.handle.next_batch
+                    meta_ref, batch_ref = method.options(num_returns=2).remote(v.source, v.next_seq, frames)
                 self._pending[meta_ref] = _Pending("decode", a, v.source.video_id, v.next_seq, batch_ref)
                 a.inflight += 1
                 v.next_seq += 1
@@ -541,7 +634,15 @@ class VideoPipeline:
             free = [a for a in self._live("detect") if a.ready and a.inflight < a.spec.credits_per_actor]
             if not free:
                 break
-            item = self._ready.popleft()
+            if self._placement is not None:
+                # cuda_ipc: only a detect actor on the decode actor's card can open its IPC handles
+                item = next((p for p in self._ready if any(a.slot == p.actor.slot for a in free)), None)
+                if item is None:
+                    break
+                self._ready.remove(item)
+                free = [a for a in free if a.slot == item.actor.slot]
+            else:
+                item = self._ready.popleft()
             v = self._videos.get(item.video_id)
             if v is None or v.failed:
                 self._frame_bytes_alive -= item.nbytes
@@ -717,6 +818,8 @@ class VideoPipeline:
         now = time.monotonic()
         if now - self._last_rebalance < REBALANCE_SECONDS or self._closed or not self._videos:
             return  # no videos in flight: rates are stale, keep the pool as it is
+        if self.transport:
+            return  # tensor transport: fixed decode/detect pairs (see _start_transport_pairs)
         self._last_rebalance = now
         dec_fps, dec_busy, dec_rate = self._rates["decode"].rates()
         det_fps, det_busy, det_rate = self._rates["detect"].rates()
