@@ -42,10 +42,19 @@ class VideoTracker:
             self._consume(self._pending.pop(self.next_seq))
             self.next_seq += 1
 
-    def _tracker(self, class_id: int) -> ByteTracker:
-        if class_id not in self._trackers:
-            self._trackers[class_id] = ByteTracker(self.config, frame_rate=self.frame_rate)
-        return self._trackers[class_id]
+    def _tracker(self, class_id: int, frames_seen: int) -> ByteTracker:
+        """The class's tracker; created on the class's first appearance, `frames_seen` frames into the video.
+
+        ByteTrack activates new tracks at once only on the video's first frame (frame_id == 1); elsewhere a
+        track needs a second match. A tracker created mid-video must therefore start at the video's frame
+        count, not at 1: setting frame_id is exactly what feeding it `frames_seen` empty frames would do
+        (with no tracks, an empty update only advances frame_id), without the O(frames) loop.
+        """
+        tracker = self._trackers.get(class_id)
+        if tracker is None:
+            tracker = self._trackers[class_id] = ByteTracker(self.config, frame_rate=self.frame_rate)
+            tracker.frame_id = frames_seen
+        return tracker
 
     def _consume(self, b: DetectionBatch) -> None:
         t0 = time.perf_counter()
@@ -57,12 +66,14 @@ class VideoTracker:
         frame_of = {int(f): float(p) for f, p in zip(b.frame_indices, b.pts, strict=True)}
         d["pts"].append(np.array([frame_of.get(int(f), np.nan) for f in b.det_frame], np.float64))
         classes = sorted(set(b.class_ids.tolist())) or [0]
-        for frame, pts in zip(b.frame_indices.tolist(), b.pts.tolist(), strict=True):
+        for i, (frame, pts) in enumerate(zip(b.frame_indices.tolist(), b.pts.tolist(), strict=True)):
             on_frame = b.det_frame == frame
+            # a class's tracker starts on the first frame that has that class (or frame 0 of the video)
+            present = set(b.class_ids[on_frame].tolist()) if self.frames + i else set(classes)
             # every known tracker steps on every frame (empty frames age tracks out correctly)
-            for cls in sorted(set(classes) | set(self._trackers)):
+            for cls in sorted(present | set(self._trackers)):
                 sel = on_frame & (b.class_ids == cls)
-                tf = self._tracker(cls).update(b.boxes[sel], b.scores[sel])
+                tf = self._tracker(cls, self.frames + i).update(b.boxes[sel], b.scores[sel])
                 if not len(tf.ids):
                     continue
                 ids = np.array([self._renumber(cls, int(i)) for i in tf.ids], np.int64)
