@@ -88,7 +88,7 @@ def test_pipeline_equals_inline(ray_session: dict[str, str], media_dir: Path, wi
     with VideoPipeline(get_profile("cpu"), cfg, sampling, TrackerConfig(), batch_size=4) as pipe:
         (piped,) = run_all(pipe, [src])
     assert isinstance(inline, VideoResult) and isinstance(piped, VideoResult)
-    assert piped.info.sampled_frames == 32 and piped.det_frame.min() == 100
+    assert piped.info.sampled_frames == 32 and piped.det_frame.min() >= 100
     assert len(piped.det_frame) > 0 and len(piped.trk_ids) > 0
     np.testing.assert_array_equal(piped.det_frame, inline.det_frame)
     np.testing.assert_allclose(piped.det_boxes, inline.det_boxes)

@@ -75,6 +75,9 @@ class FrameBatch:
     pts: np.ndarray
     frames: Any
     is_last: bool = False
+    # frames were resized from the source by this factor (frame px = source px x source_scale) before
+    # leaving the decode actor (HOG at a small input width: small frames travel); detectors divide boxes by it
+    source_scale: float = 1.0
 
     def __len__(self) -> int:
         return len(self.frame_indices)

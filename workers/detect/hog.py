@@ -90,6 +90,8 @@ class HOGDetector:
         scores: list[np.ndarray] = []
         for i in range(len(batch)):
             b, s = self.detect_frame(batch.frames[i])
+            if batch.source_scale != 1.0:  # the decode actor already resized to input_width: back to source px
+                b = (b / batch.source_scale).astype(np.float32)
             det_frame.append(np.full(len(b), batch.frame_indices[i], np.int64))
             boxes.append(b)
             scores.append(s)

@@ -25,6 +25,12 @@ def resize_to_width(image: np.ndarray, width: int) -> tuple[np.ndarray, float]:
     return cv2.resize(image, (width, new_h), interpolation=interp), scale
 
 
+def resize_into(image: np.ndarray, out: np.ndarray) -> None:
+    """resize_to_width's resize, written into `out` (its shape gives the size): identical pixels, no new array."""
+    interp = cv2.INTER_AREA if out.shape[1] < image.shape[1] else cv2.INTER_LINEAR
+    cv2.resize(image, (out.shape[1], out.shape[0]), dst=out, interpolation=interp)
+
+
 @dataclass(frozen=True)
 class Letterbox:
     """How a source image was placed in the square-ish model input: scaled by `ratio`, offset by pad."""
