@@ -136,6 +136,9 @@ class DecodeActor:
             batch = dataclasses.replace(batch, frames=torch.from_numpy(batch.frames))
         return meta, batch
 
+    def set_fit_box(self, width: int, height: int) -> None:
+        self.stage.fit_box = (width, height)
+
     def take_meta(self, video_id: str, seq: int) -> BatchMeta:
         return self._metas.pop((video_id, seq))
 
@@ -181,6 +184,13 @@ class DetectActor:
         out = self.stage.detect(batch)
         _record("detect", len(batch), self.stage.busy_seconds - busy0)
         return (self.stage.frames, self.stage.busy_seconds), out
+
+    def model_input(self) -> tuple[int, int] | None:
+        """(w, h) the ONNX detector letterboxes frames into (CPU), so decode actors can resize before the hand-off."""
+        det = self.stage.detector
+        if self.stage.config.kind != "onnx" or self.stage.backend != "cpu":
+            return None
+        return int(getattr(det, "input_w", 0)), int(getattr(det, "input_h", 0))
 
     def received_types(self) -> dict[str, int]:
         return dict(self.received)
@@ -355,6 +365,7 @@ class VideoPipeline:
             "track": ray.remote(TrackActor),
             "fused": ray.remote(FusedActor),
         }
+        self._fit_box: tuple[int, int] | None = None  # ONNX model input (w, h), see _share_model_input
         self._placement: Any = None  # cuda_ipc: one {"GPU": 1} bundle per decode/detect pair
         self._group: Any = None  # nccl/gloo: the collective group over every decode and detect actor
         if self.transport:
@@ -481,6 +492,26 @@ class VideoPipeline:
         self._actors[stage].append(actor)
         self._pending[actor.ready_ref] = _Pending("ready", actor, "")
         return actor
+
+    def _share_model_input(self, actor: _Actor) -> None:
+        """ONNX on CPU: once a detect actor knows its model's input box, decode actors fit frames into it before
+        the hand-off (the letterbox's resize, moved: the same work, a fraction of the bytes through the store)."""
+        if self.transport or self.profile.fused or self._resize_width() or self.detector_cfg.kind != "onnx":
+            return
+        if self.profile.decode.backend != "cpu" or self.profile.detect.backend != "cpu":
+            return
+        if actor.stage == "detect" and self._fit_box is None:
+            box = ray.get(actor.handle.model_input.remote())
+            if not box or min(box) <= 0:
+                return
+            self._fit_box = box
+            targets = self._live("decode")
+        elif actor.stage == "decode" and self._fit_box is not None:
+            targets = [actor]
+        else:
+            return
+        for a in targets:
+            a.handle.set_fit_box.remote(*self._fit_box)
 
     def _resize_width(self) -> int:
         """Width the decode actors resize frames to: HOG's input width (it resizes every frame to that width
@@ -710,6 +741,7 @@ class VideoPipeline:
             ray.get(ref)
             self._release(ref)
             p.actor.ready = True
+            self._share_model_input(p.actor)
             return
         if p.kind == "decode":
             meta: BatchMeta = ray.get(ref)

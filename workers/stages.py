@@ -16,7 +16,7 @@ from workers.decode.base import DecodeStream
 from workers.decode.factory import make_decoder
 from workers.decode.pyav import sampled_rate
 from workers.detect.factory import make_detector
-from workers.detect.preprocess import resize_into
+from workers.detect.preprocess import letterbox_geometry, resize_into
 from workers.errors import VideoError
 from workers.settings import DetectorConfig, SamplingConfig
 
@@ -66,6 +66,9 @@ class DecodeStage:
         # > 0: frames wider than this are resized to it here (aspect kept), exactly as the detector would
         # (HOG at a small input width): the detector then does no resize and ~1/9 of the bytes travel.
         self.resize_width = 0
+        # (w, h): frames larger than this box are resized to fit it, aspect kept, exactly as the ONNX letterbox
+        # would; the detector then only pads. Set from the model's input size once a detect actor knows it.
+        self.fit_box: tuple[int, int] | None = None
         self._resized: np.ndarray | None = None
 
     def setup(self) -> None:
@@ -112,7 +115,7 @@ class DecodeStage:
         self.frames += len(batch)
         if batch.is_last:
             self.streams.pop(vid, None)
-        if self.resize_width:
+        if self.resize_width or self.fit_box:
             t1 = time.perf_counter()
             batch = self._prescale(batch)
             self.busy_seconds += time.perf_counter() - t1
@@ -124,11 +127,20 @@ class DecodeStage:
     def _prescale(self, batch: FrameBatch) -> FrameBatch:
         """Resize the batch's frames to `resize_width` with the detector's own rule (resize_to_width)."""
         frames = batch.frames
-        if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[2] <= self.resize_width:
+        if not isinstance(frames, np.ndarray) or frames.ndim != 4 or not len(frames):
             return batch
         n, h, w = frames.shape[:3]
-        scale = self.resize_width / w
-        shape = (n, max(1, round(h * scale)), self.resize_width, 3)
+        if self.fit_box:
+            scale = letterbox_geometry(w, h, *self.fit_box).ratio
+            new_w, new_h = round(w * scale), round(h * scale)  # the letterbox's inner size
+        elif self.resize_width:
+            scale = self.resize_width / w
+            new_w, new_h = self.resize_width, max(1, round(h * scale))
+        else:
+            return batch
+        if scale >= 1.0:
+            return batch  # never upscale here: the detector does that itself
+        shape = (n, new_h, new_w, 3)
         out = self._resized
         if not self.reuse_buffers or out is None or out.shape != shape:
             out = np.empty(shape, np.uint8)

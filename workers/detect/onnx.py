@@ -123,7 +123,10 @@ class ONNXDetector:
                 outputs[i], cfg.score_threshold, cfg.nms_iou, cfg.classes, num_classes=self.num_classes
             )
             det_frame.append(np.full(len(b), batch.frame_indices[i], np.int64))
-            boxes.append(boxed[i][1].to_source(b, src_w, src_h))
+            b = boxed[i][1].to_source(b, src_w, src_h)
+            if batch.source_scale != 1.0:  # the decode actor already fitted the frame into the model input
+                b = (b / batch.source_scale).astype(np.float32)
+            boxes.append(b)
             scores.append(s)
             classes.append(c)
         return make_detection_batch(batch, det_frame, boxes, scores, classes)
