@@ -224,3 +224,23 @@ def test_tensor_transport_handoff_runs_end_to_end_on_cpu(ray_session: dict[str, 
         assert isinstance(got, VideoResult) and isinstance(ref, VideoResult)
         assert got.info.sampled_frames == ref.info.sampled_frames
         np.testing.assert_array_equal(got.det_frame, ref.det_frame)
+
+
+def test_onnx_pipeline_equals_inline(ray_session: dict[str, str], media_dir: Path, tmp_path: Path) -> None:
+    """ONNX on CPU: decode actors fit frames into the model input once a detect actor reports it; same detections
+    as the inline pipeline, which letterboxes full frames."""
+    from workers.detect.onnx_models import tiny_conv_model
+
+    model = tiny_conv_model(str(tmp_path / "tiny.onnx"), size=320)
+    cfg = DetectorConfig(kind="onnx", model=model, input_width=320, score_threshold=0.0)
+    sampling = SamplingConfig(start_seconds=10.0, end_seconds=14.0)
+    src = VideoSource("vtest", LocalVideo(str(media_dir / "vtest.avi")))
+    (inline,) = run_all(InlinePipeline(cfg, sampling, TrackerConfig()), [src])
+    with VideoPipeline(get_profile("cpu"), cfg, sampling, TrackerConfig(), batch_size=4) as pipe:
+        (piped,) = run_all(pipe, [src])
+        fit_box = pipe._fit_box
+    assert fit_box == (320, 320)  # the frames really were fitted in the decode actor
+    assert isinstance(inline, VideoResult) and isinstance(piped, VideoResult)
+    assert len(inline.det_frame) > 0
+    np.testing.assert_array_equal(piped.det_frame, inline.det_frame)
+    np.testing.assert_allclose(piped.det_boxes, inline.det_boxes, rtol=1e-5, atol=1e-3)
