@@ -284,9 +284,11 @@ class PyAVDecoder:
         self.threads = threads
 
     def setup(self) -> None:
-        # Nothing to load: codecs are opened per video. Quiet FFmpeg's per-packet warnings; errors surface
-        # as exceptions (CorruptVideo) instead.
-        av.logging.set_level(av.logging.ERROR)
+        # Nothing to load: codecs are opened per video. PyAV's logging stays at its default (None: FFmpeg's
+        # messages are dropped in C; errors still surface as exceptions -> CorruptVideo). Never route them to
+        # Python with av.logging.set_level(...): FFmpeg's frame threads then need the GIL to log, and
+        # freeing a codec context (which joins those threads while holding the GIL) deadlocks. Seen here:
+        # a test run hung in avcodec_free_context (PyAV issues 751/909).
         if self.threads:
             cv2.setNumThreads(self.threads)
 
