@@ -67,6 +67,15 @@ def mot17_dir(shared_dir: Path) -> Path:
     return mot
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -81,6 +90,9 @@ def ray_session() -> Iterator[dict[str, str]]:
     """
     import ray
 
+    # Ray's dashboard agent (which runs Jobs API submissions) always listens on 52365 and ray.init() cannot
+    # move it: if another Ray on this machine holds the port, our agent never comes up.
+    agent_port_free = _port_free(52365)
     if not ray.is_initialized():
         ctx = ray.init(
             dashboard_port=_free_port(),
@@ -95,6 +107,7 @@ def ray_session() -> Iterator[dict[str, str]]:
     else:
         ctx = ray.get_runtime_context()  # type: ignore[assignment]
     info = {
+        "agent_port_free": "yes" if agent_port_free else "no",
         "address": ctx.address_info["gcs_address"] if hasattr(ctx, "address_info") else "",
         "dashboard_url": f"http://{ctx.dashboard_url}" if getattr(ctx, "dashboard_url", None) else "",
     }

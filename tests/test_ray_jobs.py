@@ -32,6 +32,9 @@ def _client(ray_session: dict[str, str]) -> Any:
 
     if not ray_session["dashboard_url"]:
         pytest.skip("the test Ray session has no dashboard (Jobs API) URL")
+    if ray_session.get("agent_port_free") == "no":
+        pytest.fail("another process held port 52365 (Ray's dashboard agent) when the test Ray started, so its job "
+                    "agent cannot run: stop the other Ray on this machine (`ss -ltnp | grep 52365`) and re-run")
     return JobSubmissionClient(ray_session["dashboard_url"])
 
 
