@@ -21,6 +21,8 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 pytest_plugins = ["tests.services"]
 
+from tests.services import _port_free  # noqa: E402 (after the Ray env settings above)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 
@@ -65,15 +67,6 @@ def mot17_dir(shared_dir: Path) -> Path:
     if not (mot / "reference").is_dir():
         pytest.skip(f"{mot}/reference not found")
     return mot
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def _free_port() -> int:
