@@ -3,7 +3,7 @@
 `config_hash()` covers only what changes the results (detector, sampling, tracker...), so two runs
 that would write the same outputs share a hash: that is what makes re-submission idempotent and the
 nightly batch incremental. Connection settings (Redis URL, endpoints) are never hashed or written
-to outputs, and `redacted()` hides secrets for logs.
+to outputs, and `redact_url()` masks the Redis password for logs.
 """
 
 from __future__ import annotations
@@ -55,18 +55,11 @@ class VidpipeConfig:
     HASHED = ("detector", "sampling", "tracker")
 
     def config_hash(self) -> str:
-        payload = {name: dataclasses.asdict(getattr(self, name)) for name in self.HASHED}
-        blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        blob = json.dumps(self.hashed_dict(), sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def hashed_dict(self) -> dict[str, Any]:
         return {name: dataclasses.asdict(getattr(self, name)) for name in self.HASHED}
-
-    def redacted(self) -> dict[str, Any]:
-        """The whole config with secrets masked: safe to log."""
-        d = dataclasses.asdict(self)
-        d["redis_url"] = redact_url(self.redis_url)
-        return d
 
 
 def redact_url(url: str) -> str:

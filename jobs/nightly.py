@@ -215,8 +215,7 @@ class Sampler(threading.Thread):
 
         s = self.queue.status(self.job_id)
         self.timeline.sample(time.time() - self.t0, s.done + s.skipped + s.failed, s.frames, s.queued + s.running)
-        record_queue_depth(self.job_id, {"queued": s.queued, "running": s.running, "done": s.done,
-                                         "skipped": s.skipped, "failed": s.failed})
+        record_queue_depth(self.job_id, s.depth())
 
     def run(self) -> None:
         while not self._halt.wait(self.interval):

@@ -322,6 +322,11 @@ class JobStatus:
     def succeeded(self) -> bool:
         return self.complete and self.failed == 0
 
+    def depth(self) -> dict[str, int]:
+        """Work items per state (what the queue-depth metric exports)."""
+        return {"queued": self.queued, "running": self.running, "done": self.done,
+                "skipped": self.skipped, "failed": self.failed}
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["complete"] = self.complete

@@ -303,7 +303,7 @@ class JobRunner:
                 if time.monotonic() - last_status > 0.5 or not in_flight:
                     status = self.queue.status(self.job.job_id, failures_limit=0)  # counts only: cheap
                     last_status = time.monotonic()
-                    metrics.record_queue_depth(self.job.job_id, _depth(status))
+                    metrics.record_queue_depth(self.job.job_id, status.depth())
                     view.update(status, _safe_stats(proc), self.stats)
                     if not in_flight and status.complete:
                         break
@@ -429,11 +429,6 @@ class JobRunner:
                 log.warning("could not hand back %s: %s", lease.key, inner)
             keeper.remove(lease)
         in_flight.clear()
-
-
-def _depth(status: JobStatus) -> dict[str, int]:
-    return {"queued": status.queued, "running": status.running, "done": status.done,
-            "skipped": status.skipped, "failed": status.failed}
 
 
 def _safe_stats(proc: VideoProcessor) -> PipelineStats | None:
