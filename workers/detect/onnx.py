@@ -21,7 +21,7 @@ import numpy as np
 from workers.batch import DetectionBatch, FrameBatch
 from workers.detect.hog import make_detection_batch
 from workers.detect.postprocess import decode_yolo
-from workers.detect.preprocess import letterbox, to_nchw_float
+from workers.detect.preprocess import LetterboxInto
 from workers.errors import ModelError
 from workers.settings import DetectorConfig
 
@@ -74,6 +74,10 @@ class ONNXDetector:
         if self.threads:
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1
+        # ORT's intra-op threads spin-wait between parallel sections by default. Next to decode and other detect
+        # actors on the same cores that spinning is stolen CPU: NanoDet-g with 2 threads took ~1.4x the CPU per
+        # frame spinning vs not (measured on the 2-core box); with 1 thread there is nothing to spin.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
@@ -90,8 +94,17 @@ class ONNXDetector:
         self.input_h = h if isinstance(h, int) else size
         self.input_w = w if isinstance(w, int) else size
         self.dynamic_batch = not isinstance(n, int)
+        self._letterbox = LetterboxInto(self.input_w, self.input_h)
         out_shape = self._session.get_outputs()[0].shape
         self.num_classes = out_shape[1] - 4 if len(out_shape) == 3 and isinstance(out_shape[1], int) else 0
+
+    def set_threads(self, threads: int) -> None:
+        """Resize the session's intra-op pool (the pipeline shares the cores among detect actors as the pool grows
+        or shrinks). ORT fixes threads per session, so the session is rebuilt (~0.3 s; only on a pool resize)."""
+        if threads != self.threads:
+            self.threads = threads
+            if self._session is not None:
+                self.setup()
 
     def _run(self, tensor: np.ndarray) -> np.ndarray:
         assert self._session is not None
@@ -111,8 +124,7 @@ class ONNXDetector:
         if n == 0:
             return make_detection_batch(batch, [], [], [], [])
         src_h, src_w = batch.frames.shape[1:3]
-        boxed = [letterbox(batch.frames[i], self.input_w, self.input_h) for i in range(n)]
-        tensor = to_nchw_float([b[0] for b in boxed])
+        tensor, geometry = self._letterbox(batch.frames)  # every frame of a batch has one size: one geometry
         if self.dynamic_batch:
             outputs = self._run(tensor)
         else:
@@ -123,7 +135,7 @@ class ONNXDetector:
                 outputs[i], cfg.score_threshold, cfg.nms_iou, cfg.classes, num_classes=self.num_classes
             )
             det_frame.append(np.full(len(b), batch.frame_indices[i], np.int64))
-            b = boxed[i][1].to_source(b, src_w, src_h)
+            b = geometry.to_source(b, src_w, src_h)
             if batch.source_scale != 1.0:  # the decode actor already fitted the frame into the model input
                 b = (b / batch.source_scale).astype(np.float32)
             boxes.append(b)
