@@ -151,7 +151,8 @@ def frame_bound_for_max_actors(batch_bytes: int) -> int:
 
 
 def test_actor_death_fails_its_videos_as_retryable(ray_session: dict[str, str], clips: dict[str, Path]) -> None:
-    with VideoPipeline(get_profile("cpu"), DetectorConfig(kind="hog", input_width=640), SamplingConfig(), TrackerConfig()) as pipe:
+    detector = DetectorConfig(kind="hog", input_width=640)
+    with VideoPipeline(get_profile("cpu"), detector, SamplingConfig(), TrackerConfig()) as pipe:
         pipe.wait_ready()
         pipe.submit(VideoSource("victim", LocalVideo(str(clips["big"]))))
         outcomes: list[VideoOutcome] = []
