@@ -296,6 +296,9 @@ def main(args: argparse.Namespace) -> int:
         cfg = DetectorConfig(kind="onnx", model=args.model or "nanodet-g", input_width=args.width or 640)
     else:
         cfg = DetectorConfig(kind="hog", input_width=args.width or 768)
+    from workers.detect.model_config import resolve
+
+    cfg = resolve(cfg)  # the model's threshold, classes and sha256, as a run uses them (and as --json reports)
     frames = args.frames or (400 if cfg.kind == "hog" and cfg.input_width < 512 else 96 if cfg.kind == "hog" else 64)
     # The pipeline sees exactly the benchmark frames: a clip of `frames` frames, cut once (stream copy).
     clip = _cut_clip(video, frames, os.path.join(tmp, "clip" + Path(video).suffix))
