@@ -168,4 +168,16 @@ def load_config(
             data[key] = environ[var]
     if overrides:
         data = _deep_merge(data, overrides)
-    return _build(VidpipeConfig, data, "")
+    config: VidpipeConfig = _build(VidpipeConfig, data, "")
+    return _model_tracker_defaults(config, data)
+
+
+def _model_tracker_defaults(config: VidpipeConfig, data: dict[str, Any]) -> VidpipeConfig:
+    """tracker.track_thresh, unless set, follows the bundled model's score scale (workers/detect/bundled.py)."""
+    from workers.detect.bundled import bundled
+
+    tracker = data.get("tracker")
+    spec = bundled(config.detector.model) if config.detector.kind != "hog" else None
+    if spec is None or (isinstance(tracker, dict) and "track_thresh" in tracker):
+        return config
+    return dataclasses.replace(config, tracker=dataclasses.replace(config.tracker, track_thresh=spec.track_thresh))
