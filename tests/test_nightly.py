@@ -204,7 +204,7 @@ def test_crashed_nightly_rerun_finishes_the_night_without_redoing_videos(setup: 
     for i in range(5):
         make_video(s["in"] / f"extra{i}.mp4", frames=16, width=160, height=120)
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("detector: {input_width: 480}\nqueue: {lease_seconds: 2.0, backoff_seconds: 0.2}\n")
+    cfg.write_text("detector: {kind: hog, input_width: 480}\nqueue: {lease_seconds: 2.0, backoff_seconds: 0.2}\n")
     env = {**os.environ, "REDIS_URL": s["url"], "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "jobs", "nightly", str(s["in"]), str(s["out"]), "--inline", "--no-progress",
            "--config", str(cfg), "--date", "2026-11-20", "--lock-ttl", "2", "--wait-lock", "30"]
