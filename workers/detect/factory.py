@@ -17,8 +17,8 @@ def make_detector(cfg: DetectorConfig, backend: str, threads: int | None = None)
     """
     from workers.detect.model_config import resolve
 
-    cfg = resolve(cfg)
     if backend == "cpu":
+        cfg = resolve(cfg)
         if cfg.kind == "hog":
             from workers.detect.hog import HOGDetector
 
@@ -35,5 +35,6 @@ def make_detector(cfg: DetectorConfig, backend: str, threads: int | None = None)
             from workers.detect.tensorrt import TensorRTDetector
         except ImportError as e:
             raise BackendUnavailable(f"TensorRT detector unavailable: {e}; use the cpu profile") from e
-        return TensorRTDetector(cfg)
+        # The file is checked by TensorRTDetector.setup() after its GPU check (a bundled model's sha256 there too).
+        return TensorRTDetector(resolve(cfg, check_file=False))
     raise ValueError(f"unknown detect backend {backend!r}: use 'cpu' or 'gpu'")
