@@ -59,7 +59,12 @@ class VidpipeConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def hashed_dict(self) -> dict[str, Any]:
-        return {name: dataclasses.asdict(getattr(self, name)) for name in self.HASHED}
+        """The results-affecting settings, the detector resolved: per-model defaults and the model file's sha256
+        (workers/detect/model_config.py), so replacing the file behind the same path changes the hash."""
+        from workers.detect.model_config import resolve
+
+        resolved = dataclasses.replace(self, detector=resolve(self.detector))
+        return {name: dataclasses.asdict(getattr(resolved, name)) for name in self.HASHED}
 
 
 def redact_url(url: str) -> str:
@@ -163,4 +168,16 @@ def load_config(
             data[key] = environ[var]
     if overrides:
         data = _deep_merge(data, overrides)
-    return _build(VidpipeConfig, data, "")
+    config: VidpipeConfig = _build(VidpipeConfig, data, "")
+    return _model_tracker_defaults(config, data)
+
+
+def _model_tracker_defaults(config: VidpipeConfig, data: dict[str, Any]) -> VidpipeConfig:
+    """tracker.track_thresh, unless set, follows the bundled model's score scale (workers/detect/bundled.py)."""
+    from workers.detect.bundled import bundled
+
+    tracker = data.get("tracker")
+    spec = bundled(config.detector.model) if config.detector.kind != "hog" else None
+    if spec is None or (isinstance(tracker, dict) and "track_thresh" in tracker):
+        return config
+    return dataclasses.replace(config, tracker=dataclasses.replace(config.tracker, track_thresh=spec.track_thresh))

@@ -6,7 +6,7 @@ No imports beyond the standard library: models/build_nanodet.py reads COCO80 fro
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 # The 80 COCO detection classes in the order COCO-trained detectors (YOLOv8/YOLO11, NanoDet) number them.
 COCO80: tuple[str, ...] = (
@@ -44,7 +44,7 @@ def names_from_metadata(metadata: Mapping[str, str], num_classes: int) -> tuple[
     return tuple(f"class_{i}" for i in range(num_classes))
 
 
-def resolve_classes(wanted: Iterable[int | str], names: tuple[str, ...]) -> tuple[int, ...]:
+def resolve_classes(wanted: Iterable[int | str], names: Sequence[str]) -> tuple[int, ...]:
     """`detector.classes` entries (ids, names, or numeric strings from the command line) -> sorted class ids.
 
     Empty or "all" -> () (keep every class). Raises ValueError naming the unknown entries and the valid names.
@@ -66,7 +66,7 @@ def resolve_classes(wanted: Iterable[int | str], names: tuple[str, ...]) -> tupl
         else:
             unknown.append(repr(w))
     if unknown:
-        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        shown = ", ".join(list(names)[:12]) + (", ..." if len(names) > 12 else "")
         raise ValueError(
             f"detector.classes: unknown class {', '.join(unknown)}; this model has {len(names)} classes "
             f"({shown}), given by name or id, or 'all'"
@@ -74,5 +74,5 @@ def resolve_classes(wanted: Iterable[int | str], names: tuple[str, ...]) -> tupl
     return tuple(sorted(ids))
 
 
-def class_name(names: tuple[str, ...], class_id: int) -> str:
+def class_name(names: Sequence[str], class_id: int) -> str:
     return names[class_id] if 0 <= class_id < len(names) else f"class_{class_id}"

@@ -12,9 +12,13 @@ def make_detector(cfg: DetectorConfig, backend: str, threads: int | None = None)
     gpu: kind "onnx"/"tensorrt" -> TensorRTDetector (workers.detect.tensorrt, imported lazily).
 
     `threads` caps the detector's intra-op threads (None = library default), set by the pipeline when
-    several detect actors share the cores.
+    several detect actors share the cores. Every backend gets the resolved config (per-model threshold and
+    class ids, the model's sha256 checked): workers/detect/model_config.py.
     """
+    from workers.detect.model_config import resolve
+
     if backend == "cpu":
+        cfg = resolve(cfg)
         if cfg.kind == "hog":
             from workers.detect.hog import HOGDetector
 
@@ -26,10 +30,11 @@ def make_detector(cfg: DetectorConfig, backend: str, threads: int | None = None)
         raise ValueError(f"detector kind {cfg.kind!r} has no CPU backend: use 'hog' or 'onnx'")
     if backend == "gpu":
         if cfg.kind == "hog":
-            raise ValueError("the HOG detector is CPU-only: use the cpu profile or an ONNX model (--model)")
+            raise ValueError("the HOG detector is CPU-only: use the cpu profile, or an ONNX model (default or --model)")
         try:
             from workers.detect.tensorrt import TensorRTDetector
         except ImportError as e:
             raise BackendUnavailable(f"TensorRT detector unavailable: {e}; use the cpu profile") from e
-        return TensorRTDetector(cfg)
+        # The file is checked by TensorRTDetector.setup() after its GPU check (a bundled model's sha256 there too).
+        return TensorRTDetector(resolve(cfg, check_file=False))
     raise ValueError(f"unknown detect backend {backend!r}: use 'cpu' or 'gpu'")
