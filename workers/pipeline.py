@@ -60,6 +60,7 @@ from workers.transport import (
     decode_call_options,
     setup_transport,
     tensor_transport,
+    transport_pairs,
 )
 
 log = logging.getLogger(__name__)
@@ -530,11 +531,8 @@ class VideoPipeline:
         nccl/gloo: the actors join one collective group once they exist. The pools are not resized while
         running (a collective group is fixed; a bundle has no room for more), only dead actors are replaced.
         """
-        dec, det = self.profile.decode, self.profile.detect
-        per_pair = dec.resources.gpus + det.resources.gpus
         gpus = ray.cluster_resources().get("GPU", 0.0)
-        pairs = int(gpus // per_pair) if per_pair > 0 and self.transport != "gloo" else 0
-        pairs = max(1, dec.min_actors, det.min_actors, min(pairs, dec.max_actors, det.max_actors))
+        pairs = transport_pairs(self.profile, gpus, ray.cluster_resources().get("CPU", 0.0))
         bundles = colocation_bundles(self.profile, pairs)
         if bundles:
             self._placement = placement_group(bundles, strategy="PACK")
