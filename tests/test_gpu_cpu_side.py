@@ -276,8 +276,7 @@ def test_nvdec_capability_decision(media_dir: Path) -> None:
 
 @pytest.mark.parametrize(("w", "h"), [(640, 272), (768, 576), (1920, 1080), (321, 479), (200, 100)])
 def test_letterbox_plan_matches_cpu_letterbox(w: int, h: int) -> None:
-    from workers.detect.preprocess import letterbox_plan
-    from workers.detect.preprocess import letterbox
+    from workers.detect.preprocess import letterbox, letterbox_plan
 
     image = np.full((h, w, 3), 255, np.uint8)
     canvas, geo = letterbox(image, 640, 640)

@@ -9,7 +9,8 @@ NEVER run on a GPU in this repository's CI; tests/gpu/test_gpu_tensorrt.py check
 Build: OnnxParser -> network; one optimization profile for the input: (min, opt, max) batch for a
 dynamic-batch ONNX, (b, b, b) for a static batch b (the usual batch-1 YOLO export; the detector then runs
 frame by frame); H/W always from the ONNX, or the configured input size when they are dynamic
-(workers/detect/model_io.py: nothing is ever sized from a -1 dimension); FP16 (default) / FP32 / INT8 (TensorRT 10, from a calibration cache or calibration batches).
+(workers/detect/model_io.py: nothing is ever sized from a -1 dimension).
+FP16 (default) / FP32 / INT8 (TensorRT 10, from a calibration cache or calibration batches).
 Cache: workers/detect/engine_cache.py, keyed by (ONNX sha256, TensorRT version, compute capability,
 precision, batch profile, input size), local disk + optional S3.
 Run: the input and output buffers are allocated once for the max batch as torch tensors (input from the
