@@ -6,6 +6,10 @@ and has not run in this repository.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import pytest
 
 from workers.profiles import get_profile
@@ -89,3 +93,168 @@ def test_an_unknowable_input_size_is_a_clear_model_error() -> None:
         plan_model_io("images", [1, 3, "h", "w"], [1, 84, 10], configured_size=0)
     with pytest.raises(ModelError, match="N x C x H x W"):
         plan_model_io("images", [1, 3, 416], [1, 84, 10], configured_size=416)
+
+
+# --- finding 5: codecs map by canonical name (AV1 decodes with libdav1d but is "av1") ----------------
+
+
+def test_av1_reaches_the_nvdec_table_by_canonical_name(tmp_path: Path) -> None:
+    import av
+
+    from tests.videos import make_video
+    from workers.batch import LocalVideo, VideoSource
+    from workers.decode.nvcodec import NVDEC_CODECS, probe
+
+    path = make_video(tmp_path / "a.mkv", frames=4, width=64, height=64, codec="libsvtav1")
+    with av.open(str(path)) as c:
+        decoder_name = c.streams.video[0].codec_context.name
+    meta = probe(VideoSource("a", LocalVideo(str(path))))
+    assert meta.codec == "av1" and NVDEC_CODECS[meta.codec] == "AV1"
+    assert decoder_name != "av1" or meta.codec == "av1"  # (libdav1d on this PyAV: the old key missed it)
+
+
+# --- finding 6: one colour decision for both decoders ---------------------------------------------
+
+
+def test_matrix_follows_the_tag_and_untagged_gets_the_same_default_on_both_paths() -> None:
+    from workers.decode.color import BT601, BT709, DEFAULT_MATRIX, color_matrix, full_range
+
+    assert DEFAULT_MATRIX == BT601  # the CPU path's long-standing choice (OpenCV I420 / swscale)
+    assert color_matrix(1) == BT709 and color_matrix(5) == BT601 and color_matrix(6) == BT601
+    assert color_matrix(2) == color_matrix(0) == color_matrix(None) == DEFAULT_MATRIX
+    assert full_range(2) and full_range(0, "yuvj420p") and not full_range(1) and not full_range(0, "yuv420p")
+
+
+def _yuv420_of(rgb: np.ndarray, matrix: str) -> np.ndarray:
+    import av
+
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    return frame.reformat(format="yuv420p", dst_colorspace="itu709" if matrix == "bt709" else "itu601",
+                          dst_color_range="MPEG").to_ndarray()
+
+
+@pytest.mark.parametrize("matrix", ["bt601", "bt709"])
+def test_torch_nv12_conversion_equals_the_cpu_decoders(media_dir: Path, matrix: str) -> None:
+    """The GPU path's NV12 -> RGB (run here on CPU tensors) against the CPU decoder's own conversion."""
+    import av
+    import torch
+
+    from workers.decode.color import nv12_to_rgb
+    from workers.decode.pyav import _rgb
+
+    with av.open(str(media_dir / "vtest.avi")) as c:
+        rgb = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    i420 = _yuv420_of(rgb, matrix)
+    h, w = rgb.shape[:2]
+    frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
+    frame.colorspace = 1 if matrix == "bt709" else 2  # tagged 709, or untagged (-> the default, 601)
+    cpu = np.empty((h, w, 3), np.uint8)
+    _rgb(frame, cpu)
+    u = i420[h : h + h // 4].reshape(h // 2, w // 2)
+    v = i420[h + h // 4 :].reshape(h // 2, w // 2)
+    nv12 = np.concatenate([i420[:h], np.stack([u, v], axis=-1).reshape(h // 2, w)])
+    gpu_path = nv12_to_rgb(torch.from_numpy(nv12), h, w, matrix, full=False).numpy()
+    diff = np.abs(gpu_path.astype(int) - cpu.astype(int))
+    print(f"{matrix}: max diff {diff.max()} levels, mean {diff.mean():.3f}")
+    assert diff.max() <= 1  # fixed-point (OpenCV/swscale) vs fp32 rounding; a wrong matrix is >> 1
+
+
+# --- finding 7: PyNvVideoCodec's exceptions, including the first get_batch_frames, fall back to PyAV -----
+
+
+class _FakeNvc:
+    """Stands in for the PyNvVideoCodec module where only its exception classes matter (no GPU here)."""
+
+    class PyNvVCException(Exception):
+        pass
+
+    class PyNvVCExceptionUnsupported(Exception):
+        pass
+
+    def GetDecoderCaps(self, **_: Any) -> dict[str, int]:
+        raise self.PyNvVCException("no driver here")
+
+
+class _FailingFirstBatch:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def get_batch_frames(self, n: int) -> list[Any]:
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc_name", ["PyNvVCExceptionUnsupported", "PyNvVCException"])
+def test_a_stream_nvdec_rejects_on_its_first_batch_falls_back_to_pyav(
+    media_dir: Path, monkeypatch: pytest.MonkeyPatch, exc_name: str
+) -> None:
+    from workers.batch import LocalVideo, VideoSource
+    from workers.decode import nvcodec
+    from workers.settings import SamplingConfig
+
+    exc = getattr(_FakeNvc, exc_name)("Codec not supported on this GPU")
+    assert not isinstance(exc, RuntimeError | ValueError)  # what the old `except (RuntimeError, ValueError)` missed
+    dec = nvcodec.NvDecoder()
+    dec._nvc = _FakeNvc()
+    monkeypatch.setattr(dec, "_open", lambda *a: (_FailingFirstBatch(exc), 0))
+    stream = dec.decode(VideoSource("bikes", LocalVideo(str(media_dir / "bikes.mp4"))), SamplingConfig(), 8)
+    assert isinstance(stream, nvcodec.UploadedStream)
+    assert stream.info.decoder.startswith("pyav (fallback: NVDEC session failed: " + exc_name)
+    stream.close()
+    assert set(nvcodec.nvdec_errors(_FakeNvc)[:2]) == {_FakeNvc.PyNvVCException, _FakeNvc.PyNvVCExceptionUnsupported}
+
+
+# --- finding 8: ThreadedDecoder's fixed buffer vs batches the pipeline grows ---------------------------
+
+
+class _HostFrame:
+    """A decoded frame as PyNvVideoCodec hands it over (DLPack + getPTS), holding host memory."""
+
+    def __init__(self, array: np.ndarray, pts: int) -> None:
+        self.array, self.pts = array, pts
+
+    def __dlpack__(self, stream: Any = None) -> Any:
+        return self.array.__dlpack__()
+
+    def __dlpack_device__(self) -> Any:
+        return self.array.__dlpack_device__()
+
+    def getPTS(self) -> int:
+        return self.pts
+
+
+class _BufferedDecoder:
+    """Behaves like ThreadedDecoder.get_batch_frames: raises when asked for more than its buffer."""
+
+    def __init__(self, frames: list[_HostFrame], buffer_size: int) -> None:
+        self.frames, self.buffer_size, self.asked = frames, buffer_size, []
+
+    def get_batch_frames(self, n: int) -> list[_HostFrame]:
+        if n > self.buffer_size:
+            raise Exception(f"batch_size cannot be greater than buffer_size ({n} > {self.buffer_size})")
+        self.asked.append(n)
+        out, self.frames = self.frames[:n], self.frames[n:]
+        return out
+
+
+def test_grown_batches_never_ask_the_threaded_decoder_for_more_than_its_buffer() -> None:
+    from fractions import Fraction
+
+    from workers.batch import LocalVideo, VideoSource
+    from workers.decode.nvcodec import NvDecodeStream, StreamProbe, request_size
+    from workers.settings import SamplingConfig
+
+    assert request_size(96, 16) == 16 and request_size(8, 16) == 8 and request_size(96, 0) == 96
+    h, w = 8, 16
+    meta = StreamProbe("h264", "yuv420p", w, h, 30.0, Fraction(1, 30), 0.0, 0)
+    nv12 = [np.full((h * 3 // 2, w), 16 + i, np.uint8) for i in range(100)]
+    dec = _BufferedDecoder([_HostFrame(a, i) for i, a in enumerate(nv12)], buffer_size=16)
+    stream = NvDecodeStream(VideoSource("v", LocalVideo("v.mp4")), SamplingConfig(), 8, 0, meta, dec, None,  # type: ignore[arg-type]
+                            buffer_size=16, device="cpu")
+    sizes = []
+    for batch in stream:
+        sizes.append(len(batch))
+        if batch.seq == 1:
+            stream.batch_size = 96  # what DecodeStage.set_batch_size does mid-video
+    assert max(dec.asked) <= 16
+    assert sizes[:2] == [8, 8] and sizes[2] == 84 and sum(sizes) == 100  # grown from the next batch on
+    assert stream.info.sampled_frames == 100
