@@ -268,7 +268,7 @@ def test_nvdec_capability_decision(media_dir: Path) -> None:
     assert "outside this GPU's NVDEC range" in nvdec_unsupported_reason(bikes, small)
     assert "does not support" in nvdec_unsupported_reason(bikes, {**caps, "num_decoder_engines": 0})
     vtest = probe(VideoSource("v", LocalVideo(str(media_dir / "vtest.avi"))))
-    assert nvdec_unsupported_reason(vtest, None) == "codec msmpeg4 has no NVDEC decoder"
+    assert nvdec_unsupported_reason(vtest, None) == "codec msmpeg4v3 has no NVDEC decoder"  # canonical name
 
 
 # --- preprocessing geometry ------------------------------------------------------------------------
