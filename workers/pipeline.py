@@ -47,6 +47,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from workers.api import PipelineStats, StageStats
 from workers.batch import DetectionBatch, FrameBatch, VideoFailure, VideoInfo, VideoOutcome, VideoResult, VideoSource
 from workers.decode.pyav import validate_sampling
+from workers.detect.factory import model_backend
 from workers.errors import VideoError
 from workers.fused import FusedActor
 from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
@@ -811,7 +812,8 @@ class VideoPipeline:
                 return
             v.track.videos.discard(p.video_id)
             result.timings = {"total": now - v.submitted_at}
-            result.backends = {"decode": v.info.decoder or "pyav", "detect": self.detector_cfg.kind}
+            detect = model_backend(self.detector_cfg, self.profile.detect.backend)  # "torch" where no TensorRT
+            result.backends = {"decode": v.info.decoder or "pyav", "detect": detect}
             self._outcomes.append(result)
             self._done += 1
 

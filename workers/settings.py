@@ -21,6 +21,9 @@ class SamplingConfig:
 class DetectorConfig:
     kind: str = "hog"  # hog | onnx (| tensorrt on the gpu profile)
     model: str = ""  # path or s3:// URI of an ONNX model, for kind onnx/tensorrt
+    # ONNX model runtime: "" = by profile (cpu: ONNX Runtime; gpu: TensorRT where it imports, else torch),
+    # "torch" (fp16 autocast on CUDA, fp32 on CPU), "tensorrt" (gpu only), "onnxruntime" (cpu only)
+    backend: str = ""
     input_width: int = 768  # frames are resized to this width before detection (HOG/ONNX letterbox)
     score_threshold: float = 0.1  # detections below are dropped before tracking
     nms_iou: float = 0.45

@@ -8,10 +8,9 @@ Per batch, on one CUDA stream:
 1. frames (N x H x W x 3 uint8 on this GPU; host frames from a CPU-decoded video are uploaded once)
    are letterboxed by CV-CUDA directly into the TensorRT input binding;
 2. execute_async_v3 on the same stream;
-3. on the GPU: per candidate class max/argmax and the score threshold (+ class filter). Only the
-   surviving candidates (typically tens per frame, not the 8400 x (4 + nc) raw tensor) are copied to
-   the host, where the CPU path's own `cxcywh_to_xyxy` + `nms` (OpenCV batched NMS) finish the job,
-   so TensorRT and ONNX Runtime detections go through identical decoding code.
+3. postprocess.decode_yolo_tensor: class max/argmax, score threshold and class filter on the GPU;
+   only the surviving candidates go to the host, where the CPU path's own `cxcywh_to_xyxy` + `nms`
+   finish, so TensorRT, torch and ONNX Runtime detections go through identical decoding code.
 
 Engine options come from the environment until DetectorConfig carries them:
 VIDPIPE_TRT_PRECISION (fp16 | fp32 | int8, default fp16), VIDPIPE_TRT_MAX_BATCH (default 32),
@@ -32,7 +31,7 @@ import numpy as np
 from workers.batch import DetectionBatch, FrameBatch
 from workers.detect.engine_cache import EngineStore, LocalEngineCache, S3EngineCache
 from workers.detect.onnx import resolve_model
-from workers.detect.postprocess import cxcywh_to_xyxy, decode_yolo, nms
+from workers.detect.postprocess import decode_yolo, decode_yolo_tensor, export_layout
 from workers.errors import ModelError
 from workers.gpu import DETECT_PACKAGES, assigned_gpu_index, require_gpu
 from workers.settings import DetectorConfig
@@ -119,15 +118,8 @@ class TensorRTDetector:
         out = next(iter(self._runner.outputs.values()))
         if out.ndim != 3:
             raise ModelError(f"expected a (B, 4+nc, N) YOLO output, got shape {tuple(out.shape)}")
-        # The layout decision of postprocess.yolo_candidates with the class-count hint ONNXDetector gives it.
-        rows, cols = int(out.shape[1]), int(out.shape[2])
-        hint = self._runner.onnx.num_classes if self._runner.onnx else 0
-        if hint and rows == 4 + hint:
-            self._export_layout = True
-        elif hint and cols == 4 + hint:
-            self._export_layout = False
-        else:
-            self._export_layout = rows <= cols
+        # The layout decision every backend makes, with the class-count hint read from the ONNX.
+        self._export_layout = export_layout(int(out.shape[1]), int(out.shape[2]), self._runner.onnx.num_classes)
 
     def detect(self, batch: FrameBatch) -> DetectionBatch:
         from workers.detect.hog import make_detection_batch
@@ -171,24 +163,7 @@ class TensorRTDetector:
         with torch.cuda.stream(stream):
             plan = pre(frames, runner.input[:n], stream)
             raw = next(iter(runner.infer(n, stream).values()))
-            cand = (raw.transpose(1, 2) if self._export_layout else raw).float()  # (n, N, 4 + nc)
-            cls_max, cls_id = cand[..., 4:].max(dim=-1)
-            keep = cls_max >= self.cfg.score_threshold
-            if self.cfg.classes:
-                allowed = torch.tensor(self.cfg.classes, device=cand.device)
-                keep &= torch.isin(cls_id, allowed)
-            img, idx = keep.nonzero(as_tuple=True)
-            # The only device -> host copies: the surviving candidates.
-            img_h = img.cpu().numpy()
-            box_h = cand[img, idx, :4].cpu().numpy()
-            score_h = cls_max[img, idx].cpu().numpy()
-            id_h = cls_id[img, idx].cpu().numpy()
-        out = []
-        for i in range(n):
-            sel = img_h == i
-            b = cxcywh_to_xyxy(box_h[sel])
-            s = score_h[sel].astype(np.float32)
-            c = id_h[sel].astype(np.int32)
-            kept = nms(b, s, self.cfg.nms_iou, c)[:MAX_DETECTIONS]
-            out.append((plan.geometry.to_source(b[kept], src_w, src_h), s[kept], c[kept]))
-        return out
+            cfg = self.cfg
+            decoded = decode_yolo_tensor(raw, self._export_layout, cfg.score_threshold, cfg.nms_iou, cfg.classes,
+                                         MAX_DETECTIONS)
+        return [(plan.geometry.to_source(b, src_w, src_h), s, c) for b, s, c in decoded]
