@@ -36,13 +36,17 @@ def make_detector(cfg: DetectorConfig, backend: str, threads: int | None = None)
     (detector.backend forces one).
 
     `threads` caps the detector's intra-op threads (None = library default), set by the pipeline when
-    several detect actors share the cores.
+    several detect actors share the cores. Every backend gets the resolved config (per-model threshold and
+    class ids, the model's sha256 checked): workers/detect/model_config.py.
     """
+    from workers.detect.model_config import resolve
+
     if backend not in ("cpu", "gpu"):
         raise ValueError(f"unknown detect backend {backend!r}: use 'cpu' or 'gpu'")
+    cfg = resolve(cfg)
     if cfg.kind == "hog":
         if backend == "gpu":
-            raise ValueError("the HOG detector is CPU-only: use the cpu profile or an ONNX model (--model)")
+            raise ValueError("the HOG detector is CPU-only: use the cpu profile, or an ONNX model (default or --model)")
         from workers.detect.hog import HOGDetector
 
         return HOGDetector(cfg, threads=threads)

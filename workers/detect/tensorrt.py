@@ -15,7 +15,7 @@ Per batch, on one CUDA stream:
 Engine options come from the environment until DetectorConfig carries them:
 VIDPIPE_TRT_PRECISION (fp16 | fp32 | int8, default fp16), VIDPIPE_TRT_MAX_BATCH (default 32),
 VIDPIPE_TRT_CALIBRATION_CACHE (int8), VIDPIPE_ENGINE_CACHE (local dir), VIDPIPE_ENGINE_S3 (s3://bucket/prefix
-to share engines across the cluster). The model path/URI is resolved by the ONNX detector's resolve_model
+to share engines across the cluster). The model path/URI is resolved by model_config.local_model_path
 (s3:// models are downloaded once per node), so both detectors load the very same file.
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from workers.batch import DetectionBatch, FrameBatch
 from workers.detect.engine_cache import EngineStore, LocalEngineCache, S3EngineCache
-from workers.detect.onnx import resolve_model
+from workers.detect.model_config import local_model_path, resolve
 from workers.detect.postprocess import decode_yolo, decode_yolo_tensor, export_layout
 from workers.errors import ModelError
 from workers.gpu import DETECT_PACKAGES, assigned_gpu_index, require_gpu
@@ -102,11 +102,12 @@ class TensorRTDetector:
         from workers.detect.cvcuda_preprocess import CvCudaPreprocessor
         from workers.detect.trt_engine import load_runner
 
+        self.cfg = resolve(self.cfg)  # per-model threshold and class ids; checks the model's sha256
         device = torch.device("cuda", assigned_gpu_index())
         opts = self.options or build_options_from_env()
         store = self.store or engine_store_from_env()
         self._runner, self.engine_origin = load_runner(
-            resolve_model(self.cfg.model), opts, store, device, dynamic_size=self.cfg.input_width
+            local_model_path(self.cfg), opts, store, device, dynamic_size=self.cfg.input_width
         )
         c, h, w = self._runner.input_chw
         if c != 3:
@@ -164,6 +165,7 @@ class TensorRTDetector:
             plan = pre(frames, runner.input[:n], stream)
             raw = next(iter(runner.infer(n, stream).values()))
             cfg = self.cfg
-            decoded = decode_yolo_tensor(raw, self._export_layout, cfg.score_threshold, cfg.nms_iou, cfg.classes,
+            decoded = decode_yolo_tensor(raw, self._export_layout, float(cfg.score_threshold), cfg.nms_iou,
+                                         tuple(int(c) for c in cfg.classes or ()),
                                          MAX_DETECTIONS)
         return [(plan.geometry.to_source(b, src_w, src_h), s, c) for b, s, c in decoded]

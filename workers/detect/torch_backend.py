@@ -32,8 +32,8 @@ import numpy as np
 
 from workers.batch import DetectionBatch, FrameBatch
 from workers.detect.hog import make_detection_batch
+from workers.detect.model_config import local_model_path, resolve
 from workers.detect.model_io import ModelIO, read_model_io
-from workers.detect.onnx import resolve_model
 from workers.detect.postprocess import decode_yolo, decode_yolo_tensor, export_layout
 from workers.detect.torch_preprocess import torch_letterbox
 from workers.errors import ModelError
@@ -143,7 +143,8 @@ class TorchDetector:
             self._device = torch.device("cuda", assigned_gpu_index())
         else:
             self._device = torch.device("cpu")
-        path = resolve_model(self.cfg.model)
+        self.cfg = resolve(self.cfg)  # per-model threshold and class ids; checks the model's sha256
+        path = local_model_path(self.cfg)
         self.model_io = read_model_io(path, self.cfg.input_width)
         if self.model_io.channels != 3:
             raise ModelError(f"model input has {self.model_io.channels} channels; the detector feeds RGB (3)")
@@ -187,7 +188,8 @@ class TorchDetector:
                 raise ModelError(f"{cfg.model}: output shape {tuple(raw.shape)} is not the YOLO (B, 4+nc, N) format")
             if self._export is None:
                 self._export = export_layout(int(raw.shape[1]), int(raw.shape[2]), model.num_classes)
-            decoded = decode_yolo_tensor(raw, self._export, cfg.score_threshold, cfg.nms_iou, cfg.classes,
+            decoded = decode_yolo_tensor(raw, self._export, float(cfg.score_threshold), cfg.nms_iou,
+                                         tuple(int(c) for c in cfg.classes or ()),
                                          MAX_DETECTIONS)
             for i, (b, s, c) in enumerate(decoded):
                 b = plan.geometry.to_source(b, src_w, src_h)
