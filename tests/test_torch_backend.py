@@ -6,7 +6,6 @@ autocast; infra/gpu-check.sh compares that with ONNX Runtime on a GPU node: not 
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -120,11 +119,13 @@ def test_torch_backend_static_batch_one_runs_frame_by_frame(media_dir: Path, tmp
 
 
 def _nanodet_model() -> Path | None:
-    """The default model once the issue-9 branch is merged (it ships it in the repository)."""
-    root = Path(__file__).resolve().parents[1]
-    listed = subprocess.run(["git", "ls-files", "*nanodet*.onnx"], cwd=root, capture_output=True, text=True)
-    paths = [root / p for p in listed.stdout.split()] if listed.returncode == 0 else []
-    return next((p for p in paths if p.is_file()), None)
+    """The bundled default model (issue 9), where this checkout has it."""
+    try:
+        from workers.detect.bundled import NANODET_G, bundled_path
+    except ImportError:
+        return None
+    path = bundled_path(NANODET_G)
+    return path if path.is_file() else None
 
 
 def test_torch_backend_boxes_equal_onnxruntime_on_the_default_nanodet(media_dir: Path) -> None:
@@ -134,7 +135,7 @@ def test_torch_backend_boxes_equal_onnxruntime_on_the_default_nanodet(media_dir:
     if model is None:
         pytest.skip("the default NanoDet-g ONNX (issue 9) is not in this checkout yet")
     assert unconvertible_ops(str(model)) == []
-    cfg = DetectorConfig(kind="onnx", model=str(model), score_threshold=0.3, classes=(0,))
+    cfg = DetectorConfig(kind="onnx", model="nanodet-g")  # its own threshold (0.4) and classes
     ort, torch_det = _both(cfg, _vtest_frames(media_dir))
     assert _same_boxes("NanoDet-g 416 (default model)", ort, torch_det) < 1e-3
 
