@@ -258,3 +258,52 @@ def test_grown_batches_never_ask_the_threaded_decoder_for_more_than_its_buffer()
     assert max(dec.asked) <= 16
     assert sizes[:2] == [8, 8] and sizes[2] == 84 and sum(sizes) == 100  # grown from the next batch on
     assert stream.info.sampled_frames == 100
+
+
+# --- findings 9 and 13: the GPU image ---------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_image_has_cupy_for_nccl_and_one_cuda_major() -> None:
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("ray.util.collective.collective_group.nccl_collective_group")
+    assert spec is not None and spec.origin
+    assert "import cupy" in Path(spec.origin).read_text()  # Ray's NCCL backend: "NCCL in Ray requires Cupy"
+    text = (ROOT / "infra" / "docker" / "gpu.Dockerfile").read_text()
+    assert re.search(r'"cupy-cuda13x==', text)
+    # torch 2.13.0's PyPI wheel is a CUDA 13 build: every CUDA-specific package must be cu13 too
+    assert "nvidia/cuda:13." in text and "cu12" not in re.sub(r"#.*", "", text)
+    assert "--shm-size" in text and "--ipc=host" in text
+
+
+# --- finding 10: MPS gets UUIDs, never indices ------------------------------------------------------
+
+
+def test_start_mps_passes_uuids(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    seen = tmp_path / "seen"
+    (bin_dir / "nvidia-smi").write_text(
+        "#!/usr/bin/env bash\n"
+        'case "$*" in *index,uuid*) printf "0, GPU-aaaa\\n1, GPU-bbbb\\n2, GPU-cccc\\n";; '
+        '*index*) printf "0\\n1\\n2\\n";; esac\n')
+    (bin_dir / "nvidia-cuda-mps-control").write_text(
+        f'#!/usr/bin/env bash\n[ "$1" = "-d" ] || exit 1\necho "$CUDA_VISIBLE_DEVICES" > {seen}\n')
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CUDA_MPS_PIPE_DIRECTORY": str(tmp_path / "p"),
+           "CUDA_MPS_LOG_DIRECTORY": str(tmp_path / "l")}
+    script = str(ROOT / "infra" / "mps" / "start-mps.sh")
+    out = subprocess.run(["bash", script, "0,2"], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert seen.read_text().strip() == "GPU-aaaa,GPU-cccc"
+    subprocess.run(["bash", script, "GPU-bbbb"], env=env, capture_output=True, text=True, timeout=30)
+    assert seen.read_text().strip() == "GPU-bbbb"
+    bad = subprocess.run(["bash", script, "7"], env=env, capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "no GPU with index 7" in bad.stderr

@@ -124,10 +124,11 @@ def convert_onnx(onnx_path: str) -> torch.nn.Module:
 class TorchDetector:
     """`Detector` running an ONNX YOLO model with torch on `device` ("cuda" or "cpu")."""
 
-    def __init__(self, cfg: DetectorConfig, device: str = "cuda") -> None:
+    def __init__(self, cfg: DetectorConfig, device: str = "cuda", fp16: bool = True) -> None:
         self.cfg = cfg
         self.device_type = device
-        self.name = "torch (cuda fp16)" if device == "cuda" else "torch (cpu fp32)"
+        self.fp16 = fp16 and device == "cuda"  # autocast on CUDA; CPU always runs fp32
+        self.name = f"torch ({device} {'fp16' if self.fp16 else 'fp32'})"
         self.model_io: ModelIO | None = None
         self._module: torch.nn.Module | None = None
         self._device: torch.device | None = None
@@ -157,7 +158,8 @@ class TorchDetector:
         module, model = self._module, self.model_io
         assert module is not None and model is not None, "TorchDetector.setup() was not called"
         step = model.max_run_batch or len(images)
-        autocast = torch.autocast("cuda", dtype=torch.float16) if images.is_cuda else contextlib.nullcontext()
+        fp16 = self.fp16 and images.is_cuda
+        autocast = torch.autocast("cuda", dtype=torch.float16) if fp16 else contextlib.nullcontext()
         outs = []
         with torch.inference_mode(), autocast:
             for i in range(0, len(images), step):
