@@ -31,6 +31,10 @@ class QueueConfig:
     lease_seconds: float = 60.0  # a claimed video not renewed within this is redelivered
     max_attempts: int = 3  # then the video goes to the dead-letter list with its last error
     backoff_seconds: float = 5.0  # first retry delay; doubles per attempt
+    # Deaths of the machine under a video (worker or actor killed, lease expired, S3/network trouble) do not
+    # charge the video's attempts; they have this much larger budget of their own, so a video that keeps
+    # killing its worker still ends (dead-lettered) instead of looping forever.
+    max_infra_faults: int = 10
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import signal
 import sys
 import threading
 import time
@@ -37,6 +38,19 @@ log = logging.getLogger(__name__)
 
 ProcessorFactory = Callable[[VidpipeConfig], VideoProcessor]
 MAX_IN_FLIGHT = 256  # claims held by one worker at most, whatever capacity() says
+
+# Failures that mean the machine under the video failed, not the video: they must not use up its attempts.
+# Today's VideoFailure carries only a type name and `retryable`; an error or failure that carries its own
+# `video_fault` flag (the executor's typed errors) is asked directly instead.
+INFRA_ERROR_TYPES = frozenset({"StageCrashed", "InputUnavailable", "StorageError"})
+
+
+def charges_attempt(error_type: str, carrier: object = None) -> bool:
+    """True if this failure is the video's own (it counts towards queue.max_attempts)."""
+    own = getattr(carrier, "video_fault", None)
+    if isinstance(own, bool):
+        return own
+    return error_type not in INFRA_ERROR_TYPES
 
 
 def job_config(job: JobSpec, base: VidpipeConfig) -> VidpipeConfig:
@@ -91,6 +105,10 @@ class RayPipeline:
             if not require_gpu(config.allow_cpu_fallback):
                 profile = get_profile("cpu")
         self._owns_ray = False
+        # ray.init installs its own SIGTERM handler, sys.exit(15): the documented exit is vidpipe's 143 with
+        # the leases handed back, so vidpipe's handler (if one is installed) is put back afterwards.
+        main = threading.current_thread() is threading.main_thread()
+        ours = signal.getsignal(signal.SIGTERM) if main else None
         if not ray.is_initialized():
             if config.ray_address:
                 ray.init(address=config.ray_address, log_to_driver=False)
@@ -107,6 +125,8 @@ class RayPipeline:
                     _system_config={"free_objects_period_milliseconds": 5},
                 )
                 self._owns_ray = True
+        if main and callable(ours):
+            signal.signal(signal.SIGTERM, ours)
         from workers.pipeline import VideoPipeline
 
         try:
@@ -340,16 +360,17 @@ class JobRunner:
                 video = self.input.video(lease.info)
                 proc.submit(VideoSource(video_id=lease.key, input=video))
             except VideoError as exc:
-                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", exc.retryable)
+                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", exc.retryable,
+                           charges_attempt(type(exc).__name__, exc))
                 continue
             except StorageError as exc:
-                self._fail(lease, keeper, f"StorageError: {exc}", True)
+                self._fail(lease, keeper, f"StorageError: {exc}", True, False)
                 continue
             except redis.exceptions.RedisError:
                 raise  # the queue itself is gone: not this video's fault
             except Exception as exc:  # a data-plane bug on this video: fail it (bounded retries), keep working
                 log.exception("submitting %s failed", lease.key)
-                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", True)
+                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", True, True)
                 continue
             in_flight[lease.key] = (lease, video)
         return 0.0
@@ -366,7 +387,8 @@ class JobRunner:
             log.warning("discarding the result of %s: its lease was lost to another worker", lease.key)
             return
         if isinstance(outcome, VideoFailure):
-            self._fail(lease, keeper, f"{outcome.error_type}: {outcome.message}", outcome.retryable)
+            self._fail(lease, keeper, f"{outcome.error_type}: {outcome.message}", outcome.retryable,
+                       charges_attempt(outcome.error_type, outcome))
             return
         try:
             res = self.writer.commit(
@@ -374,17 +396,22 @@ class JobRunner:
                 preview=self.config.preview, still_ours=lambda: keeper.renew_now(lease),
             )
         except CommitAborted as exc:
-            keeper.remove(lease)
             log.warning("%s", exc)
+            if not keeper.lost(lease) and keeper.renew_now(lease):
+                # Still ours, but another (stale) attempt wrote meanwhile: the next attempt verifies what is
+                # in the output and skips it, or redoes it. Not the video's fault.
+                self._fail(lease, keeper, f"commit conflict: {exc}", True, False)
+            else:
+                keeper.remove(lease)
             return
         except StorageError as exc:
-            self._fail(lease, keeper, f"commit failed: {exc}", True)
+            self._fail(lease, keeper, f"commit failed: {exc}", True, False)
             return
         except redis.exceptions.RedisError:
             raise
         except Exception as exc:  # e.g. a malformed result (array shapes): this video fails, the worker goes on
             log.exception("committing %s failed", lease.key)
-            self._fail(lease, keeper, f"commit failed: {type(exc).__name__}: {exc}", False)
+            self._fail(lease, keeper, f"commit failed: {type(exc).__name__}: {exc}", False, True)
             return
         frames = int(outcome.info.frame_count)
         self._ack(lease, keeper, res.outcome, frames)
@@ -403,9 +430,11 @@ class JobRunner:
         else:
             self.stats.skipped += 1
 
-    def _fail(self, lease: Lease, keeper: LeaseKeeper, error: str, retryable: bool) -> None:
-        verdict = self.queue.fail(lease, self.job, error, retryable=retryable)
-        keeper.remove(lease)
+    def _fail(self, lease: Lease, keeper: LeaseKeeper, error: str, retryable: bool, charges: bool) -> None:
+        try:
+            verdict = self.queue.fail(lease, self.job, error, retryable=retryable, charges_attempt=charges)
+        finally:
+            keeper.remove(lease)
         if verdict == "retry":
             self.stats.retried += 1
             log.warning("%s failed (attempt %d), will retry: %s", lease.key, lease.attempt, error)
@@ -416,15 +445,16 @@ class JobRunner:
             log.error("%s failed for good after %d attempt(s): %s", lease.key, lease.attempt, error)
 
     def _abandon(self, in_flight: dict[str, tuple[Lease, VideoInput]], keeper: LeaseKeeper, exc: BaseException) -> None:
-        """On interrupt give leases back untouched; on a processor crash count a retryable failure
-        (so a video that crashes the pipeline every time still ends in the dead-letter list)."""
+        """On interrupt give leases back untouched; on a processor crash count a machine fault (bounded by
+        max_infra_faults, so a video that crashes the pipeline every time still ends in the dead-letter list)."""
         interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
         for lease, _ in list(in_flight.values()):
             try:
                 if interrupted:
                     self.queue.release(lease)
                 else:
-                    self.queue.fail(lease, self.job, f"processor crashed: {type(exc).__name__}: {exc}", retryable=True)
+                    self.queue.fail(lease, self.job, f"processor crashed: {type(exc).__name__}: {exc}", retryable=True,
+                                    charges_attempt=False)
             except Exception as inner:  # best effort: the lease will expire anyway
                 log.warning("could not hand back %s: %s", lease.key, inner)
             keeper.remove(lease)
@@ -452,8 +482,8 @@ def format_summary(status: JobStatus, worker: WorkerStats | None = None) -> str:
         for f in status.failures:
             lines.append(f"    {f['key']}: {f['error']} (after {f['attempts']} attempt(s))")
         if status.failed > len(status.failures):
-            lines.append(f"    ... and {status.failed - len(status.failures)} more (see `vidpipe status --job "
-                         f"{status.job_id} --json`)")
+            lines.append(f"    ... and {status.failed - len(status.failures)} more (`vidpipe status --job "
+                         f"{status.job_id} --all-failures` lists them)")
     state = "complete" if status.complete else "in progress"
     verdict = "all videos done or skipped" if status.succeeded else ("FAILED videos above" if status.failed else "")
     lines.append(f"  {state}{': ' + verdict if verdict else ''}")

@@ -16,13 +16,15 @@ from jobs import logsafe
 from jobs.config import ConfigError, VidpipeConfig, load_config
 from jobs.embedded import EmbeddedRedis, EmbeddedRedisError
 from jobs.queue import JobSpec, QueueError, SubmitCounts, WorkQueue, check_job_id, default_job_id
+from jobs.results import ResultWriter, output_key_problem
 from jobs.runner import ProcessorFactory, default_processor_factory
-from jobs.storage import ObjectInfo, StorageError, open_storage
+from jobs.storage import ObjectInfo, Storage, StorageError, open_storage, printable_key
 from workers.errors import VideoError
 
 log = logging.getLogger("vidpipe")
 
 # VideoError here = the processor could not start (backend unavailable, model cannot load): says why.
+REJECTS_LOGGED = 10  # rejected names logged one per line; the rest are summarised (status lists them all)
 USER_ERRORS = (ConfigError, QueueError, StorageError, EmbeddedRedisError, VideoError)
 
 
@@ -158,7 +160,8 @@ def submit(
     inp.check()
     out.check(for_write=True)
     rejected: list[tuple[str, str]] = []
-    objects = inp.iter_objects(config.video_extensions, on_unsafe=lambda key, why: rejected.append((key, why)))
+    objects = _with_room(out, inp.iter_objects(config.video_extensions,
+                                               on_unsafe=lambda key, why: rejected.append((key, why))), rejected)
     first = next(objects, None)
     if first is None and not rejected:
         raise StorageError(
@@ -182,10 +185,24 @@ def submit(
 
     stream: Iterator[ObjectInfo | tuple[str, str]] = itertools.chain([first] if first else [], objects,
                                                                      later_rejects())
-    counts = queue.enqueue(job.job_id, stream, retry_failed=retry_failed)
-    for key, why in rejected:
-        log.error("rejected input key %r: %s (recorded as failed)", key, why)
+    writer = ResultWriter(out, job.config_hash, job.config)
+    counts = queue.enqueue(job.job_id, stream, retry_failed=retry_failed, still_committed=writer.verify_many)
+    for key, why in rejected[:REJECTS_LOGGED]:
+        log.error("rejected input key %r: %s (recorded as failed)", printable_key(key), why)
+    if len(rejected) > REJECTS_LOGGED:
+        log.error("... and %d more rejected input keys (recorded as failed): `vidpipe status --job %s "
+                  "--all-failures` lists them", len(rejected) - REJECTS_LOGGED, job.job_id)
     return job, counts
+
+
+def _with_room(out: Storage, objects: Iterator[ObjectInfo], rejected: list[tuple[str, str]]) -> Iterator[ObjectInfo]:
+    """Reject at submit, with the reason, a key whose results would not fit under OUTPUT (S3: 1,024 bytes)."""
+    for obj in objects:
+        problem = output_key_problem(out, obj.key)
+        if problem:
+            rejected.append((obj.key, problem))
+        else:
+            yield obj
 
 
 def _sigterm(signum: int, frame: object) -> None:

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from workers.batch import FrameBatch, VideoInfo, VideoSource
-from workers.errors import CorruptVideo, UnsupportedVideo
+from workers.errors import CorruptVideo, InputUnavailable, UnsupportedVideo
 from workers.settings import SamplingConfig
 
 _SAMPLING_MODES = ("all", "fps", "every_nth", "keyframes")
@@ -99,6 +99,9 @@ class PyAVStream:
             self._container = av.open(target, mode="r")
         except FileNotFoundError as e:
             raise CorruptVideo(f"{name}: file not found ({e}); check the input path") from e
+        except InputUnavailable:  # storage or network trouble while reading: retried, not a bad file
+            self.close()
+            raise
         except av.error.FFmpegError as e:
             self.close()
             raise CorruptVideo(
