@@ -59,7 +59,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 from jobs.config import QueueConfig, redact_url
@@ -78,6 +78,14 @@ JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 class QueueError(Exception):
     """A queue problem the user can fix; the message names the cause and the fix."""
+
+
+class QueueLost(Exception):
+    """Redis went away mid-run and did not come back in time. Nothing is lost (its AOF holds every queued
+    and leased video): the message names the fix; rerunning the same command resumes. Exit code 3."""
+
+
+EXIT_QUEUE_LOST = 3
 
 
 # Time in ms from the server clock; shared by every script.
@@ -431,8 +439,11 @@ def make_owner() -> str:
 class WorkQueue:
     """Jobs and work items in one Redis database. Thread-safe (redis-py pools connections)."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, where: str = "Redis"):
         self.r = client
+        self.where = where  # the URL with its password masked, for messages
+        # Set by whoever runs the server (the embedded one): a reason when it is known to be gone for good.
+        self.lost_reason: Callable[[], str | None] = lambda: None
         self._submit = client.register_script(_SUBMIT)
         self._claim = client.register_script(_CLAIM)
         self._renew = client.register_script(_RENEW)
@@ -443,7 +454,22 @@ class WorkQueue:
 
     @classmethod
     def from_url(cls, url: str) -> WorkQueue:
-        return cls(connect(url))
+        return cls(connect(url), redact_url(url))
+
+    def ping_once(self, timeout: float = 2.0) -> bool:
+        """One PING on a fresh connection, without the client's reconnect budget: is Redis back?"""
+        pool = self.r.connection_pool
+        kwargs = {**pool.connection_kwargs, "socket_connect_timeout": timeout, "socket_timeout": timeout,
+                  "retry": Retry(NoBackoff(), 0)}
+        conn = pool.connection_class(**kwargs)
+        try:
+            conn.connect()
+            conn.send_command("PING")
+            return bool(conn.read_response())
+        except (redis.exceptions.RedisError, OSError):
+            return False
+        finally:
+            conn.disconnect()
 
     # ---- jobs
 

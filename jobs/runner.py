@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 from jobs.config import ConfigError, VidpipeConfig
-from jobs.queue import JobSpec, JobStatus, Lease, WorkQueue, make_owner
+from jobs.queue import JobSpec, JobStatus, Lease, QueueLost, WorkQueue, make_owner
 from jobs.results import CommitAborted, ResultWriter
 from jobs.storage import Storage, StorageError, open_storage
 from workers import metrics
@@ -186,6 +186,10 @@ class LeaseKeeper(threading.Thread):
             self._held.pop(lease.token, None)
             self._lost.discard(lease.token)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._held.clear()
+
     def lost(self, lease: Lease) -> bool:
         with self._lock:
             return lease.token in self._lost
@@ -316,20 +320,23 @@ class JobRunner:
             proc = self.factory(self.config)
             last_status = 0.0
             while True:
-                wait_hint = self._fill(proc, in_flight, keeper)
-                if in_flight:
-                    for outcome in proc.poll(timeout=0.5):
-                        self._finish(outcome, in_flight, keeper)
-                if time.monotonic() - last_status > 0.5 or not in_flight:
-                    status = self.queue.status(self.job.job_id, failures_limit=0)  # counts only: cheap
-                    last_status = time.monotonic()
-                    metrics.record_queue_depth(self.job.job_id, status.depth())
-                    view.update(status, _safe_stats(proc), self.stats)
-                    if not in_flight and status.complete:
-                        break
-                if not in_flight:
-                    # Nothing to do here: items are leased by other workers or waiting out a backoff.
-                    time.sleep(min(max(wait_hint, 0.05), 0.5) if wait_hint >= 0 else 0.5)
+                try:
+                    wait_hint = self._fill(proc, in_flight, keeper)
+                    if in_flight:
+                        for outcome in proc.poll(timeout=0.5):
+                            self._finish(outcome, in_flight, keeper)
+                    if time.monotonic() - last_status > 0.5 or not in_flight:
+                        status = self.queue.status(self.job.job_id, failures_limit=0)  # counts only: cheap
+                        last_status = time.monotonic()
+                        metrics.record_queue_depth(self.job.job_id, status.depth())
+                        view.update(status, _safe_stats(proc), self.stats)
+                        if not in_flight and status.complete:
+                            break
+                    if not in_flight:
+                        # Nothing to do here: items are leased by other workers or waiting out a backoff.
+                        time.sleep(min(max(wait_hint, 0.05), 0.5) if wait_hint >= 0 else 0.5)
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                    self._ride_out(exc)
             clean_exit = True
         except BaseException as exc:
             self._abandon(in_flight, keeper, exc)
@@ -408,6 +415,7 @@ class JobRunner:
             self._fail(lease, keeper, f"commit failed: {exc}", True, False)
             return
         except redis.exceptions.RedisError:
+            keeper.remove(lease)  # not renewed any more: it expires and the video is redelivered (or found done)
             raise
         except Exception as exc:  # e.g. a malformed result (array shapes): this video fails, the worker goes on
             log.exception("committing %s failed", lease.key)
@@ -417,8 +425,10 @@ class JobRunner:
         self._ack(lease, keeper, res.outcome, frames)
 
     def _ack(self, lease: Lease, keeper: LeaseKeeper, outcome: str, frames: int) -> None:
-        ok = self.queue.complete(lease, outcome, frames)
-        keeper.remove(lease)
+        try:
+            ok = self.queue.complete(lease, outcome, frames)
+        finally:
+            keeper.remove(lease)
         if not ok:
             log.warning("ack of %s refused: the lease was lost (another attempt owns it)", lease.key)
             return
@@ -444,10 +454,46 @@ class JobRunner:
             self.stats.failed += 1
             log.error("%s failed for good after %d attempt(s): %s", lease.key, lease.attempt, error)
 
+    def _ride_out(self, exc: Exception) -> None:
+        """Redis is unreachable beyond the client's reconnect budget: wait for it with backoff, warning as we
+        go, while the processor keeps its videos; give up resumably (QueueLost, exit 3) after
+        queue.redis_outage_seconds, or at once when the embedded server is known to be gone."""
+        budget = self.job.queue.redis_outage_seconds
+        start = last_warning = time.monotonic()
+        log.warning("lost Redis at %s (%s); in-flight videos keep running; retrying for up to %.0f s",
+                    self.queue.where, type(exc).__name__, budget)
+        delay = 0.5
+        while True:
+            reason = self.queue.lost_reason()
+            if reason:
+                raise QueueLost(reason)
+            if self.queue.ping_once():
+                log.warning("Redis at %s is back after %.0f s; carrying on", self.queue.where,
+                            time.monotonic() - start)
+                return
+            waited = time.monotonic() - start
+            if waited > budget:
+                raise QueueLost(
+                    f"Redis at {self.queue.where} has been unreachable for {waited:.0f} s: nothing is lost (its AOF "
+                    "holds every queued and leased video); bring Redis back (or fix REDIS_URL) and rerun the same "
+                    "command to resume")
+            if time.monotonic() - last_warning > 30:
+                last_warning = time.monotonic()
+                log.warning("still no Redis at %s after %.0f s (giving up at %.0f s)", self.queue.where, waited,
+                            budget)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
     def _abandon(self, in_flight: dict[str, tuple[Lease, VideoInput]], keeper: LeaseKeeper, exc: BaseException) -> None:
         """On interrupt give leases back untouched; on a processor crash count a machine fault (bounded by
         max_infra_faults, so a video that crashes the pipeline every time still ends in the dead-letter list)."""
         interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+        if isinstance(exc, QueueLost | redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+            # Redis is gone: every hand-back would wait out the reconnect budget. The leases expire instead and
+            # the videos are redelivered (a finished commit is found by the next attempt's verify).
+            keeper.clear()
+            in_flight.clear()
+            return
         for lease, _ in list(in_flight.values()):
             try:
                 if interrupted:

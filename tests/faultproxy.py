@@ -14,7 +14,8 @@ its fate from a seeded RNG:
     cut     the response is forwarded up to a random byte count, then both sockets are reset (mid-body)
     ok      forwarded untouched
 
-Binds 127.0.0.1 only. `stop()` closes everything; `counts` says what was injected.
+`hold(request_head) -> seconds` (optional) can hold chosen requests longer, e.g. a manifest PUT, so a test
+can act while a commit is in flight. Binds 127.0.0.1 only. `stop()` closes everything; `counts` says what was injected.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -69,8 +71,10 @@ def _rst(sock: socket.socket) -> None:
 
 
 class FaultProxy:
-    def __init__(self, upstream_port: int, plan: FaultPlan | None = None):
+    def __init__(self, upstream_port: int, plan: FaultPlan | None = None,
+                 hold: Callable[[bytes], float] | None = None):
         self.upstream_port = upstream_port
+        self.hold = hold
         self.plan = plan or FaultPlan()
         self.enabled = True
         self.counts = FaultCounts()
@@ -154,6 +158,9 @@ class FaultProxy:
                     break
                 if conn.server_spoke:
                     conn.server_spoke = False
+                    held = self.hold(data[:2048]) if self.hold is not None and self.enabled else 0.0
+                    if held > 0 and self._stop.wait(held):
+                        break
                     fate = self._draw()
                     if fate == "reset":
                         self._close(conn, reset=True)

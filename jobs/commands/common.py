@@ -12,10 +12,21 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import redis
+
 from jobs import logsafe
 from jobs.config import ConfigError, VidpipeConfig, load_config
 from jobs.embedded import EmbeddedRedis, EmbeddedRedisError
-from jobs.queue import JobSpec, QueueError, SubmitCounts, WorkQueue, check_job_id, default_job_id
+from jobs.queue import (
+    EXIT_QUEUE_LOST,
+    JobSpec,
+    QueueError,
+    QueueLost,
+    SubmitCounts,
+    WorkQueue,
+    check_job_id,
+    default_job_id,
+)
 from jobs.results import ResultWriter, output_key_problem
 from jobs.runner import ProcessorFactory, default_processor_factory
 from jobs.storage import ObjectInfo, Storage, StorageError, open_storage, printable_key
@@ -140,7 +151,10 @@ def queue_session(config: VidpipeConfig) -> Iterator[WorkQueue]:
         return
     server = EmbeddedRedis(config.embedded_redis_dir).start()
     try:
-        yield WorkQueue.from_url(server.url)
+        server.supervise()  # restarted on the same port if it dies under the job (or its owner exits)
+        queue = WorkQueue.from_url(server.url)
+        queue.lost_reason = lambda: server.lost_reason
+        yield queue
     finally:
         server.stop()
 
@@ -212,7 +226,8 @@ def _sigterm(signum: int, frame: object) -> None:
 
 
 def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Print a user-fixable error as one clear line (no traceback) and exit 2; SIGTERM exits cleanly."""
+    """Print a user-fixable error as one clear line (no traceback) and exit 2; Redis lost mid-run: one line,
+    exit 3 (resumable); SIGTERM exits 143 after handing the leases back."""
 
     def wrapped(args: argparse.Namespace) -> int:
         if threading.current_thread() is threading.main_thread():
@@ -222,5 +237,12 @@ def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
         except USER_ERRORS as exc:
             log.error("%s", exc)
             return 2
+        except QueueLost as exc:
+            log.error("%s", exc)
+            return EXIT_QUEUE_LOST
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.error("lost Redis mid-run (%s): nothing is lost (its AOF holds every queued and leased video); "
+                      "bring Redis back (or fix REDIS_URL) and rerun the same command to resume", type(exc).__name__)
+            return EXIT_QUEUE_LOST
 
     return wrapped
