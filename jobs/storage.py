@@ -670,8 +670,11 @@ class S3RangeReader(io.RawIOBase):
                 if "PreconditionFailed" in str(exc):
                     raise InputUnavailable(f"{where} changed while it was being read (ETag no longer matches); "
                                            "it is read again on the next attempt") from None
-                if not is_transient_s3_error(exc):
+                if _is_not_found(exc):  # deleted since it was listed: nothing to retry
                     raise OSError(str(explain_s3_error(exc, where))) from None
+                if not is_transient_s3_error(exc):
+                    # Credentials, access denied...: this node cannot read it, and the file is not at fault.
+                    raise InputUnavailable(str(explain_s3_error(exc, where))) from None
                 if attempt + 1 == RANGE_READ_ATTEMPTS:
                     raise InputUnavailable(
                         f"reading {where} bytes {self._pos}-{end} failed {RANGE_READ_ATTEMPTS} times "

@@ -325,7 +325,7 @@ def run_job(*, tmp: Path, s3: S3Service, bucket: str, out_prefix: str, redis_ser
     try:
         cluster.start(0)
         cluster.start(1)
-        next_kill = t0 + rng.uniform(6, 9)  # first let both workers connect and start their actors
+        next_kill = t0 + rng.uniform(5, 7)  # first let both workers connect and start their actors
         redis_killed = not chaos
         plan = [k for k, n in KILLS.items() if k != "commit" for _ in range(n)] if chaos else []
         rng.shuffle(plan)
@@ -368,7 +368,7 @@ def run_job(*, tmp: Path, s3: S3Service, bucket: str, out_prefix: str, redis_ser
                             figures.actor_kinds[name] = figures.actor_kinds.get(name, 0) + 1
                             actor_turn += 1
                             plan.pop(0)
-                next_kill = time.monotonic() + rng.uniform(0.4, 1.2)
+                next_kill = time.monotonic() + rng.uniform(0.3, 0.9)
             time.sleep(0.1)
         figures.seconds = time.monotonic() - t0
         cluster.wait_all(120)
@@ -395,7 +395,10 @@ def test_chaos_no_video_lost_or_written_twice(s3_service: S3Service, tmp_path: P
     server = EmbeddedRedis(tmp_path / "redis", appendfsync="always").start()  # the "external" Redis
     head = RayHead()
     try:
-        head.start({k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
+        # The node's standard credential chain: decode actors open the S3 inputs themselves.
+        head.start({**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+                    "AWS_ACCESS_KEY_ID": s3_service.access_key, "AWS_SECRET_ACCESS_KEY": s3_service.secret_key,
+                    "AWS_DEFAULT_REGION": s3_service.region})
         base_fig, chaos_fig = Figures(), Figures()
         base_job, _ = run_job(tmp=tmp_path, s3=s3_service, bucket=bucket, out_prefix="base/", redis_server=server,
                               ray_head=head, chaos=False, rng=random.Random(SEED), figures=base_fig)

@@ -177,7 +177,7 @@ def test_key_too_long_for_the_output_is_rejected_at_submit(
     from jobs.config import load_config
 
     inp = tmp_path / "in"
-    key = "/".join(["d" * 200] * 5)[: 1013 - 4] + ".mp4"  # 1,013 bytes: fine as a file, too long with /manifest.json
+    key = ("d" * 200 + "/") * 4 + "d" * 205 + ".mp4"  # 1,013 bytes: fine as a file, too long with /manifest.json
     assert len(key.encode()) == 1013
     (inp / key).parent.mkdir(parents=True)
     (inp / key).write_bytes(fake_video_bytes("long"))
