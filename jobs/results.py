@@ -15,7 +15,8 @@ Parquet schemas (all boxes in source-video pixels, x1,y1 = top-left, x2,y2 = bot
         pts        float64  presentation time, seconds
         x1, y1, x2, y2  float32
         score      float32  detector confidence, 0..1
-        class_id   int32    detector class (HOG: 0 = person; ONNX/COCO: 0 = person, ...)
+        class_id   int32    detector class id (COCO for the bundled nanodet-g: 0 person, 2 car...; HOG: 0 person)
+        class_name string   the model's name for class_id ("person", "car"; "class_<id>" if the model has none)
 
     tracks.parquet
         frame      int64    0-based frame index in the source video
@@ -23,12 +24,14 @@ Parquet schemas (all boxes in source-video pixels, x1,y1 = top-left, x2,y2 = bot
         track_id   int64    1-based, unique within the video
         x1, y1, x2, y2  float32  the tracker's (Kalman-filtered) box
         score      float32  score of the detection matched to the track on that frame
-        class_id   int32
+        class_id   int32    (tracks are per class: a track never changes class)
+        class_name string
 
 Each Parquet file also carries key-value metadata: vidpipe_version, input_key, config_hash.
 
 `manifest.json` (schema "vidpipe.manifest/1"): input {key, size, etag, mtime_ns, version}, config_hash,
-config (the results-affecting settings), model_id, video {frame_count, sampled_frames, fps, width,
+config (the results-affecting settings, detector.model_sha256 included), model_id, class_names {"<id>": name}
+for the classes present in the results, video {frame_count, sampled_frames, fps, width,
 height, codec, decoder}, counts {detections, tracks, track_rows}, timings (seconds per stage),
 files [{name, size, sha256}], vidpipe_version, backends, job_id, attempt, committed_at.
 It never contains credentials or connection settings.
@@ -48,7 +51,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +63,7 @@ import pyarrow.parquet as pq
 from jobs import __version__
 from jobs.storage import ObjectInfo, Storage, WriteConflict
 from workers.batch import VideoInput, VideoResult
+from workers.detect.classes import class_name
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +77,10 @@ RESULT_NAMES = (DETECTIONS, TRACKS, MOT, PREVIEW, MANIFEST)
 VERIFY_THREADS = 8  # manifests checked in parallel when a resubmission re-verifies committed videos
 
 _BOX = [("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32())]
-DETECTIONS_SCHEMA = pa.schema(
-    [("frame", pa.int64()), ("pts", pa.float64()), *_BOX, ("score", pa.float32()), ("class_id", pa.int32())]
-)
+_CLASS = [("class_id", pa.int32()), ("class_name", pa.string())]
+DETECTIONS_SCHEMA = pa.schema([("frame", pa.int64()), ("pts", pa.float64()), *_BOX, ("score", pa.float32()), *_CLASS])
 TRACKS_SCHEMA = pa.schema(
-    [("frame", pa.int64()), ("pts", pa.float64()), ("track_id", pa.int64()), *_BOX,
-     ("score", pa.float32()), ("class_id", pa.int32())]
+    [("frame", pa.int64()), ("pts", pa.float64()), ("track_id", pa.int64()), *_BOX, ("score", pa.float32()), *_CLASS]
 )
 
 
@@ -102,19 +104,26 @@ def _boxes(arr: np.ndarray) -> np.ndarray:
     return a.reshape(-1, 4)
 
 
-def detections_table(result: VideoResult, metadata: dict[str, str] | None = None) -> pa.Table:
+def _class_columns(class_ids: np.ndarray, names: Sequence[str]) -> list[Any]:
+    ids = np.asarray(class_ids, dtype=np.int32)
+    return [ids, pa.array([class_name(names, int(i)) for i in ids], pa.string())]
+
+
+def detections_table(
+    result: VideoResult, metadata: dict[str, str] | None = None, names: Sequence[str] = ()
+) -> pa.Table:
     b = _boxes(result.det_boxes)
     cols = [
         np.asarray(result.det_frame, dtype=np.int64),
         np.asarray(result.det_pts, dtype=np.float64),
         b[:, 0], b[:, 1], b[:, 2], b[:, 3],
         np.asarray(result.det_scores, dtype=np.float32),
-        np.asarray(result.det_class_ids, dtype=np.int32),
+        *_class_columns(result.det_class_ids, names),
     ]
     return pa.Table.from_arrays(cols, schema=DETECTIONS_SCHEMA.with_metadata(metadata or {}))
 
 
-def tracks_table(result: VideoResult, metadata: dict[str, str] | None = None) -> pa.Table:
+def tracks_table(result: VideoResult, metadata: dict[str, str] | None = None, names: Sequence[str] = ()) -> pa.Table:
     b = _boxes(result.trk_boxes)
     cols = [
         np.asarray(result.trk_frame, dtype=np.int64),
@@ -122,9 +131,15 @@ def tracks_table(result: VideoResult, metadata: dict[str, str] | None = None) ->
         np.asarray(result.trk_ids, dtype=np.int64),
         b[:, 0], b[:, 1], b[:, 2], b[:, 3],
         np.asarray(result.trk_scores, dtype=np.float32),
-        np.asarray(result.trk_class_ids, dtype=np.int32),
+        *_class_columns(result.trk_class_ids, names),
     ]
     return pa.Table.from_arrays(cols, schema=TRACKS_SCHEMA.with_metadata(metadata or {}))
+
+
+def present_class_names(result: VideoResult, names: Sequence[str]) -> dict[str, str]:
+    """{"<id>": name} for every class in the detections or tracks (the manifest's class_names)."""
+    ids = np.union1d(np.asarray(result.det_class_ids, np.int64), np.asarray(result.trk_class_ids, np.int64))
+    return {str(int(i)): class_name(names, int(i)) for i in ids}
 
 
 def mot_text(result: VideoResult) -> str:
@@ -166,12 +181,19 @@ class CommitResult:
 
 
 class ResultWriter:
-    """Writes and verifies results under an output Storage."""
+    """Writes and verifies results under an output Storage.
 
-    def __init__(self, output: Storage, config_hash: str, config: dict[str, Any]):
+    `class_names`: the model's names in id order (workers/detect/model_config.class_names); ids without a name
+    are written as "class_<id>".
+    """
+
+    def __init__(
+        self, output: Storage, config_hash: str, config: dict[str, Any], class_names: Sequence[str] = ()
+    ) -> None:
         self.output = output
         self.config_hash = config_hash
         self.config = config
+        self.class_names = tuple(class_names)
 
     def read_manifest(self, key: str) -> dict[str, Any] | None:
         raw = self.output.read_bytes(f"{key}/{MANIFEST}")
@@ -243,8 +265,8 @@ class ResultWriter:
         t0 = time.perf_counter()
         kv = {"vidpipe_version": __version__, "input_key": key, "config_hash": self.config_hash}
         files: list[tuple[str, bytes]] = [
-            (DETECTIONS, _parquet_bytes(detections_table(result, kv))),
-            (TRACKS, _parquet_bytes(tracks_table(result, kv))),
+            (DETECTIONS, _parquet_bytes(detections_table(result, kv, self.class_names))),
+            (TRACKS, _parquet_bytes(tracks_table(result, kv, self.class_names))),
             (MOT, mot_text(result).encode()),
         ]
         entries = []
@@ -266,6 +288,7 @@ class ResultWriter:
             "config_hash": self.config_hash,
             "config": self.config,
             "model_id": model_id(self.config),
+            "class_names": present_class_names(result, self.class_names),
             "video": {
                 "frame_count": int(info.frame_count),
                 "sampled_frames": int(info.sampled_frames),

@@ -308,7 +308,7 @@ def run_job(*, tmp: Path, s3: S3Service, bucket: str, out_prefix: str, redis_ser
                        hold=hold_manifest_puts)
     proxy.enabled = chaos
     cfg = tmp / "chaos.yaml"
-    cfg.write_text("detector:\n  input_width: 256\nqueue:\n  lease_seconds: 4\n  backoff_seconds: 0.2\n")
+    cfg.write_text("detector:\n  kind: hog\n  input_width: 256\nqueue:\n  lease_seconds: 4\n  backoff_seconds: 0.2\n")
     env = {**os.environ, "PYTHONPATH": str(REPO), "REDIS_URL": redis_server.url,
            "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key,
            "AWS_DEFAULT_REGION": s3.region, "RAY_DEDUP_LOGS": "0", "RAY_ADDRESS": ray_head.address}
