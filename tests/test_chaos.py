@@ -275,9 +275,14 @@ class RayHead:
         return out
 
     def stop(self) -> None:
-        for proc in self.processes():
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
+        for _ in range(10):  # a process can fork while we kill its siblings: until none is left
+            procs = self.processes()
+            if not procs:
+                break
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            psutil.wait_procs(procs, timeout=5)
         shutil.rmtree(self.temp, ignore_errors=True)
 
 
