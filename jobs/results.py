@@ -5,6 +5,7 @@ For an input video with key `K` (relative to the input prefix), results go under
     detections.parquet   one row per detection
     tracks.parquet       one row per (frame, track)
     tracks.mot.txt       MOTChallenge text: frame,id,x,y,w,h,score,-1,-1,-1 (frame 1-based, 2 decimals)
+    tracks_summary.parquet  one row per track (see below)
     preview.png          annotated contact sheet of tracked frames (only with `preview: true`)
     manifest.json        written last; the video counts as done only when it exists and verifies
 
@@ -25,12 +26,24 @@ Parquet schemas (all boxes in source-video pixels, x1,y1 = top-left, x2,y2 = bot
         score      float32  score of the detection matched to the track on that frame
         class_id   int32
 
+    tracks_summary.parquet (sorted by track_id)
+        track_id   int64
+        class_id   int32
+        first_frame, last_frame  int64   first and last frame with a row for the track
+        first_pts, last_pts      float64 seconds
+        length     int64    frames on which the track has a row (<= last_frame - first_frame + 1)
+        mean_score float32  mean of the matched detection scores over those frames
+        best_frame int64    the frame with the highest score (earliest on ties)
+        best_score float32
+        x1, y1, x2, y2  float32  the track's box on best_frame
+
 Each Parquet file also carries key-value metadata: vidpipe_version, input_key, config_hash.
 
 `manifest.json` (schema "vidpipe.manifest/1"): input {key, size, etag, mtime_ns, version}, config_hash,
 config (the results-affecting settings), model_id, video {frame_count, sampled_frames, fps, width,
-height, codec, decoder}, counts {detections, tracks, track_rows}, timings (seconds per stage),
-files [{name, size, sha256}], vidpipe_version, backends, job_id, attempt, committed_at.
+height, codec, decoder, declared_frame_count, truncated}, counts {detections, tracks, track_rows},
+timings (seconds per stage), warnings [text], files [{name, size, sha256}], vidpipe_version, backends,
+job_id, attempt, committed_at.
 It never contains credentials or connection settings.
 
 Commit protocol: if a manifest exists and verifies for the same input version and config hash, the
@@ -58,13 +71,15 @@ import pyarrow.parquet as pq
 
 from jobs import __version__
 from jobs.storage import ObjectInfo, Storage
-from workers.batch import VideoInput, VideoResult
+from workers.batch import VideoInfo, VideoInput, VideoResult
+from workers.track.summary import summarise_tracks
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 DETECTIONS = "detections.parquet"
 TRACKS = "tracks.parquet"
+TRACKS_SUMMARY = "tracks_summary.parquet"
 MOT = "tracks.mot.txt"
 PREVIEW = "preview.png"
 MANIFEST_SCHEMA = "vidpipe.manifest/1"
@@ -76,6 +91,12 @@ DETECTIONS_SCHEMA = pa.schema(
 TRACKS_SCHEMA = pa.schema(
     [("frame", pa.int64()), ("pts", pa.float64()), ("track_id", pa.int64()), *_BOX,
      ("score", pa.float32()), ("class_id", pa.int32())]
+)
+
+TRACKS_SUMMARY_SCHEMA = pa.schema(
+    [("track_id", pa.int64()), ("class_id", pa.int32()), ("first_frame", pa.int64()), ("last_frame", pa.int64()),
+     ("first_pts", pa.float64()), ("last_pts", pa.float64()), ("length", pa.int64()), ("mean_score", pa.float32()),
+     ("best_frame", pa.int64()), ("best_score", pa.float32()), *_BOX]
 )
 
 
@@ -111,6 +132,27 @@ def tracks_table(result: VideoResult, metadata: dict[str, str] | None = None) ->
         np.asarray(result.trk_class_ids, dtype=np.int32),
     ]
     return pa.Table.from_arrays(cols, schema=TRACKS_SCHEMA.with_metadata(metadata or {}))
+
+
+def tracks_summary_table(result: VideoResult, metadata: dict[str, str] | None = None) -> pa.Table:
+    t = summarise_tracks(result.trk_frame, result.trk_pts, result.trk_ids, result.trk_boxes, result.trk_scores,
+                         result.trk_class_ids)
+    cols = [t.track_id, t.class_id, t.first_frame, t.last_frame, t.first_pts, t.last_pts, t.length, t.mean_score,
+            t.best_frame, t.best_score, t.best_box[:, 0], t.best_box[:, 1], t.best_box[:, 2], t.best_box[:, 3]]
+    return pa.Table.from_arrays(cols, schema=TRACKS_SUMMARY_SCHEMA.with_metadata(metadata or {}))
+
+
+def video_warnings(info: VideoInfo, config: dict[str, Any]) -> tuple[bool, list[str]]:
+    """(truncated, warnings): a whole-video decode that ended before the container's declared frame count
+    is a truncated (or damaged-at-the-end) file whose results cover only the decoded part."""
+    sampling = config.get("sampling", {}) if isinstance(config, dict) else {}
+    whole = (sampling.get("mode", "all") != "keyframes" and not sampling.get("start_seconds")
+             and not sampling.get("end_seconds"))
+    declared = int(info.declared_frame_count)
+    if whole and declared and info.frame_count < declared:
+        return True, [f"truncated: decoded {info.frame_count} of the {declared} frames the container declares; "
+                      "results cover the decoded part only"]
+    return False, []
 
 
 def mot_text(result: VideoResult) -> str:
@@ -200,9 +242,11 @@ class ResultWriter:
         video: VideoInput | None = None,
         preview: bool = False,
         still_ours: Callable[[], bool] | None = None,
+        force: bool = False,
     ) -> CommitResult:
-        """Write the data files, then the manifest. Skips (and writes nothing) if already committed."""
-        existing = self.read_manifest(key)
+        """Write the data files, then the manifest. Skips (and writes nothing) if already committed, unless
+        `force` (`vidpipe run --force`): then the new results replace the committed ones."""
+        existing = None if force else self.read_manifest(key)
         if existing is not None and self.verify(key, source, existing):
             return CommitResult("skipped", existing)
         t0 = time.perf_counter()
@@ -210,6 +254,7 @@ class ResultWriter:
         files: list[tuple[str, bytes]] = [
             (DETECTIONS, _parquet_bytes(detections_table(result, kv))),
             (TRACKS, _parquet_bytes(tracks_table(result, kv))),
+            (TRACKS_SUMMARY, _parquet_bytes(tracks_summary_table(result, kv))),
             (MOT, mot_text(result).encode()),
         ]
         entries = []
@@ -224,6 +269,7 @@ class ResultWriter:
             raise CommitAborted(f"lease on {key!r} lost before the manifest was written; leaving it to the new owner")
         info = result.info
         track_ids = np.asarray(result.trk_ids)
+        truncated, warnings = video_warnings(info, self.config)
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "input": {"key": key, "size": source.size, "etag": source.etag, "mtime_ns": source.mtime_ns,
@@ -239,7 +285,10 @@ class ResultWriter:
                 "height": int(info.height),
                 "codec": info.codec,
                 "decoder": info.decoder,
+                "declared_frame_count": int(info.declared_frame_count),
+                "truncated": truncated,
             },
+            "warnings": warnings,
             "counts": {
                 "detections": len(np.asarray(result.det_frame)),
                 "tracks": len(np.unique(track_ids)) if track_ids.size else 0,
