@@ -114,12 +114,12 @@ class VideoInfo:
     height: int = 0
     fps: float = 0.0  # average frame rate of the source
     frame_count: int = 0  # frames decoded (all, before sampling)
-    declared_frame_count: int = 0  # frames the container header declares (0: not declared); more than
-    # frame_count after a whole-video decode means a truncated file (the manifest says so)
     sampled_frames: int = 0  # frames handed to the detector
     codec: str = ""
     rotation: int = 0
     decoder: str = ""  # e.g. "pyav", "nvcodec", "pyav (fallback: <reason>)"
+    declared_frame_count: int = 0  # frames the container header declares (0: not declared); more than
+    # frame_count after a whole-video decode means a truncated file (the manifest says so)
 
 
 @dataclass
