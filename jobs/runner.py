@@ -231,7 +231,7 @@ PROGRESS_WIDTH = 80  # the bar line is built to fit a standard terminal
 def progress_text(status: JobStatus, fps: float) -> str:
     """The counts after the bar: short enough that bar + counts fit PROGRESS_WIDTH."""
     parts = [f"{status.failed} failed"] if status.failed else []
-    parts += [f"{status.running} running", f"{fps:.1f} frames/s"]
+    parts += [f"{status.running} running", f"{fps:.0f} fps" if fps >= 100 else f"{fps:.1f} fps"]
     return " ".join(parts)
 
 
