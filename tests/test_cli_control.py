@@ -187,3 +187,25 @@ def test_every_nth_counts_processed_frames(redis_url: str, tmp_path: Path) -> No
     assert st["elapsed_s"] > 0 and st["frames_per_s"] == pytest.approx(10 / st["elapsed_s"], rel=0.01)
     manifest = json.loads((tmp_path / "out" / "a.mp4" / "manifest.json").read_text())
     assert (manifest["video"]["frame_count"], manifest["video"]["sampled_frames"]) == (40, 10)
+
+
+def test_a_truncated_video_is_committed_with_a_warning(redis_url: str, tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    inp.mkdir()
+    whole = make_video(tmp_path / "whole.avi", frames=60, codec="mpeg4")
+    data = whole.read_bytes()
+    (inp / "cut.avi").write_bytes(data[: int(len(data) * 0.6)])  # the AVI header still declares 60 frames
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("detector.input_width: 192\n")
+    env = {"REDIS_URL": redis_url}
+    r = vidpipe("run", str(inp), str(tmp_path / "out"), "--inline", "--no-progress", "--config", str(cfg),
+                "--job-id", "cut", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((tmp_path / "out" / "cut.avi" / "manifest.json").read_text())
+    decoded = manifest["video"]["frame_count"]
+    assert 0 < decoded < 60 and manifest["video"]["declared_frame_count"] == 60 and manifest["video"]["truncated"]
+    warning = f"truncated: decoded {decoded} of the 60 frames the container declares"
+    assert manifest["warnings"][0].startswith(warning)
+    assert "warnings (1):" in r.stdout and f"cut.avi: {warning}" in r.stdout
+    row = _status_videos("cut", tmp_path, env)["cut.avi"]
+    assert row["state"] == "done" and row["truncated"] is True and row["warnings"][0].startswith(warning)
