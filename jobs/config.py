@@ -60,7 +60,12 @@ class VidpipeConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def hashed_dict(self) -> dict[str, Any]:
-        return {name: dataclasses.asdict(getattr(self, name)) for name in self.HASHED}
+        """The results-affecting settings, the detector resolved: per-model defaults and the model file's sha256
+        (workers/detect/model_config.py), so replacing the file behind the same path changes the hash."""
+        from workers.detect.model_config import resolve
+
+        resolved = dataclasses.replace(self, detector=resolve(self.detector))
+        return {name: dataclasses.asdict(getattr(resolved, name)) for name in self.HASHED}
 
 
 def redact_url(url: str) -> str:

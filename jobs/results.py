@@ -16,7 +16,8 @@ Parquet schemas (all boxes in source-video pixels, x1,y1 = top-left, x2,y2 = bot
         pts        float64  presentation time, seconds
         x1, y1, x2, y2  float32
         score      float32  detector confidence, 0..1
-        class_id   int32    detector class (HOG: 0 = person; ONNX/COCO: 0 = person, ...)
+        class_id   int32    detector class id (COCO for the bundled nanodet-g: 0 person, 2 car...; HOG: 0 person)
+        class_name string   the model's name for class_id ("person", "car"; "class_<id>" if the model has none)
 
     tracks.parquet
         frame      int64    0-based frame index in the source video
@@ -24,11 +25,13 @@ Parquet schemas (all boxes in source-video pixels, x1,y1 = top-left, x2,y2 = bot
         track_id   int64    1-based, unique within the video
         x1, y1, x2, y2  float32  the tracker's (Kalman-filtered) box
         score      float32  score of the detection matched to the track on that frame
-        class_id   int32
+        class_id   int32    (tracks are per class: a track never changes class)
+        class_name string
 
     tracks_summary.parquet (sorted by track_id)
         track_id   int64
         class_id   int32
+        class_name string
         first_frame, last_frame  int64   first and last frame with a row for the track
         first_pts, last_pts      float64 seconds
         length     int64    frames on which the track has a row (<= last_frame - first_frame + 1)
@@ -40,7 +43,8 @@ Parquet schemas (all boxes in source-video pixels, x1,y1 = top-left, x2,y2 = bot
 Each Parquet file also carries key-value metadata: vidpipe_version, input_key, config_hash.
 
 `manifest.json` (schema "vidpipe.manifest/1"): input {key, size, etag, mtime_ns, version}, config_hash,
-config (the results-affecting settings), model_id, video {frame_count, sampled_frames, fps, width,
+config (the results-affecting settings, detector.model_sha256 included), model_id, class_names {"<id>": name}
+for the classes present in the results, video {frame_count, sampled_frames, fps, width,
 height, codec, decoder, declared_frame_count, truncated}, counts {detections, tracks, track_rows},
 timings (seconds per stage), warnings [text], files [{name, size, sha256}], vidpipe_version, backends,
 job_id, attempt, committed_at.
@@ -61,7 +65,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +76,7 @@ import pyarrow.parquet as pq
 from jobs import __version__
 from jobs.storage import ObjectInfo, Storage
 from workers.batch import VideoInfo, VideoInput, VideoResult
+from workers.detect.classes import class_name
 from workers.track.summary import summarise_tracks
 
 log = logging.getLogger(__name__)
@@ -85,16 +90,14 @@ PREVIEW = "preview.png"
 MANIFEST_SCHEMA = "vidpipe.manifest/1"
 
 _BOX = [("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32())]
-DETECTIONS_SCHEMA = pa.schema(
-    [("frame", pa.int64()), ("pts", pa.float64()), *_BOX, ("score", pa.float32()), ("class_id", pa.int32())]
-)
+_CLASS = [("class_id", pa.int32()), ("class_name", pa.string())]
+DETECTIONS_SCHEMA = pa.schema([("frame", pa.int64()), ("pts", pa.float64()), *_BOX, ("score", pa.float32()), *_CLASS])
 TRACKS_SCHEMA = pa.schema(
-    [("frame", pa.int64()), ("pts", pa.float64()), ("track_id", pa.int64()), *_BOX,
-     ("score", pa.float32()), ("class_id", pa.int32())]
+    [("frame", pa.int64()), ("pts", pa.float64()), ("track_id", pa.int64()), *_BOX, ("score", pa.float32()), *_CLASS]
 )
 
 TRACKS_SUMMARY_SCHEMA = pa.schema(
-    [("track_id", pa.int64()), ("class_id", pa.int32()), ("first_frame", pa.int64()), ("last_frame", pa.int64()),
+    [("track_id", pa.int64()), *_CLASS, ("first_frame", pa.int64()), ("last_frame", pa.int64()),
      ("first_pts", pa.float64()), ("last_pts", pa.float64()), ("length", pa.int64()), ("mean_score", pa.float32()),
      ("best_frame", pa.int64()), ("best_score", pa.float32()), *_BOX]
 )
@@ -109,19 +112,26 @@ def _boxes(arr: np.ndarray) -> np.ndarray:
     return a.reshape(-1, 4)
 
 
-def detections_table(result: VideoResult, metadata: dict[str, str] | None = None) -> pa.Table:
+def _class_columns(class_ids: np.ndarray, names: Sequence[str]) -> list[Any]:
+    ids = np.asarray(class_ids, dtype=np.int32)
+    return [ids, pa.array([class_name(names, int(i)) for i in ids], pa.string())]
+
+
+def detections_table(
+    result: VideoResult, metadata: dict[str, str] | None = None, names: Sequence[str] = ()
+) -> pa.Table:
     b = _boxes(result.det_boxes)
     cols = [
         np.asarray(result.det_frame, dtype=np.int64),
         np.asarray(result.det_pts, dtype=np.float64),
         b[:, 0], b[:, 1], b[:, 2], b[:, 3],
         np.asarray(result.det_scores, dtype=np.float32),
-        np.asarray(result.det_class_ids, dtype=np.int32),
+        *_class_columns(result.det_class_ids, names),
     ]
     return pa.Table.from_arrays(cols, schema=DETECTIONS_SCHEMA.with_metadata(metadata or {}))
 
 
-def tracks_table(result: VideoResult, metadata: dict[str, str] | None = None) -> pa.Table:
+def tracks_table(result: VideoResult, metadata: dict[str, str] | None = None, names: Sequence[str] = ()) -> pa.Table:
     b = _boxes(result.trk_boxes)
     cols = [
         np.asarray(result.trk_frame, dtype=np.int64),
@@ -129,16 +139,19 @@ def tracks_table(result: VideoResult, metadata: dict[str, str] | None = None) ->
         np.asarray(result.trk_ids, dtype=np.int64),
         b[:, 0], b[:, 1], b[:, 2], b[:, 3],
         np.asarray(result.trk_scores, dtype=np.float32),
-        np.asarray(result.trk_class_ids, dtype=np.int32),
+        *_class_columns(result.trk_class_ids, names),
     ]
     return pa.Table.from_arrays(cols, schema=TRACKS_SCHEMA.with_metadata(metadata or {}))
 
 
-def tracks_summary_table(result: VideoResult, metadata: dict[str, str] | None = None) -> pa.Table:
+def tracks_summary_table(
+    result: VideoResult, metadata: dict[str, str] | None = None, names: Sequence[str] = ()
+) -> pa.Table:
     t = summarise_tracks(result.trk_frame, result.trk_pts, result.trk_ids, result.trk_boxes, result.trk_scores,
                          result.trk_class_ids)
-    cols = [t.track_id, t.class_id, t.first_frame, t.last_frame, t.first_pts, t.last_pts, t.length, t.mean_score,
-            t.best_frame, t.best_score, t.best_box[:, 0], t.best_box[:, 1], t.best_box[:, 2], t.best_box[:, 3]]
+    cols = [t.track_id, *_class_columns(t.class_id, names), t.first_frame, t.last_frame, t.first_pts, t.last_pts,
+            t.length, t.mean_score, t.best_frame, t.best_score, t.best_box[:, 0], t.best_box[:, 1], t.best_box[:, 2],
+            t.best_box[:, 3]]
     return pa.Table.from_arrays(cols, schema=TRACKS_SUMMARY_SCHEMA.with_metadata(metadata or {}))
 
 
@@ -153,6 +166,12 @@ def video_warnings(info: VideoInfo, config: dict[str, Any]) -> tuple[bool, list[
         return True, [f"truncated: decoded {info.frame_count} of the {declared} frames the container declares; "
                       "results cover the decoded part only"]
     return False, []
+
+
+def present_class_names(result: VideoResult, names: Sequence[str]) -> dict[str, str]:
+    """{"<id>": name} for every class in the detections or tracks (the manifest's class_names)."""
+    ids = np.union1d(np.asarray(result.det_class_ids, np.int64), np.asarray(result.trk_class_ids, np.int64))
+    return {str(int(i)): class_name(names, int(i)) for i in ids}
 
 
 def mot_text(result: VideoResult) -> str:
@@ -194,12 +213,19 @@ class CommitResult:
 
 
 class ResultWriter:
-    """Writes and verifies results under an output Storage."""
+    """Writes and verifies results under an output Storage.
 
-    def __init__(self, output: Storage, config_hash: str, config: dict[str, Any]):
+    `class_names`: the model's names in id order (workers/detect/model_config.class_names); ids without a name
+    are written as "class_<id>".
+    """
+
+    def __init__(
+        self, output: Storage, config_hash: str, config: dict[str, Any], class_names: Sequence[str] = ()
+    ) -> None:
         self.output = output
         self.config_hash = config_hash
         self.config = config
+        self.class_names = tuple(class_names)
 
     def read_manifest(self, key: str) -> dict[str, Any] | None:
         raw = self.output.read_bytes(f"{key}/{MANIFEST}")
@@ -252,9 +278,9 @@ class ResultWriter:
         t0 = time.perf_counter()
         kv = {"vidpipe_version": __version__, "input_key": key, "config_hash": self.config_hash}
         files: list[tuple[str, bytes]] = [
-            (DETECTIONS, _parquet_bytes(detections_table(result, kv))),
-            (TRACKS, _parquet_bytes(tracks_table(result, kv))),
-            (TRACKS_SUMMARY, _parquet_bytes(tracks_summary_table(result, kv))),
+            (DETECTIONS, _parquet_bytes(detections_table(result, kv, self.class_names))),
+            (TRACKS, _parquet_bytes(tracks_table(result, kv, self.class_names))),
+            (TRACKS_SUMMARY, _parquet_bytes(tracks_summary_table(result, kv, self.class_names))),
             (MOT, mot_text(result).encode()),
         ]
         entries = []
@@ -277,6 +303,7 @@ class ResultWriter:
             "config_hash": self.config_hash,
             "config": self.config,
             "model_id": model_id(self.config),
+            "class_names": present_class_names(result, self.class_names),
             "video": {
                 "frame_count": int(info.frame_count),
                 "sampled_frames": int(info.sampled_frames),

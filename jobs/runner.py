@@ -59,6 +59,18 @@ def _from_json(cls: Any, data: dict[str, Any]) -> Any:
     return cls(**kwargs)
 
 
+def _class_names(config: VidpipeConfig) -> tuple[str, ...]:
+    """The model's class names for the result files; none (ids written as class_<id>) if the model can't be read:
+    the processor then fails the videos with the model's error."""
+    from workers.detect.model_config import class_names
+
+    try:
+        return class_names(config.detector)
+    except VideoError as exc:
+        log.warning("class names unavailable (%s): writing class_<id>", exc)
+        return ()
+
+
 def default_processor_factory(inline: bool = False) -> ProcessorFactory:
     """VideoPipeline (Ray, the configured profile) or, with `inline`, InlinePipeline (one process)."""
 
@@ -335,7 +347,7 @@ class JobRunner:
         self.output = output_storage or open_storage(
             job.output_url, endpoint_url=self.config.s3_endpoint_url, region=self.config.s3_region
         )
-        self.writer = ResultWriter(self.output, job.config_hash, job.config)
+        self.writer = ResultWriter(self.output, job.config_hash, job.config, _class_names(self.config))
         self.stats = WorkerStats()
         self._forced: set[str] = set()  # keys in flight queued by --force: reprocessed even if committed
 

@@ -176,7 +176,7 @@ def test_every_nth_counts_processed_frames(redis_url: str, tmp_path: Path) -> No
     inp.mkdir()
     make_video(inp / "a.mp4", frames=40)
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("detector.input_width: 192\n")  # cheap HOG on the tiny clip
+    cfg.write_text("detector.kind: hog\ndetector.input_width: 192\n")  # cheap HOG on the tiny clip
     env = {"REDIS_URL": redis_url}
     r = vidpipe("run", str(inp), str(tmp_path / "out"), "--inline", "--every-nth", "4", "--config", str(cfg),
                 "--no-progress", "--job-id", "nth", cwd=tmp_path, env=env)
@@ -196,7 +196,7 @@ def test_a_truncated_video_is_committed_with_a_warning(redis_url: str, tmp_path:
     data = whole.read_bytes()
     (inp / "cut.avi").write_bytes(data[: int(len(data) * 0.6)])  # the AVI header still declares 60 frames
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("detector.input_width: 192\n")
+    cfg.write_text("detector.kind: hog\ndetector.input_width: 192\n")
     env = {"REDIS_URL": redis_url}
     r = vidpipe("run", str(inp), str(tmp_path / "out"), "--inline", "--no-progress", "--config", str(cfg),
                 "--job-id", "cut", cwd=tmp_path, env=env)

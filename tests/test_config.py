@@ -42,7 +42,7 @@ def test_dotted_keys_as_the_readme_writes_them(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("detector.input_width: 512\ntracker:\n  track_buffer: 60\nqueue.max_attempts: 5\n")
     config = load_config(cfg, env={})
-    assert config.detector.input_width == 512 and config.detector.kind == "hog"
+    assert config.detector.input_width == 512 and config.detector.kind == VidpipeConfig().detector.kind
     assert config.tracker.track_buffer == 60 and config.queue.max_attempts == 5
     # the same setting twice (dotted and nested) is refused rather than silently picking one
     cfg.write_text("detector.input_width: 512\ndetector:\n  input_width: 640\n")

@@ -115,7 +115,7 @@ def test_retrack_a_real_pipeline_result(media_dir: Path, redis_url: str, tmp_pat
     inp.mkdir()
     shutil.copy(media_dir / "vtest.avi", inp / "vtest.avi")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("sampling.end_seconds: 4\n")  # 40 frames of people (HOG needs the default width here)
+    cfg.write_text("detector.kind: hog\nsampling.end_seconds: 4\n")  # 40 frames of people, HOG at width 768
     r = vidpipe("run", str(inp), str(tmp_path / "out"), "--inline", "--no-progress", "--config", str(cfg),
                 cwd=tmp_path, env={"REDIS_URL": redis_url}, timeout=600)
     assert r.returncode == 0, r.stderr

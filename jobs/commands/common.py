@@ -89,8 +89,12 @@ def add_results_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--sample-fps", type=float, metavar="N", help="process N frames per second of video")
     s.add_argument("--every-nth", type=int, metavar="N", help="process every N-th frame")
     s.add_argument("--keyframes", action="store_true", help="process keyframes only")
-    p.add_argument("--detector", choices=["hog", "onnx"], help="detector backend (default hog)")
-    p.add_argument("--model", metavar="PATH", help="ONNX model path or s3:// URI (implies --detector onnx)")
+    p.add_argument("--detector", choices=["hog", "onnx"], help="detector (default onnx, the bundled nanodet-g)")
+    p.add_argument("--model", metavar="PATH",
+                   help="nanodet-g (bundled, the default) or a YOLOv8/YOLO11 ONNX path or s3:// URI (implies "
+                   "--detector onnx)")
+    p.add_argument("--classes", metavar="LIST",
+                   help="classes to keep, names or ids: person,car or all (default: the model's, see README)")
     p.add_argument("--preview", action="store_true", help="also write preview.png (annotated contact sheet) per video")
 
 
@@ -125,6 +129,8 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
         detector = {"kind": "onnx", "model": args.model}
     if get("detector"):
         detector["kind"] = args.detector
+    if get("classes"):
+        detector["classes"] = [c.strip() for c in args.classes.split(",") if c.strip()]
     if detector:
         over["detector"] = detector
     config = load_config(get("config"), overrides=over)

@@ -110,6 +110,12 @@ def track_detections(cols: dict[str, np.ndarray], frames: np.ndarray, fps: float
                                sampled_frames=len(frames)))
 
 
+def committed_class_names(manifest: dict[str, Any]) -> list[str]:
+    """The manifest's {"<id>": name} (classes present in the results) as a list indexed by class id."""
+    named = {int(k): str(v) for k, v in manifest.get("class_names", {}).items()}
+    return [named.get(i, f"class_{i}") for i in range(max(named, default=-1) + 1)]
+
+
 def retrack(detections: Path, out: Path, args: argparse.Namespace) -> VideoResult:
     cols, manifest = _read_inputs(detections)
     if out.resolve() == detections.parent.resolve():
@@ -125,8 +131,9 @@ def retrack(detections: Path, out: Path, args: argparse.Namespace) -> VideoResul
     result = track_detections(cols, frame_list(manifest), fps, tracker)
     out.mkdir(parents=True, exist_ok=True)
     kv = {"input_key": str(manifest.get("input", {}).get("key", "")), "retracked_from": str(detections)}
-    pq.write_table(tracks_table(result, kv), out / TRACKS, compression="zstd")
-    pq.write_table(tracks_summary_table(result, kv), out / TRACKS_SUMMARY, compression="zstd")
+    names = committed_class_names(manifest)
+    pq.write_table(tracks_table(result, kv, names), out / TRACKS, compression="zstd")
+    pq.write_table(tracks_summary_table(result, kv, names), out / TRACKS_SUMMARY, compression="zstd")
     (out / MOT).write_text(mot_text(result))
     n_tracks = len(np.unique(result.trk_ids))
     report = {"source": str(detections), "tracker": dataclasses.asdict(tracker), "committed_tracker": committed,

@@ -12,8 +12,12 @@ def make_detector(cfg: DetectorConfig, backend: str, threads: int | None = None)
     gpu: kind "onnx"/"tensorrt" -> TensorRTDetector (workers.detect.tensorrt, imported lazily).
 
     `threads` caps the detector's intra-op threads (None = library default), set by the pipeline when
-    several detect actors share the cores.
+    several detect actors share the cores. Every backend gets the resolved config (per-model threshold and
+    class ids, the model's sha256 checked): workers/detect/model_config.py.
     """
+    from workers.detect.model_config import resolve
+
+    cfg = resolve(cfg)
     if backend == "cpu":
         if cfg.kind == "hog":
             from workers.detect.hog import HOGDetector
@@ -26,7 +30,7 @@ def make_detector(cfg: DetectorConfig, backend: str, threads: int | None = None)
         raise ValueError(f"detector kind {cfg.kind!r} has no CPU backend: use 'hog' or 'onnx'")
     if backend == "gpu":
         if cfg.kind == "hog":
-            raise ValueError("the HOG detector is CPU-only: use the cpu profile or an ONNX model (--model)")
+            raise ValueError("the HOG detector is CPU-only: use the cpu profile, or an ONNX model (default or --model)")
         try:
             from workers.detect.tensorrt import TensorRTDetector
         except ImportError as e:

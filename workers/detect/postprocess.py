@@ -1,4 +1,4 @@
-"""Model-output decoding and NMS for the ONNX (and TensorRT) detectors.
+"""Model-output decoding and NMS for the ONNX (and TensorRT, torch) detectors.
 
 YOLOv8 / YOLO11 export format: one output of shape (B, 4 + nc, N): for each of N candidates, box centre
 x, centre y, width, height in model-input pixels, then nc per-class scores (already sigmoid-ed; there is
@@ -7,10 +7,15 @@ no separate objectness as in YOLOv5). A transposed (B, N, 4 + nc) layout is acce
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
+from workers.batch import DetectionBatch, FrameBatch
+from workers.detect.preprocess import Letterbox
 from workers.errors import ModelError
+from workers.settings import DetectorConfig
 
 
 def yolo_candidates(output: np.ndarray, num_classes_hint: int = 0) -> np.ndarray:
@@ -86,3 +91,29 @@ def nms(
         idx = cv2.dnn.NMSBoxes(xywh.tolist(), s.tolist(), 0.0, iou_threshold)
     kept = np.asarray(idx, dtype=np.int64).reshape(-1)
     return kept[np.argsort(-s[kept], kind="stable")]
+
+
+def detections_from_outputs(
+    batch: FrameBatch, outputs: np.ndarray, geometry: Sequence[Letterbox], cfg: DetectorConfig, num_classes: int = 0
+) -> DetectionBatch:
+    """A batch's model outputs (B, 4 + nc, N) -> its DetectionBatch in source pixels (every frame listed).
+
+    `cfg` is resolved (workers/detect/model_config.py): a float threshold and class ids. Shared by every backend
+    whose outputs reach the host as arrays, so they decode and map boxes back identically.
+    """
+    from workers.detect.hog import make_detection_batch
+
+    src_h, src_w = batch.frames.shape[1:3]
+    classes = tuple(int(c) for c in cfg.classes or ())
+    threshold = float(cfg.score_threshold)
+    det_frame, boxes, scores, class_ids = [], [], [], []
+    for i in range(len(batch)):
+        b, s, c = decode_yolo(outputs[i], threshold, cfg.nms_iou, classes, num_classes=num_classes)
+        b = geometry[i].to_source(b, src_w, src_h)
+        if batch.source_scale != 1.0:  # the decode actor already fitted the frame into the model input
+            b = (b / batch.source_scale).astype(np.float32)
+        det_frame.append(np.full(len(b), batch.frame_indices[i], np.int64))
+        boxes.append(b)
+        scores.append(s)
+        class_ids.append(c)
+    return make_detection_batch(batch, det_frame, boxes, scores, class_ids)

@@ -77,3 +77,14 @@ def to_nchw_float(images: list[np.ndarray]) -> np.ndarray:
     batch = np.stack(images).astype(np.float32)
     batch *= 1.0 / 255.0
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def letterbox_batch(frames: np.ndarray, dst_w: int, dst_h: int) -> tuple[np.ndarray, list[Letterbox]]:
+    """N x H x W x 3 RGB uint8 frames -> (N x 3 x dst_h x dst_w float32 in 0..1, each frame's geometry).
+
+    The host-side input of every YOLOv8-format backend (ONNX Runtime; the torch backend on CPU).
+    """
+    if len(frames) == 0:
+        return np.zeros((0, 3, dst_h, dst_w), np.float32), []
+    boxed = [letterbox(frames[i], dst_w, dst_h) for i in range(len(frames))]
+    return to_nchw_float([b[0] for b in boxed]), [b[1] for b in boxed]
