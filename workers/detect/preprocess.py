@@ -56,20 +56,43 @@ def letterbox_geometry(src_w: int, src_h: int, dst_w: int, dst_h: int) -> Letter
     return Letterbox(ratio=ratio, pad_x=(dst_w - new_w) / 2, pad_y=(dst_h - new_h) / 2)
 
 
-def letterbox(image: np.ndarray, dst_w: int, dst_h: int, fill: int = 114) -> tuple[np.ndarray, Letterbox]:
+PAD_VALUE = 114  # the YOLO letterbox grey, on every path (OpenCV, CV-CUDA, torch)
+
+
+@dataclass(frozen=True)
+class LetterboxPlan:
+    """Integer sizes/offsets of the letterbox: every path (OpenCV, CV-CUDA, torch) places pixels by this."""
+
+    new_w: int
+    new_h: int
+    left: int
+    top: int
+    geometry: Letterbox  # what postprocessing uses to map boxes back to source pixels
+
+    @property
+    def shrinking(self) -> bool:
+        return self.geometry.ratio < 1
+
+
+def letterbox_plan(src_w: int, src_h: int, dst_w: int, dst_h: int) -> LetterboxPlan:
+    geo = letterbox_geometry(src_w, src_h, dst_w, dst_h)
+    new_w, new_h = round(src_w * geo.ratio), round(src_h * geo.ratio)
+    left, top = round(geo.pad_x - 0.1), round(geo.pad_y - 0.1)
+    # record the integer offsets actually used so the inverse mapping is exact
+    return LetterboxPlan(new_w, new_h, left, top, Letterbox(ratio=geo.ratio, pad_x=float(left), pad_y=float(top)))
+
+
+def letterbox(image: np.ndarray, dst_w: int, dst_h: int, fill: int = PAD_VALUE) -> tuple[np.ndarray, Letterbox]:
     """Resize `image` (H x W x 3) into a dst_h x dst_w canvas filled with grey 114 (the YOLO convention)."""
     h, w = image.shape[:2]
-    geo = letterbox_geometry(w, h, dst_w, dst_h)
-    new_w, new_h = round(w * geo.ratio), round(h * geo.ratio)
+    plan = letterbox_plan(w, h, dst_w, dst_h)
     resized = image
-    if (new_w, new_h) != (w, h):
-        interp = cv2.INTER_AREA if geo.ratio < 1 else cv2.INTER_LINEAR
-        resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
+    if (plan.new_w, plan.new_h) != (w, h):
+        interp = cv2.INTER_AREA if plan.shrinking else cv2.INTER_LINEAR
+        resized = cv2.resize(image, (plan.new_w, plan.new_h), interpolation=interp)
     canvas = np.full((dst_h, dst_w, 3), fill, np.uint8)
-    left, top = round(geo.pad_x - 0.1), round(geo.pad_y - 0.1)
-    canvas[top : top + new_h, left : left + new_w] = resized
-    # record the integer offsets actually used so the inverse mapping is exact
-    return canvas, Letterbox(ratio=geo.ratio, pad_x=float(left), pad_y=float(top))
+    canvas[plan.top : plan.top + plan.new_h, plan.left : plan.left + plan.new_w] = resized
+    return canvas, plan.geometry
 
 
 def to_nchw_float(images: list[np.ndarray]) -> np.ndarray:
@@ -89,7 +112,7 @@ class LetterboxInto:
     on it before calling again.
     """
 
-    def __init__(self, dst_w: int, dst_h: int, fill: int = 114) -> None:
+    def __init__(self, dst_w: int, dst_h: int, fill: int = PAD_VALUE) -> None:
         self.dst_w, self.dst_h = dst_w, dst_h
         self.fill = np.float32(fill) * np.float32(1.0 / 255.0)  # what to_nchw_float makes of a grey-114 byte
         self._tensor: np.ndarray | None = None
@@ -99,9 +122,8 @@ class LetterboxInto:
     def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """N x H x W x 3 RGB uint8 frames (one size) -> (N x 3 x dst_h x dst_w float32 in 0..1, their geometry)."""
         n, h, w = frames.shape[:3]
-        geo = letterbox_geometry(w, h, self.dst_w, self.dst_h)
-        new_w, new_h = round(w * geo.ratio), round(h * geo.ratio)
-        left, top = round(geo.pad_x - 0.1), round(geo.pad_y - 0.1)
+        plan = letterbox_plan(w, h, self.dst_w, self.dst_h)
+        new_w, new_h, left, top = plan.new_w, plan.new_h, plan.left, plan.top
         if self._tensor is None or len(self._tensor) < n:
             self._tensor = np.empty((n, 3, self.dst_h, self.dst_w), np.float32)
             self._padded_for = None
@@ -113,7 +135,7 @@ class LetterboxInto:
         resize = (new_w, new_h) != (w, h)
         if resize and (self._resized is None or self._resized.shape != (new_h, new_w, 3)):
             self._resized = np.empty((new_h, new_w, 3), np.uint8)
-        interp = cv2.INTER_AREA if geo.ratio < 1 else cv2.INTER_LINEAR
+        interp = cv2.INTER_AREA if plan.shrinking else cv2.INTER_LINEAR
         for i in range(n):
             src = frames[i]
             if resize:
@@ -121,4 +143,4 @@ class LetterboxInto:
                 cv2.resize(src, (new_w, new_h), dst=self._resized, interpolation=interp)
                 src = self._resized
             np.multiply(src.transpose(2, 0, 1), scale, out=tensor[i, :, top : top + new_h, left : left + new_w])
-        return tensor, Letterbox(ratio=geo.ratio, pad_x=float(left), pad_y=float(top))
+        return tensor, plan.geometry
