@@ -13,6 +13,8 @@ Figures (all frames/s on the same frames of the same clip, on this machine's cor
 - object_store_peak_bytes_1x / _10x: peak bytes used in Ray's object store (sampled from the raylet every
   0.5 s) while the pipeline processes the clip once, then 10 copies of it; peak_frame_bytes_* is the
   pipeline's own count of frame batches alive (refs it holds).
+- raydata_fps: the same job as a Ray Data script (workers/bench_raydata.py: read_videos + map_batches on an
+  actor pool, 0.5 CPU per actor, actor start-up included), on 3 copies; "not installed" without the raydata extra.
 - peak_rss_bytes: the bench (driver) process's peak RSS; workers_rss_peak_bytes: sampled sum over Ray workers.
 """
 
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from workers.batch import FrameBatch, LocalVideo, VideoResult, VideoSource
+from workers.bench_raydata import NOT_INSTALLED, raydata_available, raydata_fps
 from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,6 +68,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=0,
                         help="frames of the clip to use (default: onnx 64, hog 96, hog under 512 px wide 400)")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--no-raydata", dest="raydata", action="store_false",
+                        help="skip the Ray Data baseline (it runs when the raydata extra is installed)")
     parser.add_argument("--profile", choices=("cpu", "gpu", "gpu-fused"), default="cpu",
                         help="cpu: the pipeline benchmark below; gpu/gpu-fused: decode and end-to-end frames/s per "
                         "GPU (workers/gpu_bench.py; needs a GPU node)")
@@ -365,6 +370,10 @@ def main(args: argparse.Namespace) -> int:
         stats = pipe.stats()
         say(f"pipeline 10x clip    {pipeline_fps:8.1f} frames/s  ({[(st.name, st.actors) for st in stats.stages]})")
         pipe.close()
+        raydata: float | str = NOT_INSTALLED
+        if args.raydata and raydata_available():  # same Ray, the pipeline's actors gone: the same free cores
+            raydata = raydata_fps(clip, 3, cfg, actors=cores)
+            say(f"ray data script      {raydata:8.1f} frames/s  (read_videos + map_batches, {cores} x 0.5 CPU)")
     finally:
         ray.shutdown()
 
@@ -387,6 +396,8 @@ def main(args: argparse.Namespace) -> int:
         "efficiency": round(pipeline_fps / min(decode_fps, infer_fps), 3),
         "naive_fps": round(naive_fps, 1),
         "speedup_vs_naive": round(pipeline_fps / naive_fps, 3),
+        "raydata_fps": round(raydata, 1) if isinstance(raydata, float) else raydata if args.raydata else "off",
+        "speedup_vs_raydata": round(pipeline_fps / raydata, 3) if isinstance(raydata, float) else None,
         "object_store_peak_bytes_1x": s1.peak_store,
         "object_store_peak_bytes_10x": s10.peak_store,
         "object_store_10x_over_1x": round(s10.peak_store / s1.peak_store, 3) if s1.peak_store else None,
