@@ -12,8 +12,10 @@ else implementing `workers.api.VideoProcessor`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import signal
 import sys
 import threading
 import time
@@ -24,7 +26,7 @@ from typing import Any
 import redis
 
 from jobs.config import ConfigError, VidpipeConfig
-from jobs.queue import JobSpec, JobStatus, Lease, WorkQueue, make_owner
+from jobs.queue import JobSpec, JobStatus, Lease, QueueLost, WorkQueue, clear_forced, is_forced, make_owner, mark_active
 from jobs.results import CommitAborted, ResultWriter
 from jobs.storage import Storage, StorageError, open_storage
 from workers import metrics
@@ -37,6 +39,19 @@ log = logging.getLogger(__name__)
 
 ProcessorFactory = Callable[[VidpipeConfig], VideoProcessor]
 MAX_IN_FLIGHT = 256  # claims held by one worker at most, whatever capacity() says
+
+# Failures that mean the machine under the video failed, not the video: they must not use up its attempts.
+# Today's VideoFailure carries only a type name and `retryable`; an error or failure that carries its own
+# `video_fault` flag (the executor's typed errors) is asked directly instead.
+INFRA_ERROR_TYPES = frozenset({"StageCrashed", "InputUnavailable", "StorageError"})
+
+
+def charges_attempt(error_type: str, carrier: object = None) -> bool:
+    """True if this failure is the video's own (it counts towards queue.max_attempts)."""
+    own = getattr(carrier, "video_fault", None)
+    if isinstance(own, bool):
+        return own
+    return error_type not in INFRA_ERROR_TYPES
 
 
 def job_config(job: JobSpec, base: VidpipeConfig) -> VidpipeConfig:
@@ -103,6 +118,10 @@ class RayPipeline:
             if not require_gpu(config.allow_cpu_fallback):
                 profile = get_profile("cpu")
         self._owns_ray = False
+        # ray.init installs its own SIGTERM handler, sys.exit(15): the documented exit is vidpipe's 143 with
+        # the leases handed back, so vidpipe's handler (if one is installed) is put back afterwards.
+        main = threading.current_thread() is threading.main_thread()
+        ours = signal.getsignal(signal.SIGTERM) if main else None
         if not ray.is_initialized():
             if config.ray_address:
                 ray.init(address=config.ray_address, log_to_driver=False)
@@ -119,6 +138,8 @@ class RayPipeline:
                     _system_config={"free_objects_period_milliseconds": 5},
                 )
                 self._owns_ray = True
+        if main and callable(ours):
+            signal.signal(signal.SIGTERM, ours)
         from workers.pipeline import VideoPipeline
 
         try:
@@ -178,6 +199,10 @@ class LeaseKeeper(threading.Thread):
             self._held.pop(lease.token, None)
             self._lost.discard(lease.token)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._held.clear()
+
     def lost(self, lease: Lease) -> bool:
         with self._lock:
             return lease.token in self._lost
@@ -220,46 +245,101 @@ class WorkerStats:
     skipped: int = 0
     failed: int = 0
     retried: int = 0
-    frames: int = 0
-    started: float = field(default_factory=time.monotonic)
+    frames: int = 0  # processed (sampled) frames of the videos this worker committed
+    started: float = field(default_factory=time.monotonic)  # reset when the processor is ready
+    warnings: list[str] = field(default_factory=list)  # e.g. truncated videos committed with partial results
+
+    def live_frames(self, stats: PipelineStats | None) -> int:
+        """Frames processed so far in this session: the last stage's count while videos are still in flight
+        (so the first video does not read 0 frames/s), never less than what was committed."""
+        last = next((st for st in reversed(stats.stages) if st.name == "track"), stats.stages[-1]) \
+            if stats and stats.stages else None
+        return max(self.frames, int(last.frames) if last else 0)
+
+    def fps(self, stats: PipelineStats | None, now: float | None = None) -> float:
+        elapsed = (time.monotonic() if now is None else now) - self.started
+        return self.live_frames(stats) / elapsed if elapsed > 0 else 0.0
+
+
+PROGRESS_WIDTH = 80  # the bar line is built to fit a standard terminal
+
+
+def progress_text(status: JobStatus, fps: float) -> str:
+    """The counts after the bar: short enough that bar + counts fit PROGRESS_WIDTH."""
+    parts = [f"{status.failed} failed"] if status.failed else []
+    parts += [f"{status.running} running", f"{fps:.0f} fps" if fps >= 100 else f"{fps:.1f} fps"]
+    return " ".join(parts)
+
+
+def stages_text(stats: PipelineStats | None) -> str:
+    return " ".join(
+        f"{s.name}:{s.fps:.0f}fps/{s.busy:.0%}{'' if s.state == 'ok' else '(' + s.state + ')'}"
+        for s in (stats.stages if stats else [])
+    )
 
 
 class ProgressView:
-    """A progress bar on a terminal (rich); otherwise (or with bar=False) a log line every 10 s."""
+    """On a terminal: a rich live display (bar line + stage line) with logging routed through it, so log
+    lines print above the bar instead of gluing onto it. Otherwise (or with bar=False): a plain log line
+    every 10 s."""
 
-    def __init__(self, bar: bool = True):
+    LOG_EVERY = 10.0
+
+    def __init__(self, bar: bool = True, console: Any = None):
         self._progress: Any = None
         self._task: Any = None
+        self._swapped: list[tuple[logging.StreamHandler[Any], Any]] = []
         self._last_log = time.monotonic()
-        if bar and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        if console is None and not (bar and sys.stderr.isatty()):
+            return
+        from rich.console import Console
 
-            self._progress = Progress(
-                TextColumn("[bold]videos"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.description}"), console=Console(stderr=True), transient=False,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task("", total=None)
+        self._start(console or Console(stderr=True))
+
+    def _start(self, console: Any) -> None:
+        from rich.file_proxy import FileProxy
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.text import Text
+
+        class _TwoLines(Progress):
+            stage_line = ""
+
+            def get_renderables(self) -> Any:
+                yield self.make_tasks_table(self.tasks)
+                if self.stage_line:
+                    yield Text(self.stage_line, no_wrap=True, overflow="ellipsis", style="dim")
+
+        # 7 + 1 + 16 + 1 + 11 + 1 + 7 + 1 + 34 (text) = 79 columns at most, for up to 99,999 videos
+        self._progress = _TwoLines(
+            TextColumn("[bold]videos"), BarColumn(bar_width=16), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), console=console, transient=False, redirect_stderr=False,
+            redirect_stdout=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("", total=None)
+        # Route the root logger's terminal handlers through the live display: rich prints each line above it.
+        proxy = FileProxy(console, console.file)
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.__stderr__):
+                self._swapped.append((handler, handler.setStream(proxy)))
 
     def update(self, status: JobStatus, stats: PipelineStats | None, worker: WorkerStats) -> None:
-        elapsed = max(1e-6, time.monotonic() - worker.started)
-        fps = worker.frames / elapsed
-        stages = " ".join(
-            f"{s.name}:{s.fps:.0f}fps/{s.busy:.0%}{'' if s.state == 'ok' else '(' + s.state + ')'}"
-            for s in (stats.stages if stats else [])
-        )
+        fps = worker.fps(stats)
         finished = status.done + status.skipped + status.failed
-        text = (f"done {status.done} skipped {status.skipped} failed {status.failed} running {status.running} "
-                f"| {fps:.1f} frames/s {stages}")
+        text = progress_text(status, fps)
         if self._progress is not None:
+            self._progress.stage_line = stages_text(stats)
             self._progress.update(self._task, total=status.total, completed=finished, description=text)
-        elif time.monotonic() - self._last_log > 10:
+        elif time.monotonic() - self._last_log > self.LOG_EVERY:
             self._last_log = time.monotonic()
-            log.info("progress %s: %d/%d videos %s", status.job_id, finished, status.total, text)
+            log.info("progress %s: %d/%d videos, %s %s", status.job_id, finished, status.total, text,
+                     stages_text(stats))
 
     def close(self) -> None:
         if self._progress is not None:
+            for handler, stream in self._swapped:
+                handler.setStream(stream)
+            self._swapped.clear()
             self._progress.stop()
             self._progress = None
 
@@ -293,6 +373,7 @@ class JobRunner:
         )
         self.writer = ResultWriter(self.output, job.config_hash, job.config, _class_names(self.config))
         self.stats = WorkerStats()
+        self._forced: set[str] = set()  # keys in flight queued by --force: reprocessed even if committed
 
     def run(self) -> JobStatus:
         status = self.queue.status(self.job.job_id)
@@ -305,30 +386,44 @@ class JobRunner:
         proc: VideoProcessor | None = None
         clean_exit = False
         try:
+            mark_active(self.queue, self.job.job_id)
             proc = self.factory(self.config)
+            self.stats.started = time.monotonic()  # throughput of this session, from a ready processor
             last_status = 0.0
             while True:
-                wait_hint = self._fill(proc, in_flight, keeper)
-                if in_flight:
-                    for outcome in proc.poll(timeout=0.5):
-                        self._finish(outcome, in_flight, keeper)
-                if time.monotonic() - last_status > 0.5 or not in_flight:
-                    status = self.queue.status(self.job.job_id, failures_limit=0)  # counts only: cheap
-                    last_status = time.monotonic()
-                    metrics.record_queue_depth(self.job.job_id, status.depth())
-                    view.update(status, _safe_stats(proc), self.stats)
-                    if not in_flight and status.complete:
-                        break
-                if not in_flight:
-                    # Nothing to do here: items are leased by other workers or waiting out a backoff.
-                    time.sleep(min(max(wait_hint, 0.05), 0.5) if wait_hint >= 0 else 0.5)
+                try:
+                    wait_hint = self._fill(proc, in_flight, keeper)
+                    if in_flight:
+                        for outcome in proc.poll(timeout=0.5):
+                            self._finish(outcome, in_flight, keeper)
+                    if time.monotonic() - last_status > 0.5 or not in_flight:
+                        if in_flight:
+                            mark_active(self.queue, self.job.job_id)
+                        status = self.queue.status(self.job.job_id, failures_limit=0)  # counts only: cheap
+                        last_status = time.monotonic()
+                        metrics.record_queue_depth(self.job.job_id, status.depth())
+                        view.update(status, _safe_stats(proc), self.stats)
+                        if not in_flight and status.complete:
+                            break
+                    if not in_flight:
+                        # Nothing to do here: items are leased by other workers or waiting out a backoff.
+                        time.sleep(min(max(wait_hint, 0.05), 0.5) if wait_hint >= 0 else 0.5)
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                    self._ride_out(exc)
             clean_exit = True
         except BaseException as exc:
+            view.close()  # before any message: the bar must not swallow it
+            handed_back = len(in_flight)
             self._abandon(in_flight, keeper, exc)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                log.warning("interrupted: %d video(s) in flight handed back to the queue (not counted as attempts). "
+                            "Resume with the same command, or `vidpipe work --job %s`", handed_back, self.job.job_id)
             raise
         finally:
             view.close()
             keeper.stop()
+            with contextlib.suppress(Exception):  # the active-time record is best effort
+                mark_active(self.queue, self.job.job_id, closing=True)
             if proc is not None:
                 try:
                     proc.close()
@@ -345,23 +440,26 @@ class JobRunner:
                 return wait
             keeper.add(lease)
             try:
-                if self.writer.verify(lease.key, lease.info):
+                if is_forced(self.queue, self.job.job_id, lease.key):
+                    self._forced.add(lease.key)
+                elif self.writer.verify(lease.key, lease.info):
                     self._ack(lease, keeper, "skipped", 0)
                     log.info("skipped %s: results already committed for this input version and config", lease.key)
                     continue
                 video = self.input.video(lease.info)
                 proc.submit(VideoSource(video_id=lease.key, input=video))
             except VideoError as exc:
-                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", exc.retryable)
+                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", exc.retryable,
+                           charges_attempt(type(exc).__name__, exc))
                 continue
             except StorageError as exc:
-                self._fail(lease, keeper, f"StorageError: {exc}", True)
+                self._fail(lease, keeper, f"StorageError: {exc}", True, False)
                 continue
             except redis.exceptions.RedisError:
                 raise  # the queue itself is gone: not this video's fault
             except Exception as exc:  # a data-plane bug on this video: fail it (bounded retries), keep working
                 log.exception("submitting %s failed", lease.key)
-                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", True)
+                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", True, True)
                 continue
             in_flight[lease.key] = (lease, video)
         return 0.0
@@ -378,32 +476,50 @@ class JobRunner:
             log.warning("discarding the result of %s: its lease was lost to another worker", lease.key)
             return
         if isinstance(outcome, VideoFailure):
-            self._fail(lease, keeper, f"{outcome.error_type}: {outcome.message}", outcome.retryable)
+            self._fail(lease, keeper, f"{outcome.error_type}: {outcome.message}", outcome.retryable,
+                       charges_attempt(outcome.error_type, outcome))
             return
         try:
             res = self.writer.commit(
                 lease.key, lease.info, outcome, job_id=self.job.job_id, attempt=lease.attempt, video=video,
                 preview=self.config.preview, still_ours=lambda: keeper.renew_now(lease),
+                force=lease.key in self._forced,
             )
         except CommitAborted as exc:
-            keeper.remove(lease)
             log.warning("%s", exc)
+            if not keeper.lost(lease) and keeper.renew_now(lease):
+                # Still ours, but another (stale) attempt wrote meanwhile: the next attempt verifies what is
+                # in the output and skips it, or redoes it. Not the video's fault.
+                self._fail(lease, keeper, f"commit conflict: {exc}", True, False)
+            else:
+                keeper.remove(lease)
             return
         except StorageError as exc:
-            self._fail(lease, keeper, f"commit failed: {exc}", True)
+            self._fail(lease, keeper, f"commit failed: {exc}", True, False)
             return
         except redis.exceptions.RedisError:
+            keeper.remove(lease)  # not renewed any more: it expires and the video is redelivered (or found done)
             raise
         except Exception as exc:  # e.g. a malformed result (array shapes): this video fails, the worker goes on
             log.exception("committing %s failed", lease.key)
-            self._fail(lease, keeper, f"commit failed: {type(exc).__name__}: {exc}", False)
+            self._fail(lease, keeper, f"commit failed: {type(exc).__name__}: {exc}", False, True)
             return
-        frames = int(outcome.info.frame_count)
-        self._ack(lease, keeper, res.outcome, frames)
+        self._note_warnings(lease.key, res.manifest)
+        self._ack(lease, keeper, res.outcome, int(outcome.info.sampled_frames))  # processed, not source, frames
+        if lease.key in self._forced:
+            self._forced.discard(lease.key)
+            clear_forced(self.queue, self.job.job_id, lease.key)
+
+    def _note_warnings(self, key: str, manifest: dict[str, Any]) -> None:
+        for warning in manifest.get("warnings", []):
+            self.stats.warnings.append(f"{key}: {warning}")
+            log.warning("%s committed with a warning: %s", key, warning)
 
     def _ack(self, lease: Lease, keeper: LeaseKeeper, outcome: str, frames: int) -> None:
-        ok = self.queue.complete(lease, outcome, frames)
-        keeper.remove(lease)
+        try:
+            ok = self.queue.complete(lease, outcome, frames)
+        finally:
+            keeper.remove(lease)
         if not ok:
             log.warning("ack of %s refused: the lease was lost (another attempt owns it)", lease.key)
             return
@@ -415,9 +531,11 @@ class JobRunner:
         else:
             self.stats.skipped += 1
 
-    def _fail(self, lease: Lease, keeper: LeaseKeeper, error: str, retryable: bool) -> None:
-        verdict = self.queue.fail(lease, self.job, error, retryable=retryable)
-        keeper.remove(lease)
+    def _fail(self, lease: Lease, keeper: LeaseKeeper, error: str, retryable: bool, charges: bool) -> None:
+        try:
+            verdict = self.queue.fail(lease, self.job, error, retryable=retryable, charges_attempt=charges)
+        finally:
+            keeper.remove(lease)
         if verdict == "retry":
             self.stats.retried += 1
             log.warning("%s failed (attempt %d), will retry: %s", lease.key, lease.attempt, error)
@@ -427,16 +545,53 @@ class JobRunner:
             self.stats.failed += 1
             log.error("%s failed for good after %d attempt(s): %s", lease.key, lease.attempt, error)
 
+    def _ride_out(self, exc: Exception) -> None:
+        """Redis is unreachable beyond the client's reconnect budget: wait for it with backoff, warning as we
+        go, while the processor keeps its videos; give up resumably (QueueLost, exit 3) after
+        queue.redis_outage_seconds, or at once when the embedded server is known to be gone."""
+        budget = self.job.queue.redis_outage_seconds
+        start = last_warning = time.monotonic()
+        log.warning("lost Redis at %s (%s); in-flight videos keep running; retrying for up to %.0f s",
+                    self.queue.where, type(exc).__name__, budget)
+        delay = 0.5
+        while True:
+            reason = self.queue.lost_reason()
+            if reason:
+                raise QueueLost(reason)
+            if self.queue.ping_once():
+                log.warning("Redis at %s is back after %.0f s; carrying on", self.queue.where,
+                            time.monotonic() - start)
+                return
+            waited = time.monotonic() - start
+            if waited > budget:
+                raise QueueLost(
+                    f"Redis at {self.queue.where} has been unreachable for {waited:.0f} s: nothing is lost (its AOF "
+                    "holds every queued and leased video); bring Redis back (or fix REDIS_URL) and rerun the same "
+                    "command to resume")
+            if time.monotonic() - last_warning > 30:
+                last_warning = time.monotonic()
+                log.warning("still no Redis at %s after %.0f s (giving up at %.0f s)", self.queue.where, waited,
+                            budget)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
     def _abandon(self, in_flight: dict[str, tuple[Lease, VideoInput]], keeper: LeaseKeeper, exc: BaseException) -> None:
-        """On interrupt give leases back untouched; on a processor crash count a retryable failure
-        (so a video that crashes the pipeline every time still ends in the dead-letter list)."""
+        """On interrupt give leases back untouched; on a processor crash count a machine fault (bounded by
+        max_infra_faults, so a video that crashes the pipeline every time still ends in the dead-letter list)."""
         interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+        if isinstance(exc, QueueLost | redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+            # Redis is gone: every hand-back would wait out the reconnect budget. The leases expire instead and
+            # the videos are redelivered (a finished commit is found by the next attempt's verify).
+            keeper.clear()
+            in_flight.clear()
+            return
         for lease, _ in list(in_flight.values()):
             try:
                 if interrupted:
                     self.queue.release(lease)
                 else:
-                    self.queue.fail(lease, self.job, f"processor crashed: {type(exc).__name__}: {exc}", retryable=True)
+                    self.queue.fail(lease, self.job, f"processor crashed: {type(exc).__name__}: {exc}", retryable=True,
+                                    charges_attempt=False)
             except Exception as inner:  # best effort: the lease will expire anyway
                 log.warning("could not hand back %s: %s", lease.key, inner)
             keeper.remove(lease)
@@ -456,16 +611,19 @@ def format_summary(status: JobStatus, worker: WorkerStats | None = None) -> str:
         f"job {status.job_id}: {status.input_url} -> {status.output_url} (config {status.config_hash})",
         f"  videos: {status.total} total, {status.done} done, {status.skipped} skipped, {status.failed} failed, "
         f"{status.queued} queued ({status.retrying} waiting to retry), {status.running} running",
-        f"  throughput: {status.frames} frames in {status.elapsed_s:.1f} s = {status.frames_per_s:.1f} frames/s, "
-        f"{status.videos_per_s:.3f} videos/s",
+        f"  throughput: {status.frames} frames processed in {status.elapsed_s:.1f} s running = "
+        f"{status.frames_per_s:.1f} frames/s, {status.videos_per_s:.3f} videos/s",
     ]
+    if worker is not None and worker.warnings:
+        lines.append(f"  warnings ({len(worker.warnings)}):")
+        lines += [f"    {w}" for w in worker.warnings]
     if status.failures:
         lines.append(f"  failures ({status.failed}):")
         for f in status.failures:
             lines.append(f"    {f['key']}: {f['error']} (after {f['attempts']} attempt(s))")
         if status.failed > len(status.failures):
-            lines.append(f"    ... and {status.failed - len(status.failures)} more (see `vidpipe status --job "
-                         f"{status.job_id} --json`)")
+            lines.append(f"    ... and {status.failed - len(status.failures)} more (`vidpipe status --job "
+                         f"{status.job_id} --all-failures` lists them)")
     state = "complete" if status.complete else "in progress"
     verdict = "all videos done or skipped" if status.succeeded else ("FAILED videos above" if status.failed else "")
     lines.append(f"  {state}{': ' + verdict if verdict else ''}")
