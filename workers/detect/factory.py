@@ -43,9 +43,9 @@ def make_detector(cfg: DetectorConfig, backend: str, threads: int | None = None)
 
     if backend not in ("cpu", "gpu"):
         raise ValueError(f"unknown detect backend {backend!r}: use 'cpu' or 'gpu'")
-    runtime = model_backend(cfg, backend)
-    # TensorRT checks its GPU before it loads the model: its setup() checks the file (a bundled model's sha256 too)
-    cfg = resolve(cfg, check_file=not (backend == "gpu" and runtime == "tensorrt"))
+    # On a GPU the backend checks its device before it loads the model, so the file is checked there (setup),
+    # not here: a machine without CUDA is told that first.
+    cfg = resolve(cfg, check_file=backend == "cpu")
     if cfg.kind == "hog":
         if backend == "gpu":
             raise ValueError("the HOG detector is CPU-only: use the cpu profile, or an ONNX model (default or --model)")
@@ -54,6 +54,7 @@ def make_detector(cfg: DetectorConfig, backend: str, threads: int | None = None)
         return HOGDetector(cfg, threads=threads)
     if cfg.kind not in ("onnx", "tensorrt"):
         raise ValueError(f"detector kind {cfg.kind!r}: use 'hog' or 'onnx'")
+    runtime = model_backend(cfg, backend)
     if runtime == "torch":
         from workers.detect.torch_backend import TorchDetector
 
