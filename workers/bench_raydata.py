@@ -25,6 +25,7 @@ NOT_INSTALLED = "not installed (pip install 'vidpipe[raydata]')"
 
 def raydata_available() -> bool:
     try:
+        import decord  # noqa: F401  (read_videos' decoder)
         import ray.data  # noqa: F401
     except ImportError:
         return False
