@@ -65,7 +65,8 @@ def raydata_fps(clip: str, copies: int, cfg: DetectorConfig, actors: int = 2, ba
     ctx.enable_progress_bars = False
     t0 = time.perf_counter()
     ds = ray.data.read_videos(paths).map_batches(
-        _DetectBatches, fn_constructor_args=(cfg,), concurrency=actors, num_cpus=0.5, batch_size=batch_size
+        _DetectBatches, fn_constructor_args=(cfg,), compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=0.5,
+        batch_size=batch_size,
     )
     frames = sum(int(b["frames"].sum()) for b in ds.iter_batches(batch_size=None))
     return frames / (time.perf_counter() - t0)
