@@ -21,7 +21,7 @@ import redis
 from jobs.config import QueueConfig, VidpipeConfig
 from jobs.embedded import EmbeddedRedis
 from jobs.queue import JobSpec, WorkQueue
-from jobs.results import MANIFEST, output_key_problem
+from jobs.results import MANIFEST
 from jobs.runner import JobRunner
 from jobs.storage import LocalStorage, ObjectInfo, S3Storage, S3Video, open_storage
 from tests.fakeproc import FakeProcessor, fake_video_bytes
@@ -29,7 +29,6 @@ from tests.faultproxy import FaultPlan, FaultProxy
 from tests.services import S3Service
 from tests.test_cli_jobs import FAKE, vidpipe
 from workers.batch import VideoFailure, VideoSource
-from workers.errors import InputUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,6 +126,7 @@ def test_s3_reads_ride_out_cut_responses_and_never_call_the_video_corrupt(
 ) -> None:
     from tests.test_run_e2e import make_video
     from workers.decode.pyav import PyAVStream
+    from workers.errors import InputUnavailable
     from workers.settings import SamplingConfig
 
     make_video(tmp_path / "a.mp4", frames=24)
@@ -175,6 +175,7 @@ def test_key_too_long_for_the_output_is_rejected_at_submit(
 ) -> None:
     from jobs.commands.common import submit
     from jobs.config import load_config
+    from jobs.results import output_key_problem
 
     inp = tmp_path / "in"
     key = ("d" * 200 + "/") * 4 + "d" * 205 + ".mp4"  # 1,013 bytes: fine as a file, too long with /manifest.json
