@@ -410,3 +410,25 @@ def test_a_malformed_result_fails_that_video_only(redis_url: str, tmp_path: Path
     failure = q.status(job.job_id).failures[0]
     assert failure["key"] == "bad.mp4" and failure["error"].startswith("commit failed:")
     assert (out / "good.mp4" / MANIFEST).is_file() and not (out / "bad.mp4" / MANIFEST).exists()
+
+
+def test_lease_keeper_progress_hook_lets_a_stuck_video_expire(redis_url: str) -> None:
+    """The hook the executor's progress deadline uses: keep() False -> not renewed -> redelivered."""
+    from jobs.runner import LeaseKeeper
+
+    q = WorkQueue.from_url(redis_url)
+    job = _job(q, lease=0.6)
+    q.enqueue(job.job_id, _objs(2))
+    stuck, _ = q.claim(job, "w")
+    healthy, _ = q.claim(job, "w")
+    assert stuck is not None and healthy is not None
+    keeper = LeaseKeeper(q, 0.6, keep=lambda lease: lease.token != stuck.token)
+    keeper.start()
+    try:
+        time.sleep(1.5)
+        again, _ = q.claim(job, "other")
+        assert again is not None and again.key == stuck.key  # expired and redelivered
+        assert q.item(job.job_id, healthy.key)["s"] == "running"  # type: ignore[index]
+        assert q.complete(healthy, "done") is True  # still held: renewed all along
+    finally:
+        keeper.stop()
