@@ -248,8 +248,23 @@ def _wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-d
         time.sleep(0.1)
 
 
+def _embedded_info(tmp_path: Path) -> dict[str, int]:
+    """server.json of the embedded server, once it is written in full."""
+    info: dict[str, int] = {}
+
+    def readable() -> bool:
+        try:
+            info.update(json.loads((tmp_path / ".vidpipe" / "redis" / "server.json").read_text()))
+        except (OSError, ValueError):
+            return False
+        return True
+
+    _wait(readable, 180, "no embedded server")
+    return info
+
+
 def _embedded_port(tmp_path: Path) -> int:
-    return int(json.loads((tmp_path / ".vidpipe" / "redis" / "server.json").read_text())["port"])
+    return int(_embedded_info(tmp_path)["port"])
 
 
 def test_embedded_redis_killed_mid_run_is_restarted_and_the_run_finishes(tmp_path: Path) -> None:
@@ -262,9 +277,8 @@ def test_embedded_redis_killed_mid_run_is_restarted_and_the_run_finishes(tmp_pat
     run = subprocess.Popen([sys.executable, "-m", "jobs", "run", str(inp), str(tmp_path / "out"), *WORK_ON_EMBEDDED],
                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(lambda: (tmp_path / ".vidpipe" / "redis" / "server.json").is_file(), 60, "no embedded server")
-        pid = json.loads((tmp_path / ".vidpipe" / "redis" / "server.json").read_text())["pid"]
-        _wait(lambda: any((tmp_path / "out").glob("*/manifest.json")), 60, "nothing committed")
+        pid = _embedded_info(tmp_path)["pid"]
+        _wait(lambda: any((tmp_path / "out").glob("*/manifest.json")), 180, "nothing committed")
         os.kill(pid, signal.SIGKILL)
         out, err = run.communicate(timeout=120)
     finally:
@@ -289,7 +303,7 @@ def test_owner_killed_attached_worker_restarts_the_embedded_redis(tmp_path: Path
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # slow: still busy when killed
     worker = None
     try:
-        _wait(lambda: any((tmp_path / "out").glob("*/manifest.json")), 60, "nothing committed")
+        _wait(lambda: any((tmp_path / "out").glob("*/manifest.json")), 180, "nothing committed")
         q = WorkQueue.from_url(f"redis://127.0.0.1:{_embedded_port(tmp_path)}/0")
         worker = subprocess.Popen([sys.executable, "-m", "jobs", "work", "--job", "own", *cfg, *WORK_ON_EMBEDDED],
                                   cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -325,7 +339,7 @@ def test_external_redis_gone_ends_resumably_with_exit_3(tmp_path: Path) -> None:
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         q = WorkQueue.from_url(server.url)
-        _wait(lambda: (q.item("gone", "v0.mp4") or {}).get("s") == "running", 60, "not claimed")
+        _wait(lambda: (q.item("gone", "v0.mp4") or {}).get("s") == "running", 180, "not claimed")
         server.kill()
         _, err = p.communicate(timeout=120)
     finally:
