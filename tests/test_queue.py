@@ -423,6 +423,8 @@ def test_lease_keeper_progress_hook_lets_a_stuck_video_expire(redis_url: str) ->
     healthy, _ = q.claim(job, "w")
     assert stuck is not None and healthy is not None
     keeper = LeaseKeeper(q, 4.0, keep=lambda lease: lease.token != stuck.token)
+    keeper.add(stuck)
+    keeper.add(healthy)
     keeper.start()
     try:
         again = None
