@@ -262,7 +262,9 @@ class RayHead:
         mine = []
         for proc in psutil.process_iter(["cmdline"]):
             with contextlib.suppress(psutil.Error):
-                if str(self.temp) in " ".join(proc.info["cmdline"] or []):
+                cmdline = " ".join(proc.info["cmdline"] or [])
+                # by its temp dir, or (the Ray client server) by this head's GCS address
+                if str(self.temp) in cmdline or f"--address={self.address} " in cmdline + " ":
                     mine.append(proc)
                     mine += proc.children(recursive=True)
         return mine
@@ -419,6 +421,7 @@ def test_chaos_no_video_lost_or_written_twice(s3_service: S3Service, tmp_path: P
         assert spec is not None
         items = {k: json.loads(v) for k, v in q.r.hgetall(f"vidpipe:{{{chaos_job}}}:items").items()}
     finally:
+        head.stop()
         server.stop()
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_service.access_key)
