@@ -33,7 +33,7 @@ from av.video.reformatter import Interpolation
 from workers.batch import FrameBatch, VideoInfo, VideoSource
 from workers.decode.color import BT601, BT709, color_matrix, full_range
 from workers.decode.sampling import validate_sampling
-from workers.errors import CorruptVideo, UnsupportedVideo
+from workers.errors import CorruptVideo, InputUnavailable, UnsupportedVideo
 from workers.settings import SamplingConfig
 
 
@@ -93,6 +93,9 @@ class PyAVStream:
             self._container = av.open(target, mode="r")
         except FileNotFoundError as e:
             raise CorruptVideo(f"{name}: file not found ({e}); check the input path") from e
+        except InputUnavailable:  # storage or network trouble while reading: retried, not a bad file
+            self.close()
+            raise
         except av.error.FFmpegError as e:
             self.close()
             raise CorruptVideo(
