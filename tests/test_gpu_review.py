@@ -226,7 +226,8 @@ class _BufferedDecoder:
     """Behaves like ThreadedDecoder.get_batch_frames: raises when asked for more than its buffer."""
 
     def __init__(self, frames: list[_HostFrame], buffer_size: int) -> None:
-        self.frames, self.buffer_size, self.asked = frames, buffer_size, []
+        self.frames, self.buffer_size = frames, buffer_size
+        self.asked: list[int] = []
 
     def get_batch_frames(self, n: int) -> list[_HostFrame]:
         if n > self.buffer_size:
