@@ -27,7 +27,8 @@ case "${1:-run}" in
     du -sh "$ASSETS"
     ;;
   dry-run)
-    "$PY" -m workers.gpu_check run --dry-run --assets "$ASSETS" --out "${2:-gpu-check-out}"
+    "$PY" -m workers.gpu_check run --dry-run --assets "$ASSETS" --out "${2:-gpu-check-out}" \
+        --budget-s "${VIDPIPE_GPU_CHECK_BUDGET_S:-300}"
     ;;
   run|*)
     [ "${1:-run}" = "run" ] && shift
