@@ -14,7 +14,7 @@ from typing import Any
 
 from jobs import logsafe
 from jobs.config import ConfigError, VidpipeConfig, load_config
-from jobs.embedded import EmbeddedRedis, EmbeddedRedisError
+from jobs.embedded import EmbeddedRedis, EmbeddedRedisError, check_placement
 from jobs.queue import JobSpec, QueueError, SubmitCounts, WorkQueue, check_job_id, default_job_id
 from jobs.runner import ProcessorFactory, default_processor_factory
 from jobs.storage import ObjectInfo, StorageError, open_storage
@@ -136,6 +136,7 @@ def queue_session(config: VidpipeConfig) -> Iterator[WorkQueue]:
     if config.redis_url:
         yield WorkQueue.from_url(config.redis_url)
         return
+    check_placement(config.embedded_redis_dir)  # under `ray job submit`: refuse a queue in Ray's cache
     server = EmbeddedRedis(config.embedded_redis_dir).start()
     try:
         yield WorkQueue.from_url(server.url)
