@@ -44,7 +44,11 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 REPO = Path(__file__).resolve().parents[1]
-NODE_CPUS = 1.0  # logical CPUs per worker raylet (decode 0.25 + detect 0.75 fill one; track 0.1 does not fit)
+NODE_CPUS = 1.0  # logical CPUs per worker raylet: decode 0.25 + detect 0.75 fill one, track 0.1 + detect 0.75 too
+# For the spread run each worker keeps 0.2 CPU reserved (Ray node resources are whole numbers, so a small
+# actor holds it): the free 0.8 CPU fits decode + track (0.35) or one detect actor (0.75), never decode and
+# detect together, so every frame batch crosses a node whatever the scheduler picks.
+SPREAD_RESERVED_CPUS = 0.2
 STORE_BYTES = 120 * 1024 * 1024  # object store per raylet: 4 raylets x 120 MB on a 24 GB machine
 QUEUE_CFG = {"lease_seconds": 3.0, "backoff_seconds": 0.2, "max_attempts": 3}
 
@@ -77,7 +81,7 @@ class Job:
             make_video(self.inp / f"v{i:02d}.mp4", frames=frames, width=width, height=height)
         self.redis = EmbeddedRedis(work / "redis", password=secrets.token_hex(8), appendfsync="everysec").start()
         self.commits: Counter[str] = Counter()  # manifest commits per video key (must end at exactly 1)
-        self.decoded_by: dict[str, str] = {}  # video key -> actor id of the decode actor that took it
+        self.decoded_by: dict[str, list[str]] = {}  # video key -> decode actors that took it, one per attempt
 
     def config(self, **extra: Any) -> Any:
         from jobs.config import load_config
@@ -120,17 +124,27 @@ class Job:
 class SpiedPipeline:
     """The job runner's RayPipeline, plus a record of which decode actor each video was given to.
 
-    Reads the pipeline's private `_videos` map (test-only: the public API has no per-video placement)."""
+    Wraps the pipeline's private `_start_waiting_videos` to read its `_videos` map right after videos are
+    assigned (test-only: the public API has no per-video placement)."""
 
-    def __init__(self, config: Any, decoded_by: dict[str, str]):
+    def __init__(self, config: Any, decoded_by: dict[str, list[str]]):
         from jobs.runner import RayPipeline
 
         self.inner = RayPipeline(config)
         self.decoded_by = decoded_by
 
-    def _note(self) -> None:
-        for vid, v in list(self.inner._pipe._videos.items()):
-            self.decoded_by.setdefault(vid, v.decode.handle._actor_id.hex())
+        pipe = self.inner._pipe
+        start_videos = pipe._start_waiting_videos
+
+        def noted() -> None:
+            start_videos()
+            for vid, v in list(pipe._videos.items()):
+                seen = self.decoded_by.setdefault(vid, [])
+                actor = v.decode.handle._actor_id.hex()
+                if not seen or seen[-1] != actor:
+                    seen.append(actor)
+
+        pipe._start_waiting_videos = noted
 
     def capacity(self) -> int:
         return self.inner.capacity()
@@ -139,9 +153,7 @@ class SpiedPipeline:
         self.inner.submit(source)
 
     def poll(self, timeout: float = 0.5) -> list[Any]:
-        out = self.inner.poll(timeout)
-        self._note()
-        return out
+        return self.inner.poll(timeout)
 
     def in_flight(self) -> int:
         return self.inner.in_flight()
@@ -293,22 +305,38 @@ def crossing(names: dict[str, str], reps: int = 6, frames_per_batch: int = 4) ->
 
 def run_spread(result: dict[str, Any]) -> None:
     work = Path(tempfile.mkdtemp(prefix="vp-spread-"))
+    import ray
+
     with local_cluster(workers=3) as (cluster, nodes):
         names = node_names(nodes, cluster)
         result["nodes"] = {name: {"CPU": NODE_CPUS, f"node_{name}": 1} for name in nodes} | {"head": {"CPU": 0}}
         result["crossing"] = crossing(names)
         log(f"crossing: {json.dumps(result['crossing'])}")
-        job = Job(work, videos=6, frames=40)
+
+        @ray.remote
+        class Reserved:
+            def ready(self) -> bool:
+                return True
+
+        held = [Reserved.options(num_cpus=SPREAD_RESERVED_CPUS, resources={f"node_{n}": 0.01}).remote()
+                for n in nodes]
+        ray.get([h.ready.remote() for h in held])
+        before = set(actor_nodes())  # the crossing probe's and the reservations' actors: not part of the job
+        job = Job(work, videos=8, frames=60, width=320, height=240)
         try:
-            config = job.config()
+            config = job.config(detector={"input_width": 320})
             spec = job.submit(config)
             t0 = time.monotonic()
             status = job.runner(spec, config).run()
             result["job_seconds"] = round(time.monotonic() - t0, 1)
-            actors = actor_nodes()
+            actors = {k: v for k, v in actor_nodes().items() if k not in before}
             result["spread"] = spread_by_stage(actors, names)
+            decode_hosts = {a["node"] for a in actors.values() if a["class"] == "DecodeActor"}
+            detect_hosts = {a["node"] for a in actors.values() if a["class"] == "DetectActor"}
+            result["detect_nodes_with_a_decode_actor"] = sorted(names[n] for n in detect_hosts & decode_hosts)
             decode_node = {aid: names.get(a["node"], "?") for aid, a in actors.items()}
-            result["videos_per_decode_node"] = dict(Counter(decode_node.get(a, "?") for a in job.decoded_by.values()))
+            result["videos_per_decode_node"] = dict(Counter(decode_node.get(a[-1], "?")
+                                                            for a in job.decoded_by.values()))
             result["status"] = {"done": status.done, "failed": status.failed, "total": status.total}
             result["commits"] = dict(job.commits)
             mans = job.manifests()
@@ -319,9 +347,24 @@ def run_spread(result: dict[str, Any]) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def run_node_loss(result: dict[str, Any]) -> None:
-    import ray
+def report_progress(job: Job, job_id: str, names: dict[str, str], every: float = 15.0) -> threading.Event:
+    """Log queue counts and live actors per node every `every` s (what a stalled run would need to show)."""
+    stop = threading.Event()
 
+    def loop() -> None:
+        while not stop.wait(every):
+            with contextlib.suppress(Exception):
+                st = job.queue.status(job_id, failures_limit=0)
+                alive = Counter(f"{a['class']}@{names.get(a['node'], a['node'][:6])}:{a['state']}"
+                                for a in actor_nodes().values())
+                log(f"progress: {st.done} done, {st.running} running, {st.queued} queued, {st.failed} failed; "
+                    f"actors {dict(alive)}")
+
+    threading.Thread(target=loop, daemon=True).start()
+    return stop
+
+
+def run_node_loss(result: dict[str, Any]) -> None:
     work = Path(tempfile.mkdtemp(prefix="vp-loss-"))
     with local_cluster(workers=3) as (cluster, nodes):
         names = node_names(nodes, cluster)
@@ -353,7 +396,11 @@ def run_node_loss(result: dict[str, Any]) -> None:
             t0 = time.monotonic()
             killer = threading.Thread(target=remove_busy_node, daemon=True)
             killer.start()
-            status = runner.run()
+            stop_report = report_progress(job, spec.job_id, names)
+            try:
+                status = runner.run()
+            finally:
+                stop_report.set()
             killer.join(timeout=5)
             result["job_seconds"] = round(time.monotonic() - t0, 1)
             result["removed"] = removed
@@ -362,8 +409,12 @@ def run_node_loss(result: dict[str, Any]) -> None:
             mans = job.manifests()
             result["manifests"] = {k: {"frame_count": m["video"]["frame_count"], "attempt": m["attempt"]}
                                    for k, m in mans.items()}
-            result["spread_after"] = spread_by_stage({k: v for k, v in actor_nodes().items()}, names)
-            result["alive_nodes"] = sorted(names.get(n["NodeID"], "?") for n in ray.nodes() if n["Alive"])
+            actors = actor_nodes()
+            result["spread_after"] = spread_by_stage(actors, names)
+            # where each video's last attempt was decoded (the removed node's videos must have moved)
+            result["final_decode_node"] = {k: names.get(actors.get(a[-1], {}).get("node", ""), "?")
+                                           for k, a in job.decoded_by.items()}
+            result["decode_attempts"] = {k: len(a) for k, a in job.decoded_by.items()}
         finally:
             job.close()
     shutil.rmtree(work, ignore_errors=True)
@@ -476,10 +527,10 @@ def run_autoscale(result: dict[str, Any]) -> None:
         drained_at = time.monotonic()
         actors = actor_nodes()
         node_kind = {n["NodeID"]: ("worker" if n["Resources"].get("vp_worker") else "head") for n in ray.nodes()}
-        short = {nid: f"{kind}-{nid[:6]}" for nid, kind in node_kind.items()}
+        short = {nid: f"{kind}-{nid[-5:]}" for nid, kind in node_kind.items()}  # fake ids end in a counter
         result["spread"] = spread_by_stage(actors, short)
-        result["videos_per_node"] = dict(Counter(short.get(actors.get(aid, {}).get("node", ""), "?")
-                                                 for aid in job.decoded_by.values()))
+        result["videos_per_node"] = dict(Counter(short.get(actors.get(aids[-1], {}).get("node", ""), "?")
+                                                 for aids in job.decoded_by.values()))
         result["actors_on_head"] = sum(1 for a in actors.values() if node_kind.get(a["node"]) == "head"
                                        and a["class"] in ("DecodeActor", "DetectActor", "TrackActor"))
         result["status"] = {"done": status.done, "failed": status.failed, "total": status.total}
