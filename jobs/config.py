@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,13 @@ class QueueConfig:
     lease_seconds: float = 60.0  # a claimed video not renewed within this is redelivered
     max_attempts: int = 3  # then the video goes to the dead-letter list with its last error
     backoff_seconds: float = 5.0  # first retry delay; doubles per attempt
+    # Deaths of the machine under a video (worker or actor killed, lease expired, S3/network trouble) do not
+    # charge the video's attempts; they have this much larger budget of their own, so a video that keeps
+    # killing its worker still ends (dead-lettered) instead of looping forever.
+    max_infra_faults: int = 10
+    # A worker that loses Redis keeps its in-flight videos running and retries with backoff (warning as it
+    # goes) for this long, then ends resumably with exit code 3.
+    redis_outage_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -59,18 +67,27 @@ class VidpipeConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def hashed_dict(self) -> dict[str, Any]:
-        return {name: dataclasses.asdict(getattr(self, name)) for name in self.HASHED}
+        """The results-affecting settings, the detector resolved: per-model defaults and the model file's sha256
+        (workers/detect/model_config.py), so replacing the file behind the same path changes the hash."""
+        from workers.detect.model_config import resolve
+
+        resolved = dataclasses.replace(self, detector=resolve(self.detector))
+        return {name: dataclasses.asdict(getattr(resolved, name)) for name in self.HASHED}
 
 
 def redact_url(url: str) -> str:
     """redis://user:secret@host:6379/0 -> redis://user:***@host:6379/0 (no-op without a password)."""
     if not url:
         return url
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password, port = parts.password, parts.port
+    except ValueError:  # malformed ('[::1', ':notaport'): mask anything between '//user:' and '@' anyway
+        return re.sub(r"(//[^/@:]*:)[^@]*@", r"\1***@", url)
+    if password is None:
         return url
     user = parts.username or ""
-    netloc = f"{user}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"{user}:***@{parts.hostname}" + (f":{port}" if port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 

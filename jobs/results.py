@@ -15,7 +15,8 @@ Parquet schemas (all boxes in source-video pixels, x1,y1 = top-left, x2,y2 = bot
         pts        float64  presentation time, seconds
         x1, y1, x2, y2  float32
         score      float32  detector confidence, 0..1
-        class_id   int32    detector class (HOG: 0 = person; ONNX/COCO: 0 = person, ...)
+        class_id   int32    detector class id (COCO for the bundled nanodet-g: 0 person, 2 car...; HOG: 0 person)
+        class_name string   the model's name for class_id ("person", "car"; "class_<id>" if the model has none)
 
     tracks.parquet
         frame      int64    0-based frame index in the source video
@@ -23,12 +24,14 @@ Parquet schemas (all boxes in source-video pixels, x1,y1 = top-left, x2,y2 = bot
         track_id   int64    1-based, unique within the video
         x1, y1, x2, y2  float32  the tracker's (Kalman-filtered) box
         score      float32  score of the detection matched to the track on that frame
-        class_id   int32
+        class_id   int32    (tracks are per class: a track never changes class)
+        class_name string
 
 Each Parquet file also carries key-value metadata: vidpipe_version, input_key, config_hash.
 
 `manifest.json` (schema "vidpipe.manifest/1"): input {key, size, etag, mtime_ns, version}, config_hash,
-config (the results-affecting settings), model_id, video {frame_count, sampled_frames, fps, width,
+config (the results-affecting settings, detector.model_sha256 included), model_id, class_names {"<id>": name}
+for the classes present in the results, video {frame_count, sampled_frames, fps, width,
 height, codec, decoder}, counts {detections, tracks, track_rows}, timings (seconds per stage),
 files [{name, size, sha256}], vidpipe_version, backends, job_id, attempt, committed_at.
 It never contains credentials or connection settings.
@@ -48,7 +51,8 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +61,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs import __version__
-from jobs.storage import ObjectInfo, Storage
+from jobs.storage import ObjectInfo, Storage, WriteConflict
 from workers.batch import VideoInput, VideoResult
+from workers.detect.classes import class_name
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +73,26 @@ TRACKS = "tracks.parquet"
 MOT = "tracks.mot.txt"
 PREVIEW = "preview.png"
 MANIFEST_SCHEMA = "vidpipe.manifest/1"
+RESULT_NAMES = (DETECTIONS, TRACKS, MOT, PREVIEW, MANIFEST)
+VERIFY_THREADS = 8  # manifests checked in parallel when a resubmission re-verifies committed videos
 
 _BOX = [("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32())]
-DETECTIONS_SCHEMA = pa.schema(
-    [("frame", pa.int64()), ("pts", pa.float64()), *_BOX, ("score", pa.float32()), ("class_id", pa.int32())]
-)
+_CLASS = [("class_id", pa.int32()), ("class_name", pa.string())]
+DETECTIONS_SCHEMA = pa.schema([("frame", pa.int64()), ("pts", pa.float64()), *_BOX, ("score", pa.float32()), *_CLASS])
 TRACKS_SCHEMA = pa.schema(
-    [("frame", pa.int64()), ("pts", pa.float64()), ("track_id", pa.int64()), *_BOX,
-     ("score", pa.float32()), ("class_id", pa.int32())]
+    [("frame", pa.int64()), ("pts", pa.float64()), ("track_id", pa.int64()), *_BOX, ("score", pa.float32()), *_CLASS]
 )
+
+
+def output_key_problem(output: Storage, key: str) -> str | None:
+    """Why `key`'s results cannot be written under `output` (too long once the result names are added)."""
+    longest = max(RESULT_NAMES, key=len)
+    need = len(key.encode("utf-8")) + 1 + len(longest)
+    room = output.max_key_bytes()
+    if need <= room:
+        return None
+    return (f"key too long for the output: its results ('KEY/{longest}') need {need} bytes and {output.url} "
+            f"allows {room}; shorten the name or the OUTPUT prefix")
 
 
 class CommitAborted(Exception):
@@ -88,19 +104,26 @@ def _boxes(arr: np.ndarray) -> np.ndarray:
     return a.reshape(-1, 4)
 
 
-def detections_table(result: VideoResult, metadata: dict[str, str] | None = None) -> pa.Table:
+def _class_columns(class_ids: np.ndarray, names: Sequence[str]) -> list[Any]:
+    ids = np.asarray(class_ids, dtype=np.int32)
+    return [ids, pa.array([class_name(names, int(i)) for i in ids], pa.string())]
+
+
+def detections_table(
+    result: VideoResult, metadata: dict[str, str] | None = None, names: Sequence[str] = ()
+) -> pa.Table:
     b = _boxes(result.det_boxes)
     cols = [
         np.asarray(result.det_frame, dtype=np.int64),
         np.asarray(result.det_pts, dtype=np.float64),
         b[:, 0], b[:, 1], b[:, 2], b[:, 3],
         np.asarray(result.det_scores, dtype=np.float32),
-        np.asarray(result.det_class_ids, dtype=np.int32),
+        *_class_columns(result.det_class_ids, names),
     ]
     return pa.Table.from_arrays(cols, schema=DETECTIONS_SCHEMA.with_metadata(metadata or {}))
 
 
-def tracks_table(result: VideoResult, metadata: dict[str, str] | None = None) -> pa.Table:
+def tracks_table(result: VideoResult, metadata: dict[str, str] | None = None, names: Sequence[str] = ()) -> pa.Table:
     b = _boxes(result.trk_boxes)
     cols = [
         np.asarray(result.trk_frame, dtype=np.int64),
@@ -108,9 +131,15 @@ def tracks_table(result: VideoResult, metadata: dict[str, str] | None = None) ->
         np.asarray(result.trk_ids, dtype=np.int64),
         b[:, 0], b[:, 1], b[:, 2], b[:, 3],
         np.asarray(result.trk_scores, dtype=np.float32),
-        np.asarray(result.trk_class_ids, dtype=np.int32),
+        *_class_columns(result.trk_class_ids, names),
     ]
     return pa.Table.from_arrays(cols, schema=TRACKS_SCHEMA.with_metadata(metadata or {}))
+
+
+def present_class_names(result: VideoResult, names: Sequence[str]) -> dict[str, str]:
+    """{"<id>": name} for every class in the detections or tracks (the manifest's class_names)."""
+    ids = np.union1d(np.asarray(result.det_class_ids, np.int64), np.asarray(result.trk_class_ids, np.int64))
+    return {str(int(i)): class_name(names, int(i)) for i in ids}
 
 
 def mot_text(result: VideoResult) -> str:
@@ -152,12 +181,19 @@ class CommitResult:
 
 
 class ResultWriter:
-    """Writes and verifies results under an output Storage."""
+    """Writes and verifies results under an output Storage.
 
-    def __init__(self, output: Storage, config_hash: str, config: dict[str, Any]):
+    `class_names`: the model's names in id order (workers/detect/model_config.class_names); ids without a name
+    are written as "class_<id>".
+    """
+
+    def __init__(
+        self, output: Storage, config_hash: str, config: dict[str, Any], class_names: Sequence[str] = ()
+    ) -> None:
         self.output = output
         self.config_hash = config_hash
         self.config = config
+        self.class_names = tuple(class_names)
 
     def read_manifest(self, key: str) -> dict[str, Any] | None:
         raw = self.output.read_bytes(f"{key}/{MANIFEST}")
@@ -172,22 +208,35 @@ class ResultWriter:
     def verify(self, key: str, source: ObjectInfo, manifest: dict[str, Any] | None = None) -> bool:
         """True if `OUTPUT/key/` holds a committed result for this input version and config.
 
-        Checks the manifest's input version, size and config hash, and that every listed file
-        exists with the listed size (a HEAD per file; checksums are for consumers to verify).
+        The output is the truth (Redis is only a cache of it): the manifest must name this input version,
+        size and config hash, and every file it lists must exist with the listed size and sha256.
         """
+        return self.problem(key, source, manifest) is None
+
+    def verify_many(self, sources: list[ObjectInfo]) -> list[bool]:
+        """`verify` for many videos (a resubmission re-checks what Redis says is committed), in parallel."""
+        if len(sources) <= 1:
+            return [self.verify(s.key, s) for s in sources]
+        with ThreadPoolExecutor(VERIFY_THREADS) as pool:
+            return list(pool.map(lambda s: self.verify(s.key, s), sources))
+
+    def problem(self, key: str, source: ObjectInfo, manifest: dict[str, Any] | None = None) -> str | None:
+        """Why `OUTPUT/key/` does not hold a verified commit for this input and config (None: it does)."""
         m = manifest if manifest is not None else self.read_manifest(key)
         if not m or m.get("schema") != MANIFEST_SCHEMA:
-            return False
+            return "no committed manifest in the output"
         inp = m.get("input", {})
         if inp.get("key") != key or inp.get("version") != source.version or int(inp.get("size", -1)) != source.size:
-            return False
+            return "the committed manifest is for another version of the input"
         if m.get("config_hash") != self.config_hash:
-            return False
+            return f"the committed manifest is for config {m.get('config_hash')}, not {self.config_hash}"
         for f in m.get("files", []):
-            st = self.output.stat(f"{key}/{f['name']}")
-            if st is None or st.size != int(f["size"]):
-                return False
-        return True
+            data = self.output.read_bytes(f"{key}/{f['name']}")
+            if data is None:
+                return f"{f['name']} listed in the manifest is missing"
+            if len(data) != int(f["size"]) or hashlib.sha256(data).hexdigest() != f["sha256"]:
+                return f"{f['name']} does not match the manifest's size/sha256"
+        return None
 
     def commit(
         self,
@@ -201,20 +250,28 @@ class ResultWriter:
         preview: bool = False,
         still_ours: Callable[[], bool] | None = None,
     ) -> CommitResult:
-        """Write the data files, then the manifest. Skips (and writes nothing) if already committed."""
+        """Write the data files, then the manifest. Skips (and writes nothing) if already committed.
+
+        Every write is conditional on the object being what it was when this commit started (the tokens
+        are taken before the manifest is read). So once another attempt has committed (its manifest is
+        there), a stale worker resuming here cannot write its manifest over it: the conditional PUT fails
+        and this raises CommitAborted. That holds by construction, not by timing; the `still_ours()` lease
+        check before the manifest only saves the wasted work earlier.
+        """
+        tokens = {name: self.output.token(f"{key}/{name}") for name in (DETECTIONS, TRACKS, MOT, MANIFEST)}
         existing = self.read_manifest(key)
         if existing is not None and self.verify(key, source, existing):
             return CommitResult("skipped", existing)
         t0 = time.perf_counter()
         kv = {"vidpipe_version": __version__, "input_key": key, "config_hash": self.config_hash}
         files: list[tuple[str, bytes]] = [
-            (DETECTIONS, _parquet_bytes(detections_table(result, kv))),
-            (TRACKS, _parquet_bytes(tracks_table(result, kv))),
+            (DETECTIONS, _parquet_bytes(detections_table(result, kv, self.class_names))),
+            (TRACKS, _parquet_bytes(tracks_table(result, kv, self.class_names))),
             (MOT, mot_text(result).encode()),
         ]
         entries = []
         for name, data in files:
-            self.output.put_bytes(f"{key}/{name}", data)
+            self._put_if(key, name, data, tokens[name])
             entries.append({"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
         if preview and video is not None:
             entry = self._write_preview(key, video, result)
@@ -231,6 +288,7 @@ class ResultWriter:
             "config_hash": self.config_hash,
             "config": self.config,
             "model_id": model_id(self.config),
+            "class_names": present_class_names(result, self.class_names),
             "video": {
                 "frame_count": int(info.frame_count),
                 "sampled_frames": int(info.sampled_frames),
@@ -254,8 +312,15 @@ class ResultWriter:
             "attempt": attempt,
             "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        self.output.put_bytes(f"{key}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True).encode())
+        self._put_if(key, MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode(), tokens[MANIFEST])
         return CommitResult("done", manifest)
+
+    def _put_if(self, key: str, name: str, data: bytes, expected: str | None) -> None:
+        try:
+            self.output.put_bytes_if(f"{key}/{name}", data, expected)
+        except WriteConflict:
+            raise CommitAborted(f"{key}/{name} was written by another attempt while this one committed; "
+                                "leaving the video to it") from None
 
     def _write_preview(self, key: str, video: VideoInput, result: VideoResult) -> dict[str, Any] | None:
         try:

@@ -37,7 +37,7 @@ def test_margin_mapping_is_monotone_and_documented() -> None:
 
 
 def test_hog_finds_people_on_vtest(vtest_batch: FrameBatch) -> None:
-    det = make_detector(DetectorConfig(), "cpu")
+    det = make_detector(DetectorConfig(kind="hog"), "cpu")
     det.setup()
     out = det.detect(vtest_batch)
     assert list(out.frame_indices) == list(vtest_batch.frame_indices)
@@ -52,7 +52,7 @@ def test_hog_finds_people_on_vtest(vtest_batch: FrameBatch) -> None:
 def test_hog_boxes_come_back_in_source_pixels(vtest_batch: FrameBatch) -> None:
     """Detecting on a 2x-upscaled frame at input width 768 must give 2x the native boxes."""
     frame = vtest_batch.frames[0]
-    native = HOGDetector(DetectorConfig(input_width=768))
+    native = HOGDetector(DetectorConfig(kind="hog", input_width=768))
     b1, _s1 = native.detect_frame(frame)
     big = cv2.resize(frame, (1536, 1152), interpolation=cv2.INTER_LINEAR)
     b2, _s2 = native.detect_frame(big)
@@ -69,7 +69,7 @@ def test_hog_boxes_come_back_in_source_pixels(vtest_batch: FrameBatch) -> None:
 
 
 def test_hog_small_width_runs(vtest_batch: FrameBatch) -> None:
-    det = HOGDetector(DetectorConfig(input_width=256))
+    det = HOGDetector(DetectorConfig(kind="hog", input_width=256))
     out = det.detect(vtest_batch)
     assert len(out.frame_indices) == 8  # people are ~40 px tall at 256 px: HOG may find none, but it runs
 
@@ -125,6 +125,6 @@ def test_nms_orders_by_score() -> None:
 
 def test_hog_frame_smaller_than_its_window_is_empty_not_a_crash() -> None:
     """OpenCV segfaults on images below 64 x 128; the detector must return no boxes instead."""
-    det = HOGDetector(DetectorConfig(input_width=160))
+    det = HOGDetector(DetectorConfig(kind="hog", input_width=160))
     boxes, scores = det.detect_frame(np.full((64, 96, 3), 100, np.uint8))  # resized to 160 x 107
     assert boxes.shape == (0, 4) and scores.shape == (0,)

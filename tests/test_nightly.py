@@ -45,7 +45,7 @@ def setup(tmp_path: Path, redis_url: str) -> dict[str, Any]:
         make_video(inp / name, frames=frames)
     config = load_config(overrides={
         "redis_url": redis_url,
-        "detector": {"input_width": 192},  # cheap HOG; height must stay >= 128 (HOG window)
+        "detector": {"kind": "hog", "input_width": 192},  # cheap HOG; height must stay >= 128 (HOG window)
         "queue": {"lease_seconds": 2.0, "backoff_seconds": 0.2},
     }, env={})
     return {"in": inp, "out": out, "config": config, "queue": WorkQueue.from_url(redis_url), "url": redis_url}
@@ -273,7 +273,7 @@ def test_nightly_on_s3_input_and_output(
         make_video(tmp_path / "clip.mp4", frames=frames)
         client.upload_file(str(tmp_path / "clip.mp4"), s3_bucket, f"in/{name}")
     config = load_config(overrides={
-        "redis_url": redis_url, "s3_endpoint_url": s3_endpoint, "detector": {"input_width": 192},
+        "redis_url": redis_url, "s3_endpoint_url": s3_endpoint, "detector": {"kind": "hog", "input_width": 192},
         "queue": {"lease_seconds": 2.0, "backoff_seconds": 0.2},
     }, env={})
     queue = WorkQueue.from_url(redis_url)

@@ -17,7 +17,7 @@ from workers.pipeline import MAX_BATCH_BYTES, VideoPipeline
 from workers.profiles import get_profile
 from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
 
-SMALL = DetectorConfig(input_width=160)  # cheap HOG: these tests are about plumbing, not detection
+SMALL = DetectorConfig(kind="hog", input_width=160)  # cheap HOG: these tests are about plumbing, not detection
 
 
 def run_all(proc: VideoPipeline | InlinePipeline, sources: list[VideoSource], limit: float = 120) -> list[VideoOutcome]:
@@ -82,7 +82,7 @@ def test_pipeline_finishes_on_two_cpus_and_isolates_a_corrupt_video(
 def test_pipeline_equals_inline(ray_session: dict[str, str], media_dir: Path, width: int) -> None:
     """Same detections and tracks, frame for frame, whether run in one process or across actors (at width 512 the
     decode actor resizes frames to HOG's input width before the hand-off; inline, HOG resizes them itself)."""
-    cfg, sampling = DetectorConfig(input_width=width), SamplingConfig(start_seconds=10.0, end_seconds=13.2)
+    cfg, sampling = DetectorConfig(kind="hog", input_width=width), SamplingConfig(start_seconds=10.0, end_seconds=13.2)
     src = VideoSource("vtest", LocalVideo(str(media_dir / "vtest.avi")))
     (inline,) = run_all(InlinePipeline(cfg, sampling, TrackerConfig()), [src])
     with VideoPipeline(get_profile("cpu"), cfg, sampling, TrackerConfig(), batch_size=4) as pipe:
@@ -121,7 +121,7 @@ def test_frames_in_flight_stay_bounded_with_10x_more_video(
     peaks = {}
     for name, sources in cases.items():
         with VideoPipeline(
-            get_profile("cpu"), DetectorConfig(input_width=320), SamplingConfig(), TrackerConfig()
+            get_profile("cpu"), DetectorConfig(kind="hog", input_width=320), SamplingConfig(), TrackerConfig()
         ) as pipe:
             states: set[str] = set()
             pending, outcomes = list(sources), []
@@ -151,7 +151,8 @@ def frame_bound_for_max_actors(batch_bytes: int) -> int:
 
 
 def test_actor_death_fails_its_videos_as_retryable(ray_session: dict[str, str], clips: dict[str, Path]) -> None:
-    with VideoPipeline(get_profile("cpu"), DetectorConfig(input_width=640), SamplingConfig(), TrackerConfig()) as pipe:
+    detector = DetectorConfig(kind="hog", input_width=640)
+    with VideoPipeline(get_profile("cpu"), detector, SamplingConfig(), TrackerConfig()) as pipe:
         pipe.wait_ready()
         pipe.submit(VideoSource("victim", LocalVideo(str(clips["big"]))))
         outcomes: list[VideoOutcome] = []

@@ -80,7 +80,9 @@ def media(tmp_path: Path, redis_url: str) -> dict[str, Any]:
     out.mkdir()
     cfg = tmp_path / "vidpipe.yaml"
     # cpu profile on the 2-CPU test Ray; HOG at a small width keeps each clip to about a second
-    cfg.write_text("profile: cpu\ndetector: {input_width: 320}\nqueue: {lease_seconds: 3.0, backoff_seconds: 0.2}\n")
+    cfg.write_text(
+        "profile: cpu\ndetector: {kind: hog, input_width: 320}\nqueue: {lease_seconds: 3.0, backoff_seconds: 0.2}\n"
+    )
     return {"in": inp, "out": out, "cfg": cfg, "env": {"env_vars": {"REDIS_URL": redis_url}}}
 
 

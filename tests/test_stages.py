@@ -21,7 +21,7 @@ def test_prescaled_frames_equal_the_detectors_own_resize_and_boxes_map_back(medi
     small.reuse_buffers = True  # the recycled resize buffer path, as in the decode actors
     full.setup()
     small.setup()
-    hog = HOGDetector(DetectorConfig(input_width=512))
+    hog = HOGDetector(DetectorConfig(kind="hog", input_width=512))
     hog.setup()
     batches = 0
     while True:

@@ -21,7 +21,8 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_consumer_reads_a_read_only_shared_view(ray_session: dict[str, str], clip: Path) -> None:
     decoder = ray.remote(DecodeActor).options(num_cpus=0.25).remote("cpu", SamplingConfig(), 8)
-    detector = ray.remote(DetectActor).options(num_cpus=0.25).remote(DetectorConfig(input_width=320), "cpu", 1)
+    hog = DetectorConfig(kind="hog", input_width=320)
+    detector = ray.remote(DetectActor).options(num_cpus=0.25).remote(hog, "cpu", 1)
     try:
         meta_ref, batch_ref = decoder.next_batch.options(num_returns=2).remote(
             VideoSource("zc", LocalVideo(str(clip))), 0

@@ -58,10 +58,12 @@ def default_video() -> str:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", default=None, help="clip to benchmark (default: vtest.avi or bikes.mp4)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--detector", choices=("hog", "onnx"), default="hog")
-    parser.add_argument("--model", default="", help="ONNX model (default: a tiny conv net built on the fly)")
-    parser.add_argument("--width", type=int, default=0, help="detector input width (default: hog 768, onnx 320)")
-    parser.add_argument("--frames", type=int, default=0, help="frames of the clip to use (default: by detector)")
+    parser.add_argument("--detector", choices=("hog", "onnx"), default="onnx")
+    parser.add_argument("--model", default="nanodet-g", help="ONNX model (default: the bundled nanodet-g)")
+    parser.add_argument("--width", type=int, default=0,
+                        help="detector input width (hog, default 768; onnx only when the graph's size is dynamic)")
+    parser.add_argument("--frames", type=int, default=0,
+                        help="frames of the clip to use (default: onnx 64, hog 96, hog under 512 px wide 400)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--profile", choices=("cpu", "gpu", "gpu-fused"), default="cpu",
                         help="cpu: the pipeline benchmark below; gpu/gpu-fused: decode and end-to-end frames/s per "
@@ -291,21 +293,17 @@ def main(args: argparse.Namespace) -> int:
     cores = os.cpu_count() or 1
     tmp = tempfile.mkdtemp(prefix="vidpipe-bench-")
     if args.detector == "onnx":
-        model = args.model
-        if not model:
-            from workers.detect.onnx_models import tiny_conv_model
-
-            model = tiny_conv_model(os.path.join(tmp, "tiny_conv_yolo.onnx"), size=args.width or 320)
-        cfg = DetectorConfig(kind="onnx", model=model, input_width=args.width or 320)
+        cfg = DetectorConfig(kind="onnx", model=args.model or "nanodet-g", input_width=args.width or 640)
     else:
         cfg = DetectorConfig(kind="hog", input_width=args.width or 768)
-    frames = args.frames or (96 if cfg.kind == "hog" and cfg.input_width >= 512 else 400)
+    frames = args.frames or (400 if cfg.kind == "hog" and cfg.input_width < 512 else 96 if cfg.kind == "hog" else 64)
     # The pipeline sees exactly the benchmark frames: a clip of `frames` frames, cut once (stream copy).
     clip = _cut_clip(video, frames, os.path.join(tmp, "clip" + Path(video).suffix))
     say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
     load_start = os.getloadavg()[0]
-    say(f"clip: {video} (first {frames} frames), detector {cfg.kind} width {cfg.input_width}, {cores} cores")
+    model = f" {cfg.model}" if cfg.kind != "hog" else f" width {cfg.input_width}"
+    say(f"clip: {video} (first {frames} frames), detector {cfg.kind}{model}, {cores} cores, load {load_start:.1f}")
     decode_fps = measure_decode(clip, frames, args.batch_size)
     say(f"decode-only          {decode_fps:8.1f} frames/s")
     infer_default = measure_infer(clip, frames, args.batch_size, cfg, 1, None)

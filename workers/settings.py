@@ -19,12 +19,21 @@ class SamplingConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    kind: str = "hog"  # hog | onnx (| tensorrt on the gpu profile)
-    model: str = ""  # path or s3:// URI of an ONNX model, for kind onnx/tensorrt
-    input_width: int = 768  # frames are resized to this width before detection (HOG/ONNX letterbox)
-    score_threshold: float = 0.1  # detections below are dropped before tracking
+    """Unset fields (score_threshold < 0, classes None) take the model's defaults: workers/detect/model_config.py."""
+
+    kind: str = "onnx"  # onnx | hog (| tensorrt on the gpu profile)
+    model: str = "nanodet-g"  # a bundled model's name (workers/detect/bundled.py), an ONNX path or s3:// URI
+    # ONNX model runtime: "" = by profile (cpu: ONNX Runtime; gpu: TensorRT where it imports, else torch),
+    # "torch" (fp16 autocast on CUDA, fp32 on CPU), "tensorrt" (gpu only), "onnxruntime" (cpu only)
+    backend: str = ""
+    model_sha256: str = ""  # the model file's digest, filled in by resolve() (so it is in the config hash)
+    input_width: int = 768  # HOG: frames are resized to this width; ONNX: the input size when the graph's is dynamic
+    # Detections below are dropped. Negative = the model's default: nanodet-g 0.4, a user's ONNX and HOG 0.1.
+    # (A number, not None, so every backend compares floats; resolve() replaces it before any detector runs.)
+    score_threshold: float = -1.0
     nms_iou: float = 0.45
-    classes: tuple[int, ...] = ()  # keep only these class ids (empty = all)
+    # Keep these classes, by id or name, or "all" (None: nanodet-g people + vehicles, own ONNX all, HOG person).
+    classes: tuple[int | str, ...] | None = None
     hog_win_stride: int = 8
     hog_scale: float = 1.05
 

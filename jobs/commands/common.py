@@ -12,17 +12,30 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import redis
+
 from jobs import logsafe
 from jobs.config import ConfigError, VidpipeConfig, load_config
 from jobs.embedded import EmbeddedRedis, EmbeddedRedisError, check_placement
-from jobs.queue import JobSpec, QueueError, SubmitCounts, WorkQueue, check_job_id, default_job_id
+from jobs.queue import (
+    EXIT_QUEUE_LOST,
+    JobSpec,
+    QueueError,
+    QueueLost,
+    SubmitCounts,
+    WorkQueue,
+    check_job_id,
+    default_job_id,
+)
+from jobs.results import ResultWriter, output_key_problem
 from jobs.runner import ProcessorFactory, default_processor_factory
-from jobs.storage import ObjectInfo, StorageError, open_storage
+from jobs.storage import ObjectInfo, Storage, StorageError, open_storage, printable_key
 from workers.errors import VideoError
 
 log = logging.getLogger("vidpipe")
 
 # VideoError here = the processor could not start (backend unavailable, model cannot load): says why.
+REJECTS_LOGGED = 10  # rejected names logged one per line; the rest are summarised (status lists them all)
 USER_ERRORS = (ConfigError, QueueError, StorageError, EmbeddedRedisError, VideoError)
 
 
@@ -61,8 +74,12 @@ def add_results_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--sample-fps", type=float, metavar="N", help="process N frames per second of video")
     s.add_argument("--every-nth", type=int, metavar="N", help="process every N-th frame")
     s.add_argument("--keyframes", action="store_true", help="process keyframes only")
-    p.add_argument("--detector", choices=["hog", "onnx"], help="detector backend (default hog)")
-    p.add_argument("--model", metavar="PATH", help="ONNX model path or s3:// URI (implies --detector onnx)")
+    p.add_argument("--detector", choices=["hog", "onnx"], help="detector (default onnx, the bundled nanodet-g)")
+    p.add_argument("--model", metavar="PATH",
+                   help="nanodet-g (bundled, the default) or a YOLOv8/YOLO11 ONNX path or s3:// URI (implies "
+                   "--detector onnx)")
+    p.add_argument("--classes", metavar="LIST",
+                   help="classes to keep, names or ids: person,car or all (default: the model's, see README)")
     p.add_argument("--preview", action="store_true", help="also write preview.png (annotated contact sheet) per video")
 
 
@@ -97,6 +114,8 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
         detector = {"kind": "onnx", "model": args.model}
     if get("detector"):
         detector["kind"] = args.detector
+    if get("classes"):
+        detector["classes"] = [c.strip() for c in args.classes.split(",") if c.strip()]
     if detector:
         over["detector"] = detector
     config = load_config(get("config"), overrides=over)
@@ -139,7 +158,10 @@ def queue_session(config: VidpipeConfig) -> Iterator[WorkQueue]:
     check_placement(config.embedded_redis_dir)  # under `ray job submit`: refuse a queue in Ray's cache
     server = EmbeddedRedis(config.embedded_redis_dir).start()
     try:
-        yield WorkQueue.from_url(server.url)
+        server.supervise()  # restarted on the same port if it dies under the job (or its owner exits)
+        queue = WorkQueue.from_url(server.url)
+        queue.lost_reason = lambda: server.lost_reason
+        yield queue
     finally:
         server.stop()
 
@@ -159,7 +181,8 @@ def submit(
     inp.check()
     out.check(for_write=True)
     rejected: list[tuple[str, str]] = []
-    objects = inp.iter_objects(config.video_extensions, on_unsafe=lambda key, why: rejected.append((key, why)))
+    objects = _with_room(out, inp.iter_objects(config.video_extensions,
+                                               on_unsafe=lambda key, why: rejected.append((key, why))), rejected)
     first = next(objects, None)
     if first is None and not rejected:
         raise StorageError(
@@ -183,10 +206,24 @@ def submit(
 
     stream: Iterator[ObjectInfo | tuple[str, str]] = itertools.chain([first] if first else [], objects,
                                                                      later_rejects())
-    counts = queue.enqueue(job.job_id, stream, retry_failed=retry_failed)
-    for key, why in rejected:
-        log.error("rejected input key %r: %s (recorded as failed)", key, why)
+    writer = ResultWriter(out, job.config_hash, job.config)
+    counts = queue.enqueue(job.job_id, stream, retry_failed=retry_failed, still_committed=writer.verify_many)
+    for key, why in rejected[:REJECTS_LOGGED]:
+        log.error("rejected input key %r: %s (recorded as failed)", printable_key(key), why)
+    if len(rejected) > REJECTS_LOGGED:
+        log.error("... and %d more rejected input keys (recorded as failed): `vidpipe status --job %s "
+                  "--all-failures` lists them", len(rejected) - REJECTS_LOGGED, job.job_id)
     return job, counts
+
+
+def _with_room(out: Storage, objects: Iterator[ObjectInfo], rejected: list[tuple[str, str]]) -> Iterator[ObjectInfo]:
+    """Reject at submit, with the reason, a key whose results would not fit under OUTPUT (S3: 1,024 bytes)."""
+    for obj in objects:
+        problem = output_key_problem(out, obj.key)
+        if problem:
+            rejected.append((obj.key, problem))
+        else:
+            yield obj
 
 
 def _sigterm(signum: int, frame: object) -> None:
@@ -196,7 +233,8 @@ def _sigterm(signum: int, frame: object) -> None:
 
 
 def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Print a user-fixable error as one clear line (no traceback) and exit 2; SIGTERM exits cleanly."""
+    """Print a user-fixable error as one clear line (no traceback) and exit 2; Redis lost mid-run: one line,
+    exit 3 (resumable); SIGTERM exits 143 after handing the leases back."""
 
     def wrapped(args: argparse.Namespace) -> int:
         if threading.current_thread() is threading.main_thread():
@@ -206,5 +244,12 @@ def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
         except USER_ERRORS as exc:
             log.error("%s", exc)
             return 2
+        except QueueLost as exc:
+            log.error("%s", exc)
+            return EXIT_QUEUE_LOST
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.error("lost Redis mid-run (%s): nothing is lost (its AOF holds every queued and leased video); "
+                      "bring Redis back (or fix REDIS_URL) and rerun the same command to resume", type(exc).__name__)
+            return EXIT_QUEUE_LOST
 
     return wrapped

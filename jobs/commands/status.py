@@ -12,6 +12,8 @@ from jobs.runner import format_summary
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--job", help="one job (default: every job)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--all-failures", action="store_true",
+                        help="list every failed or rejected video (default: the latest 100)")
     common.add_config_options(parser)
 
 
@@ -20,7 +22,7 @@ def main(args: argparse.Namespace) -> int:
     config = common.config_from_args(args)
     with common.queue_session(config) as queue:
         ids = [args.job] if args.job else queue.jobs()
-        limit = 100_000 if args.json else 100  # JSON: every failure; text: the first 100
+        limit = None if args.all_failures else 100
         statuses = [queue.status(job_id, failures_limit=limit) for job_id in ids]
     if args.json:
         payload = statuses[0].to_dict() if args.job else [s.to_dict() for s in statuses]

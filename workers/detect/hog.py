@@ -49,7 +49,9 @@ class HOGDetector:
     name = "hog"
 
     def __init__(self, config: DetectorConfig, threads: int | None = None) -> None:
-        self.config = config
+        from workers.detect.model_config import resolve
+
+        self.config = resolve(config)  # HOG's own score threshold when unset
         self.threads = threads
         self._hog: cv2.HOGDescriptor | None = None
 

@@ -1,4 +1,5 @@
-"""ONNX Runtime detector for user-supplied YOLOv8 / YOLO11-format ONNX models (`--model path-or-s3-uri.onnx`).
+"""ONNX Runtime detector for YOLOv8-format ONNX models: the bundled NanoDet-g (the default) or a user's
+YOLOv8 / YOLO11 export (`--model path-or-s3-uri.onnx`).
 
 Input: one float32 NCHW image tensor, RGB scaled to 0..1, letterboxed (grey 114) to the model's input size
 (fixed in the graph, or DetectorConfig.input_width square when the graph's size is dynamic). Output: the
@@ -19,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from workers.batch import DetectionBatch, FrameBatch
-from workers.detect.hog import make_detection_batch
-from workers.detect.postprocess import decode_yolo
-from workers.detect.preprocess import letterbox, to_nchw_float
+from workers.detect.model_config import FIX_MODEL, local_model_path, resolve
+from workers.detect.postprocess import detections_from_outputs
+from workers.detect.preprocess import letterbox_batch
 from workers.errors import ModelError
 from workers.settings import DetectorConfig
 
@@ -30,11 +31,14 @@ MODEL_CACHE = Path(os.environ.get("VIDPIPE_MODEL_CACHE", Path.home() / ".cache" 
 
 def resolve_model(uri: str) -> str:
     """A local path for `uri` (downloading s3://bucket/key once into MODEL_CACHE)."""
-    if not uri:
-        raise ModelError("the onnx detector needs a model: pass --model path/to/model.onnx (or s3://bucket/key)")
+    from workers.detect.bundled import bundled, verified_path
+
+    spec = bundled(uri)
+    if spec is not None:  # a bundled model's name ("" = the default)
+        return verified_path(spec)
     if not uri.startswith("s3://"):
         if not Path(uri).is_file():
-            raise ModelError(f"ONNX model not found: {uri}; check the --model path")
+            raise ModelError(f"ONNX model not found: {uri} does not exist; {FIX_MODEL}")
         return uri
     import boto3
 
@@ -69,19 +73,24 @@ class ONNXDetector:
     def setup(self) -> None:
         import onnxruntime as ort
 
-        path = resolve_model(self.config.model)
+        self.config = resolve(self.config)  # per-model threshold and classes; checks the model's sha256
+        path = local_model_path(self.config)
         opts = ort.SessionOptions()
         if self.threads:
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1
         try:
             self._session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise ModelError(f"cannot load ONNX model {self.config.model}: {e}") from e
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph types
+            size = os.path.getsize(path)
+            raise ModelError(
+                f"cannot load ONNX model {self.config.model} ({path}, {size} bytes): not a valid ONNX file "
+                f"(truncated, or not ONNX?): {e}; {FIX_MODEL}"
+            ) from e
         inputs = self._session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
             shapes = [i.shape for i in inputs]
-            raise ModelError(f"{self.config.model}: expected one NCHW image input, got inputs {shapes}")
+            raise ModelError(f"{self.config.model}: expected one NCHW image input, got inputs {shapes}; {FIX_MODEL}")
         self._input = inputs[0].name
         n, c, h, w = inputs[0].shape
         if c not in (3, "3") and isinstance(c, int):
@@ -106,27 +115,11 @@ class ONNXDetector:
     def detect(self, batch: FrameBatch) -> DetectionBatch:
         if self._session is None:
             self.setup()
-        cfg = self.config
-        n = len(batch)
-        if n == 0:
-            return make_detection_batch(batch, [], [], [], [])
-        src_h, src_w = batch.frames.shape[1:3]
-        boxed = [letterbox(batch.frames[i], self.input_w, self.input_h) for i in range(n)]
-        tensor = to_nchw_float([b[0] for b in boxed])
-        if self.dynamic_batch:
+        tensor, geometry = letterbox_batch(batch.frames, self.input_w, self.input_h)
+        if len(batch) == 0:
+            outputs = np.zeros((0, 0, 0), np.float32)
+        elif self.dynamic_batch:
             outputs = self._run(tensor)
         else:
-            outputs = np.concatenate([self._run(tensor[i : i + 1]) for i in range(n)])
-        det_frame, boxes, scores, classes = [], [], [], []
-        for i in range(n):
-            b, s, c = decode_yolo(
-                outputs[i], cfg.score_threshold, cfg.nms_iou, cfg.classes, num_classes=self.num_classes
-            )
-            det_frame.append(np.full(len(b), batch.frame_indices[i], np.int64))
-            b = boxed[i][1].to_source(b, src_w, src_h)
-            if batch.source_scale != 1.0:  # the decode actor already fitted the frame into the model input
-                b = (b / batch.source_scale).astype(np.float32)
-            boxes.append(b)
-            scores.append(s)
-            classes.append(c)
-        return make_detection_batch(batch, det_frame, boxes, scores, classes)
+            outputs = np.concatenate([self._run(tensor[i : i + 1]) for i in range(len(batch))])
+        return detections_from_outputs(batch, outputs, geometry, self.config, self.num_classes)
