@@ -18,11 +18,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("jobs.commands.run", "submit INPUT, process it and wait; exit 0 only if every video is done or skipped"),
     "submit": ("jobs.commands.submit", "queue the videos under INPUT for OUTPUT; prints the job id"),
     "work": ("jobs.commands.work", "process queued videos until none are left"),
-    "status": ("jobs.commands.status", "counts by state, throughput and failures of a job"),
+    "status": ("jobs.commands.status", "counts by state, throughput and failures of a job; per video with --videos"),
+    "jobs": ("jobs.commands.jobs", "list jobs (ls) or clear a job's records from Redis (rm ID)"),
     "demo": ("jobs.commands.demo", "run the whole system on sample clips with an embedded Redis"),
     "nightly": ("jobs.nightly", "process only new or changed videos since the last successful night"),
     "bench": ("workers.bench", "benchmark decode, inference and the full pipeline against a naive loop"),
-    "track": ("workers.track.cli", "run ByteTrack over MOTChallenge detections"),
+    "track": ("jobs.commands.track", "run ByteTrack over MOTChallenge detections, or re-track a vidpipe "
+              "detections.parquet with new settings (no decoding)"),
 }
 
 

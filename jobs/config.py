@@ -9,6 +9,7 @@ to outputs, and `redact_url()` masks the Redis password for logs.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import os
@@ -103,18 +104,52 @@ ENV_OVERRIDES = {
 }
 
 
+def _unknown_key(cls: type, key: str, where: str) -> ConfigError:
+    """The error for a key `cls` lacks: the close match ("did you mean"), else every valid key."""
+    known = sorted(f.name for f in fields(cls))
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return ConfigError(f"unknown config key '{where}{key}': did you mean '{where}{close[0]}'?")
+    return ConfigError(f"unknown config key '{where}{key}'; valid keys: {', '.join(known)}")
+
+
+def expand_dotted(data: dict[str, Any]) -> dict[str, Any]:
+    """`{"detector.input_width": 512}` (the README's notation) -> `{"detector": {"input_width": 512}}`.
+
+    Dotted and nested forms may be mixed; the same setting given twice is an error, not a silent pick."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = expand_dotted(value)
+        head, dot, rest = str(key).partition(".")
+        if dot:
+            value = expand_dotted({rest: value})
+        if head in out and isinstance(out[head], dict) and isinstance(value, dict):
+            clash = set(out[head]) & set(value)
+            if clash:
+                raise ConfigError(f"config key {head}.{sorted(clash)[0]} is given twice (dotted and nested)")
+            out[head] = _deep_merge(out[head], value)
+        elif head in out:
+            raise ConfigError(f"config key {head!r} is given twice")
+        else:
+            out[head] = value
+    return out
+
+
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     known = {f.name: f for f in fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key not in known:
-            raise ConfigError(
-                f"unknown config key {where}{key!r}; valid keys: {', '.join(sorted(known))}"
-            )
+            raise _unknown_key(cls, key, where)
         default = getattr(cls(), key)
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
-                raise ConfigError(f"config key {where}{key!r} must be a mapping")
+                sub = sorted(f.name for f in fields(default))
+                raise ConfigError(
+                    f"config key {where}{key!r} must be a mapping of its settings ({', '.join(sub)}), e.g. in YAML "
+                    f"'{where}{key}:' then '  {sub[0]}: ...' on the next line, or '{where}{key}.{sub[0]}: ...'"
+                )
             kwargs[key] = _build(type(default), value, f"{where}{key}.")
         elif isinstance(default, tuple):
             kwargs[key] = tuple(value if isinstance(value, list | tuple) else [value])
@@ -173,7 +208,7 @@ def load_config(
             raise ConfigError(f"config file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {p} must contain a mapping at the top level")
-        data = loaded
+        data = expand_dotted(loaded)
     environ = os.environ if env is None else env
     for var, key in ENV_OVERRIDES.items():
         if environ.get(var):

@@ -152,8 +152,11 @@ class EmbeddedRedis:
         ]
         if self.password:
             args += ["--requirepass", self.password]
+        # Its own process group: a Ctrl-C in the terminal (SIGINT to the whole foreground group) must not stop
+        # the server while vidpipe is still handing its leases back; vidpipe stops it afterwards (and
+        # PDEATHSIG still ends it if vidpipe dies).
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
-                                        preexec_fn=die_with_parent)
+                                        preexec_fn=die_with_parent, process_group=0)
         try:
             self._wait_ready(timeout)
         except BaseException:

@@ -196,12 +196,29 @@ class NightlyLock:
 
 @dataclass
 class Timeline:
-    """Samples of the job's progress during the night (for the report's chart and throughput)."""
+    """Samples of the job's progress during the night (for the report's chart and throughput).
+
+    Kept in Redis beside the night's record (`store`), so a re-run of the night continues the same timeline
+    and its chart covers the whole night, not just the last run. `finished` is the job's absolute count."""
 
     points: list[dict[str, float]] = field(default_factory=list)
+    store: tuple[redis.Redis, str] | None = None
+    TTL_SECONDS = 60 * 60 * 24 * 90  # as long as the night's record
+
+    @classmethod
+    def of_night(cls, r: redis.Redis, night: str) -> Timeline:
+        key = f"{night}:timeline"
+        return cls([json.loads(x) for x in r.lrange(key, 0, -1)], (r, key))
 
     def sample(self, t: float, finished: int, frames: int, pending: int) -> None:
-        self.points.append({"t": round(t, 2), "finished": finished, "frames": frames, "pending": pending})
+        point = {"t": round(t, 2), "finished": finished, "frames": frames, "pending": pending}
+        self.points.append(point)
+        if self.store is not None:
+            r, key = self.store
+            pipe = r.pipeline(transaction=False)
+            pipe.rpush(key, json.dumps(point))
+            pipe.expire(key, self.TTL_SECONDS)
+            pipe.execute()
 
 
 class Sampler(threading.Thread):
@@ -258,6 +275,7 @@ def build_report(
     fence: int,
     run_started: float,
     timeline: Timeline,
+    this_run: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     s = queue.status(job.job_id)
     started = int(night["started_ms"]) / 1000.0
@@ -285,12 +303,8 @@ def build_report(
         "finished_at": _iso(finished_at),
         "duration_s": round(finished_at - started, 3),
         "this_run_duration_s": round(finished_at - run_started, 3),
-        "submitted": {
-            "listed": int(night.get("listed_last_run", 0)),
-            "new": int(night.get("new", 0)),
-            "changed": int(night.get("changed", 0)),
-            "rejected": int(night.get("rejected", 0)),
-        },
+        "submitted": night_submitted(night),
+        "this_run": this_run or {},
         "processed": {"done": done, "skipped": skipped, "failed": failed, "frames": frames},
         "throughput": {
             "frames_per_s": round(frames / duration, 2),
@@ -304,8 +318,34 @@ def build_report(
     }
 
 
+def run_counts(counts: SubmitCounts) -> dict[str, int]:
+    """This run's submission: `unchanged` = already known to the queue (queued, done or failed before)."""
+    return {"listed": counts.total, "new": counts.added, "changed": counts.requeued, "unchanged": counts.unchanged,
+            "rejected": counts.rejected}
+
+
+def night_submitted(night: dict[str, Any]) -> dict[str, int]:
+    """The whole night's submission (all its runs): new/changed since the last night; they add up to `listed`
+    (a re-run after a crash sees the first run's new videos as known, but they are still the night's new ones)."""
+    listed, new, changed, rejected = (int(night.get(k, 0)) for k in ("listed_last_run", "new", "changed", "rejected"))
+    return {"listed": listed, "new": new, "changed": changed, "unchanged": max(0, listed - new - changed - rejected),
+            "rejected": rejected}
+
+
+def submitted_line(sub: dict[str, int]) -> str:
+    return (f"listed {sub['listed']}: {sub['new']} new, {sub['changed']} changed, {sub['unchanged']} unchanged"
+            + (f", {sub['rejected']} rejected" if sub["rejected"] else ""))
+
+
 def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
+def chart_series(report: dict[str, Any]) -> tuple[list[float], list[int]]:
+    """The chart's line: the job's finished videos (absolute: 3 -> 4 when one new video joins three known
+    ones) against minutes since the night's first run started, over every run of the night."""
+    pts = report["timeline"]
+    return [q["t"] / 60 for q in pts], [int(q["finished"]) for q in pts]
 
 
 def render_chart(report: dict[str, Any]) -> bytes | None:
@@ -323,16 +363,15 @@ def render_chart(report: dict[str, Any]) -> bytes | None:
     names = ["done", "skipped", "failed"]
     ax1.bar(names, [p[n] for n in names], color=["#2a9d8f", "#8d99ae", "#e63946"])
     ax1.set_title(f"videos, night {report['date']}")
-    pts = report["timeline"]
-    if pts:
-        t0 = pts[0]["finished"]
-        ax2.plot([q["t"] / 60 for q in pts], [q["finished"] - t0 for q in pts], marker=".")
-    ax2.set_xlabel("minutes")
+    minutes, finished = chart_series(report)
+    if minutes:
+        ax2.plot(minutes, finished, marker=".")
+    ax2.set_xlabel("minutes since the night started")
     from matplotlib.ticker import MaxNLocator
 
     for ax in (ax1, ax2):
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # video counts
-    ax2.set_title(f"finished ({report['throughput']['frames_per_s']:.1f} frames/s)")
+    ax2.set_title(f"videos finished, job total ({report['throughput']['frames_per_s']:.1f} frames/s)")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -392,11 +431,12 @@ def run_night(
         job, counts = submit(queue, config, input_url, output_url, retry_failed=retry_failed)
         night = night_key(norm_input, date)
         record = begin_night(queue.r, night, job, queue, counts)
-        log.info(
-            "nightly %s: job %s, %d listed: %d new, %d changed, %d unchanged (run %s of this night)",
-            date, job.job_id, counts.total, counts.added, counts.requeued, counts.unchanged, record["runs"],
-        )
-        timeline = Timeline()
+        this_run = run_counts(counts)
+        log.info("nightly %s: job %s, run %s of this night: %s", date, job.job_id, record["runs"],
+                 submitted_line(this_run))
+        if int(record["runs"]) > 1:
+            log.info("nightly %s: the whole night so far: %s", date, submitted_line(night_submitted(record)))
+        timeline = Timeline.of_night(queue.r, night)
         sampler = Sampler(queue, job.job_id, timeline, t0=int(record["started_ms"]) / 1000.0, interval=sample_every)
         sampler.take()
         sampler.start()
@@ -410,7 +450,7 @@ def run_night(
                 scaler.stop(release=True)
         sampler.take()
         report = build_report(date=date, job=job, queue=queue, night=record, fence=fence, run_started=run_started,
-                              timeline=timeline)
+                              timeline=timeline, this_run=this_run)
         if lock.lost.is_set():
             raise StaleLock(f"the nightly lock (fence {fence}) was lost during the run: not committing the report")
         lock.commit(date, report, night)
@@ -533,7 +573,7 @@ def main(args: argparse.Namespace) -> int:
     r = result.report
     p, sub = r["processed"], r["submitted"]
     print(f"night {r['date']} ({r['input']} -> {r['output']}, job {r['job_id']}, run {r['runs']}):")
-    print(f"  listed {sub['listed']}: {sub['new']} new, {sub['changed']} changed")
+    print(f"  {submitted_line(sub)}" + (f" (the whole night, {r['runs']} runs)" if r["runs"] > 1 else ""))
     print(f"  processed: {p['done']} done, {p['skipped']} skipped, {p['failed']} failed, {p['frames']} frames "
           f"in {r['duration_s']:.1f} s ({r['throughput']['frames_per_s']:.1f} frames/s)")
     for f in r["failures"]:

@@ -22,6 +22,8 @@ Keys (the `{job}` hash tag keeps one job's keys in one Redis Cluster slot):
     vidpipe:{job}:ready        zset   queued keys, score = not-before time (ms); backoff = future score
     vidpipe:{job}:leases       zset   claimed keys, score = lease expiry (ms)
     vidpipe:{job}:dead         list   dead letters: JSON {key, error, attempts, at_ms}
+    vidpipe:{job}:force        set    keys queued by `--force`: the worker reprocesses them even if a
+                                      verified result exists (cleared when the new result is committed)
 
 States: queued (in `ready`), running (in `leases`), done, skipped (results already committed),
 failed (dead-lettered). Counters for done/skipped/failed (and redeliveries, retries) live in `meta`, so
@@ -300,7 +302,7 @@ return 1
 
 def job_keys(job_id: str) -> dict[str, str]:
     base = f"{PREFIX}:{{{job_id}}}"
-    return {n: f"{base}:{n}" for n in ("meta", "items", "ready", "leases", "dead")}
+    return {n: f"{base}:{n}" for n in ("meta", "items", "ready", "leases", "dead", "force")}
 
 
 def default_job_id(input_url: str, output_url: str, config_hash: str) -> str:
@@ -668,6 +670,8 @@ class WorkQueue:
         last = int(meta.get("last_done_ms", 0))
         end = now_ms if (queued or running) else max(last, first)
         elapsed = max(0.0, (end - first) / 1000.0) if first else 0.0
+        if "active_ms" in meta:  # time some worker was running the job (see mark_active): no stopped gaps
+            elapsed = int(meta["active_ms"]) / 1000.0
         finished = done + skipped
         return JobStatus(
             job_id=job_id,
@@ -731,3 +735,129 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+# ============================================================================================================
+# Per-video views, --force, job removal and active time (issue 15). Built on the keys above (`job_keys`);
+# the core lifecycle (submit / claim / renew / complete / fail / release) is not changed by anything here.
+# ============================================================================================================
+
+# KEYS: items, ready, meta, force  ARGV: keys -> {forced, running, unknown}
+# A finished (done/skipped/failed) item goes back to `ready` as new (attempts 0); a queued one is only
+# marked. A running item is left to its attempt (forcing it would race the worker committing it).
+_FORCE = _NOW + """
+local forced, running, unknown = 0, 0, 0
+for _, k in ipairs(ARGV) do
+  local cur = redis.call('HGET', KEYS[1], k)
+  if not cur then
+    unknown = unknown + 1
+  else
+    local it = cjson.decode(cur)
+    if it.s == 'running' then
+      running = running + 1
+    elseif it.v == '' then
+      unknown = unknown + 1  -- a rejected (unsafe) key: there is nothing to read
+    else
+      if it.s ~= 'queued' then
+        redis.call('HINCRBY', KEYS[3], 'n_' .. it.s, -1)
+        it.s, it.a, it.err, it.t = 'queued', 0, nil, nil
+        redis.call('HSET', KEYS[1], k, cjson.encode(it))
+        redis.call('ZADD', KEYS[2], now, k)
+      end
+      redis.call('SADD', KEYS[4], k)
+      forced = forced + 1
+    end
+  end
+end
+return {forced, running, unknown}
+"""
+
+# KEYS: meta  ARGV: gap_cap_ms, closing ('1' when a worker stops)
+# Active time = the union of the intervals in which some worker was running the job: each tick adds the
+# time since the previous tick of any worker, unless that gap is longer than the cap (nobody was running:
+# a stopped job, a Ctrl-C before a resume). A stopping worker closes its interval, so a resume starts afresh.
+_ACTIVE = _NOW + """
+local last = tonumber(redis.call('HGET', KEYS[1], 'last_active_ms') or '0')
+if last > 0 and now > last and now - last <= tonumber(ARGV[1]) then
+  redis.call('HINCRBY', KEYS[1], 'active_ms', now - last)
+else
+  redis.call('HSETNX', KEYS[1], 'active_ms', 0)
+end
+if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'last_active_ms', 0)
+else redis.call('HSET', KEYS[1], 'last_active_ms', now) end
+return 1
+"""
+
+ACTIVE_GAP_CAP_SECONDS = 30.0  # longer than a processor start-up (Ray ~7 s), far shorter than a stop
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One work item as `vidpipe status --videos` shows it."""
+
+    key: str
+    state: str  # queued | running | done | skipped | failed
+    attempts: int
+    last_error: str
+    forced: bool = False
+
+
+@dataclass
+class ForceCounts:
+    forced: int = 0
+    running: int = 0  # left to their current attempt
+    unknown: int = 0  # not in the job (or rejected keys)
+
+
+def iter_videos(queue: WorkQueue, job_id: str, *, batch: int = 1000) -> Iterator[VideoRecord]:
+    """Every work item of a job, in Redis scan order (read-only; memory per page, not per job)."""
+    keys = job_keys(job_id)
+    forced = {str(k) for k in queue.r.smembers(keys["force"])}
+    for key, raw in queue.r.hscan_iter(keys["items"], count=batch):
+        it = json.loads(raw)
+        yield VideoRecord(str(key), str(it.get("s", "?")), int(it.get("a", 0)), str(it.get("err") or ""),
+                          str(key) in forced)
+
+
+def force_videos(queue: WorkQueue, job_id: str, keys: Iterable[str] | None = None) -> ForceCounts:
+    """Reprocess the named videos (None: every video of the job) whatever the queue remembers."""
+    jk = job_keys(job_id)
+    todo: Iterable[str] = keys if keys is not None else (str(k) for k in queue.r.hkeys(jk["items"]))
+    counts = ForceCounts()
+    script = queue.r.register_script(_FORCE)
+    for chunk in _chunks(todo, ENQUEUE_BATCH):
+        f, r, u = script(keys=[jk["items"], jk["ready"], jk["meta"], jk["force"]], args=chunk)
+        counts.forced += int(f)
+        counts.running += int(r)
+        counts.unknown += int(u)
+    return counts
+
+
+def is_forced(queue: WorkQueue, job_id: str, key: str) -> bool:
+    return bool(queue.r.sismember(job_keys(job_id)["force"], key))
+
+
+def clear_forced(queue: WorkQueue, job_id: str, key: str) -> None:
+    queue.r.srem(job_keys(job_id)["force"], key)
+
+
+def running_leases(queue: WorkQueue, job_id: str) -> int:
+    """Leases not yet expired: videos a live worker may be processing now."""
+    return int(queue.r.zcount(job_keys(job_id)["leases"], f"({_server_ms(queue.r)}", "+inf"))
+
+
+def remove_job(queue: WorkQueue, job_id: str) -> bool:
+    """Delete every record of a job (its results in OUTPUT are untouched). False if there was none."""
+    keys = job_keys(job_id)
+    pipe = queue.r.pipeline(transaction=True)
+    pipe.delete(*keys.values())
+    pipe.zrem(JOBS_KEY, job_id)
+    deleted, _ = pipe.execute()
+    return int(deleted) > 0
+
+
+def mark_active(queue: WorkQueue, job_id: str, *, closing: bool = False) -> None:
+    """A worker's tick while it runs the job (and once with closing=True when it stops)."""
+    queue.r.register_script(_ACTIVE)(
+        keys=[job_keys(job_id)["meta"]], args=[int(ACTIVE_GAP_CAP_SECONDS * 1000), "1" if closing else "0"]
+    )

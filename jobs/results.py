@@ -5,6 +5,7 @@ For an input video with key `K` (relative to the input prefix), results go under
     detections.parquet   one row per detection
     tracks.parquet       one row per (frame, track)
     tracks.mot.txt       MOTChallenge text: frame,id,x,y,w,h,score,-1,-1,-1 (frame 1-based, 2 decimals)
+    tracks_summary.parquet  one row per track (see below)
     preview.png          annotated contact sheet of tracked frames (only with `preview: true`)
     manifest.json        written last; the video counts as done only when it exists and verifies
 
@@ -27,13 +28,26 @@ Parquet schemas (all boxes in source-video pixels, x1,y1 = top-left, x2,y2 = bot
         class_id   int32    (tracks are per class: a track never changes class)
         class_name string
 
+    tracks_summary.parquet (sorted by track_id)
+        track_id   int64
+        class_id   int32
+        class_name string
+        first_frame, last_frame  int64   first and last frame with a row for the track
+        first_pts, last_pts      float64 seconds
+        length     int64    frames on which the track has a row (<= last_frame - first_frame + 1)
+        mean_score float32  mean of the matched detection scores over those frames
+        best_frame int64    the frame with the highest score (earliest on ties)
+        best_score float32
+        x1, y1, x2, y2  float32  the track's box on best_frame
+
 Each Parquet file also carries key-value metadata: vidpipe_version, input_key, config_hash.
 
 `manifest.json` (schema "vidpipe.manifest/1"): input {key, size, etag, mtime_ns, version}, config_hash,
 config (the results-affecting settings, detector.model_sha256 included), model_id, class_names {"<id>": name}
 for the classes present in the results, video {frame_count, sampled_frames, fps, width,
-height, codec, decoder}, counts {detections, tracks, track_rows}, timings (seconds per stage),
-files [{name, size, sha256}], vidpipe_version, backends, job_id, attempt, committed_at.
+height, codec, decoder, declared_frame_count, truncated}, counts {detections, tracks, track_rows},
+timings (seconds per stage), warnings [text], files [{name, size, sha256}], vidpipe_version, backends,
+job_id, attempt, committed_at.
 It never contains credentials or connection settings.
 
 Commit protocol: if a manifest exists and verifies for the same input version and config hash, the
@@ -62,18 +76,20 @@ import pyarrow.parquet as pq
 
 from jobs import __version__
 from jobs.storage import ObjectInfo, Storage, WriteConflict
-from workers.batch import VideoInput, VideoResult
+from workers.batch import VideoInfo, VideoInput, VideoResult
 from workers.detect.classes import class_name
+from workers.track.summary import summarise_tracks
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 DETECTIONS = "detections.parquet"
 TRACKS = "tracks.parquet"
+TRACKS_SUMMARY = "tracks_summary.parquet"
 MOT = "tracks.mot.txt"
 PREVIEW = "preview.png"
 MANIFEST_SCHEMA = "vidpipe.manifest/1"
-RESULT_NAMES = (DETECTIONS, TRACKS, MOT, PREVIEW, MANIFEST)
+RESULT_NAMES = (DETECTIONS, TRACKS, TRACKS_SUMMARY, MOT, PREVIEW, MANIFEST)
 VERIFY_THREADS = 8  # manifests checked in parallel when a resubmission re-verifies committed videos
 
 _BOX = [("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32())]
@@ -81,6 +97,12 @@ _CLASS = [("class_id", pa.int32()), ("class_name", pa.string())]
 DETECTIONS_SCHEMA = pa.schema([("frame", pa.int64()), ("pts", pa.float64()), *_BOX, ("score", pa.float32()), *_CLASS])
 TRACKS_SCHEMA = pa.schema(
     [("frame", pa.int64()), ("pts", pa.float64()), ("track_id", pa.int64()), *_BOX, ("score", pa.float32()), *_CLASS]
+)
+
+TRACKS_SUMMARY_SCHEMA = pa.schema(
+    [("track_id", pa.int64()), *_CLASS, ("first_frame", pa.int64()), ("last_frame", pa.int64()),
+     ("first_pts", pa.float64()), ("last_pts", pa.float64()), ("length", pa.int64()), ("mean_score", pa.float32()),
+     ("best_frame", pa.int64()), ("best_score", pa.float32()), *_BOX]
 )
 
 
@@ -134,6 +156,30 @@ def tracks_table(result: VideoResult, metadata: dict[str, str] | None = None, na
         *_class_columns(result.trk_class_ids, names),
     ]
     return pa.Table.from_arrays(cols, schema=TRACKS_SCHEMA.with_metadata(metadata or {}))
+
+
+def tracks_summary_table(
+    result: VideoResult, metadata: dict[str, str] | None = None, names: Sequence[str] = ()
+) -> pa.Table:
+    t = summarise_tracks(result.trk_frame, result.trk_pts, result.trk_ids, result.trk_boxes, result.trk_scores,
+                         result.trk_class_ids)
+    cols = [t.track_id, *_class_columns(t.class_id, names), t.first_frame, t.last_frame, t.first_pts, t.last_pts,
+            t.length, t.mean_score, t.best_frame, t.best_score, t.best_box[:, 0], t.best_box[:, 1], t.best_box[:, 2],
+            t.best_box[:, 3]]
+    return pa.Table.from_arrays(cols, schema=TRACKS_SUMMARY_SCHEMA.with_metadata(metadata or {}))
+
+
+def video_warnings(info: VideoInfo, config: dict[str, Any]) -> tuple[bool, list[str]]:
+    """(truncated, warnings): a whole-video decode that ended before the container's declared frame count
+    is a truncated (or damaged-at-the-end) file whose results cover only the decoded part."""
+    sampling = config.get("sampling", {}) if isinstance(config, dict) else {}
+    whole = (sampling.get("mode", "all") != "keyframes" and not sampling.get("start_seconds")
+             and not sampling.get("end_seconds"))
+    declared = int(info.declared_frame_count)
+    if whole and declared and info.frame_count < declared:
+        return True, [f"truncated: decoded {info.frame_count} of the {declared} frames the container declares; "
+                      "results cover the decoded part only"]
+    return False, []
 
 
 def present_class_names(result: VideoResult, names: Sequence[str]) -> dict[str, str]:
@@ -249,8 +295,10 @@ class ResultWriter:
         video: VideoInput | None = None,
         preview: bool = False,
         still_ours: Callable[[], bool] | None = None,
+        force: bool = False,
     ) -> CommitResult:
-        """Write the data files, then the manifest. Skips (and writes nothing) if already committed.
+        """Write the data files, then the manifest. Skips (and writes nothing) if already committed, unless
+        `force` (`vidpipe run --force`): then the new results replace the committed ones.
 
         Every write is conditional on the object being what it was when this commit started (the tokens
         are taken before the manifest is read). So once another attempt has committed (its manifest is
@@ -258,8 +306,9 @@ class ResultWriter:
         and this raises CommitAborted. That holds by construction, not by timing; the `still_ours()` lease
         check before the manifest only saves the wasted work earlier.
         """
-        tokens = {name: self.output.token(f"{key}/{name}") for name in (DETECTIONS, TRACKS, MOT, MANIFEST)}
-        existing = self.read_manifest(key)
+        data_names = (DETECTIONS, TRACKS, TRACKS_SUMMARY, MOT, MANIFEST)
+        tokens = {name: self.output.token(f"{key}/{name}") for name in data_names}
+        existing = None if force else self.read_manifest(key)
         if existing is not None and self.verify(key, source, existing):
             return CommitResult("skipped", existing)
         t0 = time.perf_counter()
@@ -267,6 +316,7 @@ class ResultWriter:
         files: list[tuple[str, bytes]] = [
             (DETECTIONS, _parquet_bytes(detections_table(result, kv, self.class_names))),
             (TRACKS, _parquet_bytes(tracks_table(result, kv, self.class_names))),
+            (TRACKS_SUMMARY, _parquet_bytes(tracks_summary_table(result, kv, self.class_names))),
             (MOT, mot_text(result).encode()),
         ]
         entries = []
@@ -281,6 +331,7 @@ class ResultWriter:
             raise CommitAborted(f"lease on {key!r} lost before the manifest was written; leaving it to the new owner")
         info = result.info
         track_ids = np.asarray(result.trk_ids)
+        truncated, warnings = video_warnings(info, self.config)
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "input": {"key": key, "size": source.size, "etag": source.etag, "mtime_ns": source.mtime_ns,
@@ -297,7 +348,10 @@ class ResultWriter:
                 "height": int(info.height),
                 "codec": info.codec,
                 "decoder": info.decoder,
+                "declared_frame_count": int(info.declared_frame_count),
+                "truncated": truncated,
             },
+            "warnings": warnings,
             "counts": {
                 "detections": len(np.asarray(result.det_frame)),
                 "tracks": len(np.unique(track_ids)) if track_ids.size else 0,

@@ -12,6 +12,7 @@ else implementing `workers.api.VideoProcessor`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import signal
@@ -25,7 +26,7 @@ from typing import Any
 import redis
 
 from jobs.config import ConfigError, VidpipeConfig
-from jobs.queue import JobSpec, JobStatus, Lease, QueueLost, WorkQueue, make_owner
+from jobs.queue import JobSpec, JobStatus, Lease, QueueLost, WorkQueue, clear_forced, is_forced, make_owner, mark_active
 from jobs.results import CommitAborted, ResultWriter
 from jobs.storage import Storage, StorageError, open_storage
 from workers import metrics
@@ -244,46 +245,101 @@ class WorkerStats:
     skipped: int = 0
     failed: int = 0
     retried: int = 0
-    frames: int = 0
-    started: float = field(default_factory=time.monotonic)
+    frames: int = 0  # processed (sampled) frames of the videos this worker committed
+    started: float = field(default_factory=time.monotonic)  # reset when the processor is ready
+    warnings: list[str] = field(default_factory=list)  # e.g. truncated videos committed with partial results
+
+    def live_frames(self, stats: PipelineStats | None) -> int:
+        """Frames processed so far in this session: the last stage's count while videos are still in flight
+        (so the first video does not read 0 frames/s), never less than what was committed."""
+        last = next((st for st in reversed(stats.stages) if st.name == "track"), stats.stages[-1]) \
+            if stats and stats.stages else None
+        return max(self.frames, int(last.frames) if last else 0)
+
+    def fps(self, stats: PipelineStats | None, now: float | None = None) -> float:
+        elapsed = (time.monotonic() if now is None else now) - self.started
+        return self.live_frames(stats) / elapsed if elapsed > 0 else 0.0
+
+
+PROGRESS_WIDTH = 80  # the bar line is built to fit a standard terminal
+
+
+def progress_text(status: JobStatus, fps: float) -> str:
+    """The counts after the bar: short enough that bar + counts fit PROGRESS_WIDTH."""
+    parts = [f"{status.failed} failed"] if status.failed else []
+    parts += [f"{status.running} running", f"{fps:.0f} fps" if fps >= 100 else f"{fps:.1f} fps"]
+    return " ".join(parts)
+
+
+def stages_text(stats: PipelineStats | None) -> str:
+    return " ".join(
+        f"{s.name}:{s.fps:.0f}fps/{s.busy:.0%}{'' if s.state == 'ok' else '(' + s.state + ')'}"
+        for s in (stats.stages if stats else [])
+    )
 
 
 class ProgressView:
-    """A progress bar on a terminal (rich); otherwise (or with bar=False) a log line every 10 s."""
+    """On a terminal: a rich live display (bar line + stage line) with logging routed through it, so log
+    lines print above the bar instead of gluing onto it. Otherwise (or with bar=False): a plain log line
+    every 10 s."""
 
-    def __init__(self, bar: bool = True):
+    LOG_EVERY = 10.0
+
+    def __init__(self, bar: bool = True, console: Any = None):
         self._progress: Any = None
         self._task: Any = None
+        self._swapped: list[tuple[logging.StreamHandler[Any], Any]] = []
         self._last_log = time.monotonic()
-        if bar and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        if console is None and not (bar and sys.stderr.isatty()):
+            return
+        from rich.console import Console
 
-            self._progress = Progress(
-                TextColumn("[bold]videos"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.description}"), console=Console(stderr=True), transient=False,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task("", total=None)
+        self._start(console or Console(stderr=True))
+
+    def _start(self, console: Any) -> None:
+        from rich.file_proxy import FileProxy
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.text import Text
+
+        class _TwoLines(Progress):
+            stage_line = ""
+
+            def get_renderables(self) -> Any:
+                yield self.make_tasks_table(self.tasks)
+                if self.stage_line:
+                    yield Text(self.stage_line, no_wrap=True, overflow="ellipsis", style="dim")
+
+        # 7 + 1 + 16 + 1 + 11 + 1 + 7 + 1 + 34 (text) = 79 columns at most, for up to 99,999 videos
+        self._progress = _TwoLines(
+            TextColumn("[bold]videos"), BarColumn(bar_width=16), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), console=console, transient=False, redirect_stderr=False,
+            redirect_stdout=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("", total=None)
+        # Route the root logger's terminal handlers through the live display: rich prints each line above it.
+        proxy = FileProxy(console, console.file)
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.__stderr__):
+                self._swapped.append((handler, handler.setStream(proxy)))
 
     def update(self, status: JobStatus, stats: PipelineStats | None, worker: WorkerStats) -> None:
-        elapsed = max(1e-6, time.monotonic() - worker.started)
-        fps = worker.frames / elapsed
-        stages = " ".join(
-            f"{s.name}:{s.fps:.0f}fps/{s.busy:.0%}{'' if s.state == 'ok' else '(' + s.state + ')'}"
-            for s in (stats.stages if stats else [])
-        )
+        fps = worker.fps(stats)
         finished = status.done + status.skipped + status.failed
-        text = (f"done {status.done} skipped {status.skipped} failed {status.failed} running {status.running} "
-                f"| {fps:.1f} frames/s {stages}")
+        text = progress_text(status, fps)
         if self._progress is not None:
+            self._progress.stage_line = stages_text(stats)
             self._progress.update(self._task, total=status.total, completed=finished, description=text)
-        elif time.monotonic() - self._last_log > 10:
+        elif time.monotonic() - self._last_log > self.LOG_EVERY:
             self._last_log = time.monotonic()
-            log.info("progress %s: %d/%d videos %s", status.job_id, finished, status.total, text)
+            log.info("progress %s: %d/%d videos, %s %s", status.job_id, finished, status.total, text,
+                     stages_text(stats))
 
     def close(self) -> None:
         if self._progress is not None:
+            for handler, stream in self._swapped:
+                handler.setStream(stream)
+            self._swapped.clear()
             self._progress.stop()
             self._progress = None
 
@@ -317,6 +373,7 @@ class JobRunner:
         )
         self.writer = ResultWriter(self.output, job.config_hash, job.config, _class_names(self.config))
         self.stats = WorkerStats()
+        self._forced: set[str] = set()  # keys in flight queued by --force: reprocessed even if committed
 
     def run(self) -> JobStatus:
         status = self.queue.status(self.job.job_id)
@@ -329,7 +386,9 @@ class JobRunner:
         proc: VideoProcessor | None = None
         clean_exit = False
         try:
+            mark_active(self.queue, self.job.job_id)
             proc = self.factory(self.config)
+            self.stats.started = time.monotonic()  # throughput of this session, from a ready processor
             last_status = 0.0
             while True:
                 try:
@@ -338,6 +397,8 @@ class JobRunner:
                         for outcome in proc.poll(timeout=0.5):
                             self._finish(outcome, in_flight, keeper)
                     if time.monotonic() - last_status > 0.5 or not in_flight:
+                        if in_flight:
+                            mark_active(self.queue, self.job.job_id)
                         status = self.queue.status(self.job.job_id, failures_limit=0)  # counts only: cheap
                         last_status = time.monotonic()
                         metrics.record_queue_depth(self.job.job_id, status.depth())
@@ -351,11 +412,18 @@ class JobRunner:
                     self._ride_out(exc)
             clean_exit = True
         except BaseException as exc:
+            view.close()  # before any message: the bar must not swallow it
+            handed_back = len(in_flight)
             self._abandon(in_flight, keeper, exc)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                log.warning("interrupted: %d video(s) in flight handed back to the queue (not counted as attempts). "
+                            "Resume with the same command, or `vidpipe work --job %s`", handed_back, self.job.job_id)
             raise
         finally:
             view.close()
             keeper.stop()
+            with contextlib.suppress(Exception):  # the active-time record is best effort
+                mark_active(self.queue, self.job.job_id, closing=True)
             if proc is not None:
                 try:
                     proc.close()
@@ -372,7 +440,9 @@ class JobRunner:
                 return wait
             keeper.add(lease)
             try:
-                if self.writer.verify(lease.key, lease.info):
+                if is_forced(self.queue, self.job.job_id, lease.key):
+                    self._forced.add(lease.key)
+                elif self.writer.verify(lease.key, lease.info):
                     self._ack(lease, keeper, "skipped", 0)
                     log.info("skipped %s: results already committed for this input version and config", lease.key)
                     continue
@@ -413,6 +483,7 @@ class JobRunner:
             res = self.writer.commit(
                 lease.key, lease.info, outcome, job_id=self.job.job_id, attempt=lease.attempt, video=video,
                 preview=self.config.preview, still_ours=lambda: keeper.renew_now(lease),
+                force=lease.key in self._forced,
             )
         except CommitAborted as exc:
             log.warning("%s", exc)
@@ -433,8 +504,16 @@ class JobRunner:
             log.exception("committing %s failed", lease.key)
             self._fail(lease, keeper, f"commit failed: {type(exc).__name__}: {exc}", False, True)
             return
-        frames = int(outcome.info.frame_count)
-        self._ack(lease, keeper, res.outcome, frames)
+        self._note_warnings(lease.key, res.manifest)
+        self._ack(lease, keeper, res.outcome, int(outcome.info.sampled_frames))  # processed, not source, frames
+        if lease.key in self._forced:
+            self._forced.discard(lease.key)
+            clear_forced(self.queue, self.job.job_id, lease.key)
+
+    def _note_warnings(self, key: str, manifest: dict[str, Any]) -> None:
+        for warning in manifest.get("warnings", []):
+            self.stats.warnings.append(f"{key}: {warning}")
+            log.warning("%s committed with a warning: %s", key, warning)
 
     def _ack(self, lease: Lease, keeper: LeaseKeeper, outcome: str, frames: int) -> None:
         try:
@@ -532,9 +611,12 @@ def format_summary(status: JobStatus, worker: WorkerStats | None = None) -> str:
         f"job {status.job_id}: {status.input_url} -> {status.output_url} (config {status.config_hash})",
         f"  videos: {status.total} total, {status.done} done, {status.skipped} skipped, {status.failed} failed, "
         f"{status.queued} queued ({status.retrying} waiting to retry), {status.running} running",
-        f"  throughput: {status.frames} frames in {status.elapsed_s:.1f} s = {status.frames_per_s:.1f} frames/s, "
-        f"{status.videos_per_s:.3f} videos/s",
+        f"  throughput: {status.frames} frames processed in {status.elapsed_s:.1f} s running = "
+        f"{status.frames_per_s:.1f} frames/s, {status.videos_per_s:.3f} videos/s",
     ]
+    if worker is not None and worker.warnings:
+        lines.append(f"  warnings ({len(worker.warnings)}):")
+        lines += [f"    {w}" for w in worker.warnings]
     if status.failures:
         lines.append(f"  failures ({status.failed}):")
         for f in status.failures:

@@ -16,6 +16,8 @@ actor opens them itself with the standard chain of the node it runs on.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import fcntl
 import functools
 import io
@@ -199,6 +201,17 @@ def _warn_unsafe(raw: str, reason: str) -> None:
 # --------------------------------------------------------------------------------------------- local
 
 
+def _missing_input_message(path: Path) -> str:
+    """A missing INPUT named as what it looks like (a file name has a suffix), with the closest sibling."""
+    what = "input file" if path.suffix else "input folder"
+    siblings: list[str] = []
+    with contextlib.suppress(OSError):
+        siblings = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []
+    close = difflib.get_close_matches(path.name, siblings, n=1, cutoff=0.6)
+    hint = f" (did you mean {path.parent / close[0]}?)" if close else ""
+    return f"{what} {path} does not exist{hint}: check the INPUT path"
+
+
 class LocalStorage:
     """A local folder. Writes go to a temp file in the same folder, then os.replace (atomic)."""
 
@@ -220,7 +233,7 @@ class LocalStorage:
             if not os.access(self.root, os.W_OK):
                 raise StorageError(f"output folder {self.root} is not writable: fix its permissions or pick another")
         elif not self.root.is_dir():
-            raise StorageError(f"input folder {self.root} does not exist: check the INPUT path")
+            raise StorageError(_missing_input_message(self.root))
 
     def _path(self, key: str) -> Path:
         check_key(key)

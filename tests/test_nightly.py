@@ -64,7 +64,7 @@ def test_second_night_processes_only_new_and_changed_videos(setup: dict[str, Any
     s = setup
     first = night(s, "2026-11-20")
     r1 = first.report
-    assert r1["submitted"] == {"listed": 3, "new": 3, "changed": 0, "rejected": 0}
+    assert r1["submitted"] == {"listed": 3, "new": 3, "changed": 0, "unchanged": 0, "rejected": 0}
     assert r1["processed"]["done"] == 3 and r1["processed"]["failed"] == 0 and first.exit_code == 0
     assert r1["processed"]["frames"] == 36 and r1["complete"]
     a_before = (s["out"] / "a.mp4" / "manifest.json").read_bytes()
@@ -75,7 +75,7 @@ def test_second_night_processes_only_new_and_changed_videos(setup: dict[str, Any
     make_video(s["in"] / "b.mp4", frames=20)  # changed (size and mtime)
     second = night(s, "2026-11-21")
     r2 = second.report
-    assert r2["submitted"] == {"listed": 4, "new": 1, "changed": 1, "rejected": 0}
+    assert r2["submitted"] == {"listed": 4, "new": 1, "changed": 1, "unchanged": 2, "rejected": 0}
     assert r2["processed"] == {"done": 2, "skipped": 0, "failed": 0, "frames": 28}
     assert (s["out"] / "a.mp4" / "manifest.json").read_bytes() == a_before, "unchanged video was rewritten"
     b_after = manifest(s["out"], "b.mp4")

@@ -18,6 +18,8 @@ from jobs.results import (
     MOT,
     TRACKS,
     TRACKS_SCHEMA,
+    TRACKS_SUMMARY,
+    TRACKS_SUMMARY_SCHEMA,
     CommitAborted,
     ResultWriter,
     mot_text,
@@ -56,7 +58,7 @@ def test_commit_writes_files_then_manifest_and_never_twice(tmp_path: Path) -> No
     res = writer.commit("cam1/a.mp4", src, _result(), job_id="j1", attempt=1)
     assert res.outcome == "done"
     d = tmp_path / "out" / "cam1" / "a.mp4"
-    assert sorted(p.name for p in d.iterdir()) == sorted([DETECTIONS, TRACKS, MOT, MANIFEST])
+    assert sorted(p.name for p in d.iterdir()) == sorted([DETECTIONS, TRACKS, TRACKS_SUMMARY, MOT, MANIFEST])
     det = pq.read_table(d / DETECTIONS)
     trk = pq.read_table(d / TRACKS)
     assert det.schema.remove_metadata() == DETECTIONS_SCHEMA and trk.schema.remove_metadata() == TRACKS_SCHEMA
@@ -134,3 +136,50 @@ def test_s3_round_trip_of_results(s3_bucket: str, s3_endpoint: str) -> None:
     assert (out.read_bytes(f"{base}/{MOT}") or b"").decode() == mot_text(result)
     assert writer.verify(base, src)
     assert writer.commit(base, src, result).outcome == "skipped"
+
+
+def test_tracks_summary_has_one_row_per_track_with_its_best_frame(tmp_path: Path) -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [2, 2, 12, 12], [50, 50, 60, 70], [51, 51, 61, 71]], np.float32)
+    result = VideoResult(
+        video_id="v", info=VideoInfo(640, 480, 30.0, 9, 9, "h264", "pyav"),
+        det_frame=np.zeros(0, np.int64), det_pts=np.zeros(0), det_boxes=np.zeros((0, 4), np.float32),
+        det_scores=np.zeros(0, np.float32), det_class_ids=np.zeros(0, np.int32),
+        # track 2 (class 3) on frames 4 and 8; track 1 (class 0) on frames 2, 3 and 6, best on frame 3; rows unsorted
+        trk_frame=np.array([6, 8, 2, 4, 3]), trk_pts=np.array([0.2, 8 / 30, 2 / 30, 4 / 30, 0.1]),
+        trk_ids=np.array([1, 2, 1, 2, 1]), trk_boxes=boxes[[2, 4, 0, 3, 1]],
+        trk_scores=np.array([0.5, 0.7, 0.6, 0.7, 0.9], np.float32), trk_class_ids=np.array([0, 3, 0, 3, 0]),
+    )
+    writer = ResultWriter(LocalStorage(tmp_path / "out"), "cfgA", CONFIG)
+    writer.commit("a.mp4", ObjectInfo("a.mp4", 10, mtime_ns=1), result)
+    table = pq.read_table(tmp_path / "out" / "a.mp4" / TRACKS_SUMMARY)
+    assert table.schema.remove_metadata() == TRACKS_SUMMARY_SCHEMA
+    rows = table.to_pylist()
+    assert [(r["track_id"], r["class_id"], r["first_frame"], r["last_frame"], r["length"], r["best_frame"])
+            for r in rows] == [(1, 0, 2, 6, 3, 3), (2, 3, 4, 8, 2, 4)]  # track 2: a tie, the earliest frame wins
+    assert rows[0]["mean_score"] == pytest.approx((0.5 + 0.6 + 0.9) / 3)
+    assert (rows[0]["x1"], rows[0]["y2"], rows[1]["x1"]) == (1.0, 11.0, 50.0)
+    assert rows[0]["first_pts"] == pytest.approx(2 / 30) and rows[1]["last_pts"] == pytest.approx(8 / 30)
+
+
+def test_force_replaces_a_committed_result(tmp_path: Path) -> None:
+    writer = ResultWriter(LocalStorage(tmp_path / "out"), "cfgA", CONFIG)
+    src = ObjectInfo("a.mp4", 1234, mtime_ns=5)
+    first = writer.commit("a.mp4", src, _result(), attempt=1)
+    assert writer.commit("a.mp4", src, _result(), attempt=2).outcome == "skipped"
+    again = writer.commit("a.mp4", src, _result(), attempt=2, force=True)
+    assert again.outcome == "done" and again.manifest["attempt"] == 2 != first.manifest["attempt"]
+    assert writer.verify("a.mp4", src)
+
+
+@pytest.mark.parametrize(("sampling", "decoded", "truncated"), [
+    ({}, 287, True), ({}, 795, False), ({"end_seconds": 3.0}, 287, False), ({"mode": "keyframes"}, 30, False),
+])
+def test_manifest_flags_a_truncated_video(tmp_path: Path, sampling: dict[str, object], decoded: int,
+                                          truncated: bool) -> None:
+    result = _result()
+    result.info = VideoInfo(640, 480, 25.0, decoded, decoded, "h264", "pyav", declared_frame_count=795)
+    writer = ResultWriter(LocalStorage(tmp_path / "out"), "cfgA", {**CONFIG, "sampling": sampling})
+    m = writer.commit("a.mp4", ObjectInfo("a.mp4", 10, mtime_ns=1), result).manifest
+    assert m["video"]["truncated"] is truncated and m["video"]["declared_frame_count"] == 795
+    assert m["warnings"] == ([f"truncated: decoded {decoded} of the 795 frames the container declares; results "
+                              "cover the decoded part only"] if truncated else [])

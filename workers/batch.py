@@ -118,6 +118,8 @@ class VideoInfo:
     codec: str = ""
     rotation: int = 0
     decoder: str = ""  # e.g. "pyav", "nvcodec", "pyav (fallback: <reason>)"
+    declared_frame_count: int = 0  # frames the container header declares (0: not declared); more than
+    # frame_count after a whole-video decode means a truncated file (the manifest says so)
 
 
 @dataclass

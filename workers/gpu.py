@@ -162,7 +162,8 @@ def unavailable_reason(status: GpuStatus, packages: tuple[str, ...]) -> str:
     details = "; ".join(p.describe() for p in missing)
     return (
         f"GPU backend unavailable: {headline} ({details}). Run on a GPU node with the vidpipe GPU image "
-        "(infra/docker/gpu.Dockerfile), or use --profile cpu, or allow the CPU fallback explicitly."
+        "(infra/docker/gpu.Dockerfile), or use --profile cpu, or pass --allow-cpu-fallback (config "
+        "allow_cpu_fallback: true) to run the CPU backends instead."
     )
 
 

@@ -26,6 +26,7 @@ from jobs.queue import (
     WorkQueue,
     check_job_id,
     default_job_id,
+    force_videos,
 )
 from jobs.results import ResultWriter, output_key_problem
 from jobs.runner import ProcessorFactory, default_processor_factory
@@ -47,6 +48,26 @@ def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
     add_results_options(parser)
     parser.add_argument("--job-id", help="explicit job id (default: derived from input, output and config hash)")
     parser.add_argument("--retry-failed", action="store_true", help="queue videos that failed in an earlier run again")
+    parser.add_argument("--force", action="store_true",
+                        help="reprocess every video of the job, even those with committed results")
+    parser.add_argument("--force-video", action="append", default=[], metavar="KEY",
+                        help="reprocess this video (key relative to INPUT, as `vidpipe status --videos` lists it); "
+                        "repeatable")
+
+
+def apply_force(queue: WorkQueue, job: JobSpec, args: argparse.Namespace) -> None:
+    """--force / --force-video: queue those videos again, whatever Redis remembers; the worker then replaces
+    their committed results (the old ones stay readable until the new manifest is written)."""
+    keys = list(getattr(args, "force_video", None) or [])
+    if not getattr(args, "force", False) and not keys:
+        return
+    counts = force_videos(queue, job.job_id, None if getattr(args, "force", False) else keys)
+    log.info("job %s: %d video(s) forced to reprocess%s%s", job.job_id, counts.forced,
+             f", {counts.running} running now (left to their current attempt)" if counts.running else "",
+             f", {counts.unknown} not in the job" if counts.unknown else "")
+    if keys and counts.unknown:
+        raise QueueError(f"--force-video: {counts.unknown} of the named keys are not videos of job {job.job_id}; "
+                         "`vidpipe status --job ID --videos` lists its keys")
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
@@ -138,15 +159,29 @@ def processor_factory(args: argparse.Namespace) -> ProcessorFactory:
 
 
 def check_profile(args: argparse.Namespace, config: VidpipeConfig) -> None:
-    """Fail fast on an unknown profile when the Ray pipeline will be used."""
+    """Before anything is queued: an unknown profile, or a GPU profile on a machine without a usable GPU
+    (unless --allow-cpu-fallback), fails here rather than leaving a queued job behind."""
     if getattr(args, "inline", False) or getattr(args, "processor", None):
         return
     from workers.profiles import get_profile
 
     try:
-        get_profile(config.profile)
+        profile = get_profile(config.profile)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if "gpu" in (profile.decode.backend, profile.detect.backend) and not config.allow_cpu_fallback:
+        from workers.gpu import require_gpu
+
+        require_gpu(False)  # BackendUnavailable (exit 2) names what is missing and --allow-cpu-fallback
+
+
+def checked_storages(config: VidpipeConfig, input_url: str, output_url: str) -> tuple[Storage, Storage]:
+    """INPUT readable and OUTPUT writable, checked before the (embedded) Redis starts: a typo costs nothing."""
+    inp = open_storage(input_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region)
+    out = open_storage(output_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region)
+    inp.check()
+    out.check(for_write=True)
+    return inp, out
 
 
 @contextlib.contextmanager
@@ -174,12 +209,11 @@ def submit(
     *,
     job_id: str | None = None,
     retry_failed: bool = False,
+    storages: tuple[Storage, Storage] | None = None,
 ) -> tuple[JobSpec, SubmitCounts]:
-    """Check the storages, create (or find) the job and queue every video under INPUT."""
-    inp = open_storage(input_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region)
-    out = open_storage(output_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region)
-    inp.check()
-    out.check(for_write=True)
+    """Check the storages (unless `storages` were checked already), create (or find) the job and queue
+    every video under INPUT."""
+    inp, out = storages or checked_storages(config, input_url, output_url)
     rejected: list[tuple[str, str]] = []
     objects = _with_room(out, inp.iter_objects(config.video_extensions,
                                                on_unsafe=lambda key, why: rejected.append((key, why))), rejected)
@@ -226,24 +260,45 @@ def _with_room(out: Storage, objects: Iterator[ObjectInfo], rejected: list[tuple
             yield obj
 
 
-def _sigterm(signum: int, frame: object) -> None:
-    # SIGTERM (Ray job stop, Kubernetes, systemd) unwinds like Ctrl-C: the runner hands its leases back
-    # untouched and the embedded Redis shuts down cleanly, instead of leases waiting to expire.
-    raise SystemExit(128 + signum)
+class SignalExit(SystemExit):
+    """SIGTERM (Ray job stop, Kubernetes, systemd) or SIGHUP (the terminal closed) unwinds like Ctrl-C: the
+    runner hands its leases back untouched and the embedded Redis shuts down cleanly, instead of videos
+    showing "running" until their leases expire. Exit code 128 + signal: 143 (TERM), 129 (HUP); Ctrl-C 130."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+def _raise_signal_exit(signum: int, frame: object) -> None:
+    raise SignalExit(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP raise SignalExit in the main thread; SIGINT keeps Python's KeyboardInterrupt."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _raise_signal_exit)
 
 
 def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Print a user-fixable error as one clear line (no traceback) and exit 2; Redis lost mid-run: one line,
-    exit 3 (resumable); SIGTERM exits 143 after handing the leases back."""
+    """Print a user-fixable error as one clear line (no traceback) and exit 2; an interrupt (Ctrl-C,
+    SIGTERM, SIGHUP) exits with one line too, 128 + the signal number, after the runner handed back its
+    leases (it logs how to resume)."""
 
     def wrapped(args: argparse.Namespace) -> int:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _sigterm)
+        install_signal_handlers()
         try:
             return fn(args)
         except USER_ERRORS as exc:
             log.error("%s", exc)
             return 2
+        except KeyboardInterrupt:
+            log.warning("stopped by Ctrl-C (SIGINT)")
+            return 128 + signal.SIGINT
+        except SignalExit as exc:
+            log.warning("stopped by %s", signal.Signals(exc.signum).name)
+            return 128 + exc.signum
         except QueueLost as exc:
             log.error("%s", exc)
             return EXIT_QUEUE_LOST

@@ -81,6 +81,6 @@ def main(args: argparse.Namespace) -> int:
         input=str(inputs), output=args.out, config=args.config, redis_url=args.redis_url,
         s3_endpoint_url=args.s3_endpoint_url, profile=args.profile, inline=args.inline, processor=args.processor,
         no_progress=args.no_progress, sample_fps=None, every_nth=None, keyframes=False, detector=None, model=None,
-        preview=True, job_id=None, retry_failed=False,
+        preview=True, job_id=None, retry_failed=False, force=False, force_video=[],
     )
     return run.main(run_args)

@@ -25,12 +25,14 @@ def main(args: argparse.Namespace) -> int:
     config = common.config_from_args(args)
     factory = common.processor_factory(args)
     common.check_profile(args, config)  # before anything is queued
+    storages = common.checked_storages(config, args.input, args.output)  # before the embedded Redis starts
     with common.queue_session(config) as queue:
         job, counts = common.submit(queue, config, args.input, args.output, job_id=args.job_id,
-                                    retry_failed=args.retry_failed)
+                                    retry_failed=args.retry_failed, storages=storages)
         log.info("job %s: %d new, %d re-queued, %d already known, %d rejected", job.job_id, counts.added,
                  counts.requeued, counts.unchanged, counts.rejected)
+        common.apply_force(queue, job, args)
         runner = JobRunner(queue, job, factory, config, progress=not args.no_progress)
         status = runner.run()
-    print(format_summary(status))
+    print(format_summary(status, runner.stats))
     return 0 if status.succeeded else 1

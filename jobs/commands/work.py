@@ -36,8 +36,9 @@ def main(args: argparse.Namespace) -> int:
             if not todo:
                 break
             for job in todo:
-                status = JobRunner(queue, job, factory, config, progress=not args.no_progress).run()
-                print(format_summary(status))
+                runner = JobRunner(queue, job, factory, config, progress=not args.no_progress)
+                status = runner.run()
+                print(format_summary(status, runner.stats))
                 failed |= status.failed > 0
             if args.job:
                 break

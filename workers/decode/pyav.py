@@ -121,6 +121,7 @@ class PyAVStream:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self.info.fps = float(rate) if rate else 0.0
         self.info.codec = ctx.name
+        self.info.declared_frame_count = int(stream.frames or 0)  # the header's count (nb_frames); 0 if none
         self.info.width = int(ctx.width or 0)
         self.info.height = int(ctx.height or 0)
 

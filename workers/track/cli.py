@@ -6,6 +6,8 @@ vidpipe track --mot-det det/det.txt --out results.txt [--seqinfo seqinfo.ini]
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -39,39 +41,56 @@ def track_sequence(
 
 
 def add_tracker_args(parser: argparse.ArgumentParser) -> None:
+    """Tracker options; unset ones are the defaults shown (re-tracking: the committed settings)."""
     d = TrackerConfig()
-    parser.add_argument("--track-thresh", type=float, default=d.track_thresh, help="high/low detection split")
-    parser.add_argument("--match-thresh", type=float, default=d.match_thresh, help="first-stage cost gate")
-    parser.add_argument(
-        "--track-buffer", type=int, default=d.track_buffer, help="frames a lost track is kept (at 30 fps)"
-    )
-    parser.add_argument("--min-box-area", type=float, default=d.min_box_area, help="drop output boxes this small")
+    g = parser.add_argument_group("tracker settings (default: the built-in value; re-tracking: the committed one)")
+    g.add_argument("--track-thresh", type=float, metavar="S",
+                   help=f"detections above start and continue tracks, below are second-stage matches "
+                   f"(default {d.track_thresh})")
+    g.add_argument("--match-thresh", type=float, metavar="C", help=f"first-stage cost gate (default {d.match_thresh})")
+    g.add_argument("--track-buffer", type=int, metavar="N",
+                   help=f"frames a lost track is kept, at 30 fps (default {d.track_buffer})")
+    g.add_argument("--min-box-area", type=float, metavar="A", help=f"drop output boxes this small (default "
+                   f"{d.min_box_area})")
 
 
-def config_from_args(args: argparse.Namespace) -> TrackerConfig:
-    return TrackerConfig(
-        track_thresh=args.track_thresh,
-        match_thresh=args.match_thresh,
-        track_buffer=args.track_buffer,
-        min_box_area=args.min_box_area,
-    )
+def config_from_args(args: argparse.Namespace, base: TrackerConfig | None = None) -> TrackerConfig:
+    base = base or TrackerConfig()
+    given = {name: getattr(args, name) for name in ("track_thresh", "match_thresh", "track_buffer", "min_box_area")
+             if getattr(args, name, None) is not None}
+    return dataclasses.replace(base, **given)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mot-det", required=True, type=Path, help="MOTChallenge det.txt (frame,-1,x,y,w,h,score,...)")
-    parser.add_argument("--out", required=True, type=Path, help="results file to write")
+    parser.add_argument("--mot-det", type=Path, default=None, help="MOTChallenge det.txt (frame,-1,x,y,w,h,score,...)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="results file to write (MOT); with --detections, the folder to write into")
     parser.add_argument(
-        "--seqinfo", type=Path, default=None, help="seqinfo.ini: frame rate and sequence length (default 30 fps)"
+        "--seqinfo", type=Path, default=None, help="seqinfo.ini: frame rate and sequence length (default: 30 fps)"
     )
-    parser.add_argument("--frame-rate", type=float, default=None, help="override the frame rate")
+    parser.add_argument("--frame-rate", type=float, default=None,
+                        help="override the frame rate (default: seqinfo.ini's, else 30; re-tracking: the sampled rate)")
     add_tracker_args(parser)
-    parser.add_argument("--gt", type=Path, default=None, help="also score the result against this gt.txt (trackeval)")
+    parser.add_argument("--gt", type=Path, default=None,
+                        help="also score the result against this gt.txt (needs TrackEval: see README, Tracking)")
     parser.add_argument(
         "--segments", type=int, default=1, help="track N overlapping segments in parallel, then stitch ids (default 1)"
     )
     parser.add_argument(
         "--overlap", type=int, default=None, help="frames shared by neighbouring segments (default 2 x lost buffer)"
     )
+
+
+TRACKEVAL_INSTALL = (
+    "pip install 'vidpipe[eval]' && pip install --no-deps trackeval==1.3.0 (--no-deps because trackeval declares "
+    "opencv-python, which would replace opencv-python-headless with a build without the HOG detector)"
+)
+
+
+def require_trackeval() -> None:
+    """Fail before tracking, with the install line, when --gt cannot be scored."""
+    if importlib.util.find_spec("trackeval") is None:
+        raise ValueError(f"--gt scores with TrackEval, which is not installed here: {TRACKEVAL_INSTALL}")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -83,6 +102,11 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.mot_det is None:
+        raise ValueError("give the detections to track: --mot-det det.txt (MOTChallenge) or --detections "
+                         "detections.parquet (a vidpipe result)")
+    if args.gt is not None:
+        require_trackeval()
     config = config_from_args(args)
     frame_rate, last_frame = 30.0, None
     if args.seqinfo is not None:
