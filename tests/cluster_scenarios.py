@@ -86,7 +86,8 @@ class Job:
     def config(self, **extra: Any) -> Any:
         from jobs.config import load_config
 
-        overrides = {"redis_url": self.redis.url, "profile": "cpu", "detector": {"input_width": 160},
+        # HOG named explicitly (the default detector is NanoDet): cheap on 2 cores, enough to move real batches
+        overrides = {"redis_url": self.redis.url, "profile": "cpu", "detector": {"kind": "hog", "input_width": 160},
                      "queue": dict(QUEUE_CFG), **extra}
         return load_config(None, overrides=overrides, env={})
 
@@ -254,9 +255,9 @@ def crossing(names: dict[str, str], reps: int = 6, frames_per_batch: int = 4) ->
     near = Probe.options(num_cpus=0.05, resources={"node_w1": 0.01}).remote()
     far = Probe.options(num_cpus=0.05, resources={"node_w2": 0.01}).remote()
     det_near = ray.remote(DetectActor).options(num_cpus=0.25, resources={"node_w1": 0.01}).remote(
-        DetectorConfig(input_width=160), "cpu", 1)
+        DetectorConfig(kind="hog", input_width=160), "cpu", 1)
     det_far = ray.remote(DetectActor).options(num_cpus=0.25, resources={"node_w2": 0.01}).remote(
-        DetectorConfig(input_width=160), "cpu", 1)
+        DetectorConfig(kind="hog", input_width=160), "cpu", 1)
     source = VideoSource("cross", LocalVideo(str(clip)))
     rows: dict[str, list[dict[str, Any]]] = {"same_node": [], "cross_node": []}
     locations: dict[str, list[str]] = {}
@@ -324,7 +325,7 @@ def run_spread(result: dict[str, Any]) -> None:
         before = set(actor_nodes())  # the crossing probe's and the reservations' actors: not part of the job
         job = Job(work, videos=8, frames=60, width=320, height=240)
         try:
-            config = job.config(detector={"input_width": 320})
+            config = job.config(detector={"kind": "hog", "input_width": 320})
             spec = job.submit(config)
             t0 = time.monotonic()
             status = job.runner(spec, config).run()
