@@ -6,7 +6,7 @@ clone plus your edits holds; `.venv` linked in), from a clean environment: no RA
 REDIS_URL, no RAY_ADDRESS, HOME a new empty folder (so ~/.ray/auth_token is created by the block, not
 found from an earlier run). The only inputs the test gives are the head's ports (free ones: the machine
 is shared, and Ray's defaults 6379/8265/52365/10001 may be held by another session) and two small
-videos in vidpipe-demo-in/.
+videos in vidpipe-demo-in/ (plus Ray's start-up tolerance, see below).
 
 It starts its own head (`ray start --head --block`, the documented way), separate from the test run's
 session Ray, and the block stops only that head.
@@ -76,6 +76,8 @@ def test_readme_ray_job_submit_quickstart_runs_word_for_word(tmp_path: Path) -> 
     env = {k: v for k, v in os.environ.items() if k in keep}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if "/.venv/" not in p + "/")
     env.update(HOME=str(home), RAY_USAGE_STATS_ENABLED="0", **ports)
+    # Start-up tolerance for a busy machine (Ray's own advice when a raylet registers late; default 10 s).
+    env.setdefault("RAY_raylet_start_wait_time_s", "60")
     temp_dir = Path(f"/tmp/ray-vidpipe-{ports['RAY_PORT']}")  # the block's --temp-dir
     block = quickstart_block()
     t0 = time.monotonic()
