@@ -16,7 +16,7 @@ import redis
 
 from jobs import logsafe
 from jobs.config import ConfigError, VidpipeConfig, load_config
-from jobs.embedded import EmbeddedRedis, EmbeddedRedisError
+from jobs.embedded import EmbeddedRedis, EmbeddedRedisError, check_placement
 from jobs.queue import (
     EXIT_QUEUE_LOST,
     JobSpec,
@@ -190,6 +190,7 @@ def queue_session(config: VidpipeConfig) -> Iterator[WorkQueue]:
     if config.redis_url:
         yield WorkQueue.from_url(config.redis_url)
         return
+    check_placement(config.embedded_redis_dir)  # under `ray job submit`: refuse a queue in Ray's cache
     server = EmbeddedRedis(config.embedded_redis_dir).start()
     try:
         server.supervise()  # restarted on the same port if it dies under the job (or its owner exits)
