@@ -18,4 +18,8 @@ if [ "${1:-}" = "dev" ]; then
 else
     .venv/bin/python -m pip install -q -e .
 fi
+# The torch inference backend converts the ONNX model with onnx2torch (pure Python). --no-deps: it declares
+# torchvision, whose PyPI wheel is a CUDA build that cannot import against the CPU torch here (and would
+# not be needed: vidpipe imports onnx2torch without it, workers/detect/torch_backend.py says how).
+.venv/bin/python -m pip install -q --no-deps "onnx2torch==1.5.15"
 .venv/bin/python -c "import cv2; assert hasattr(cv2, 'HOGDescriptor'), 'cv2 without HOG: opencv-python>=5 got installed'"

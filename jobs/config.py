@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,13 @@ class QueueConfig:
     lease_seconds: float = 60.0  # a claimed video not renewed within this is redelivered
     max_attempts: int = 3  # then the video goes to the dead-letter list with its last error
     backoff_seconds: float = 5.0  # first retry delay; doubles per attempt
+    # Deaths of the machine under a video (worker or actor killed, lease expired, S3/network trouble) do not
+    # charge the video's attempts; they have this much larger budget of their own, so a video that keeps
+    # killing its worker still ends (dead-lettered) instead of looping forever.
+    max_infra_faults: int = 10
+    # A worker that loses Redis keeps its in-flight videos running and retries with backoff (warning as it
+    # goes) for this long, then ends resumably with exit code 3.
+    redis_outage_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -72,11 +80,15 @@ def redact_url(url: str) -> str:
     """redis://user:secret@host:6379/0 -> redis://user:***@host:6379/0 (no-op without a password)."""
     if not url:
         return url
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password, port = parts.password, parts.port
+    except ValueError:  # malformed ('[::1', ':notaport'): mask anything between '//user:' and '@' anyway
+        return re.sub(r"(//[^/@:]*:)[^@]*@", r"\1***@", url)
+    if password is None:
         return url
     user = parts.username or ""
-    netloc = f"{user}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"{user}:***@{parts.hostname}" + (f":{port}" if port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -133,10 +145,10 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         default = getattr(cls(), key)
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
-                sub = sorted(f.name for f in fields(default))
+                sub = [f.name for f in fields(default)]  # declaration order: the first is the main one
                 raise ConfigError(
-                    f"config key {where}{key!r} must be a mapping of its settings ({', '.join(sub)}), e.g. in YAML "
-                    f"'{where}{key}:' then '  {sub[0]}: ...' on the next line, or '{where}{key}.{sub[0]}: ...'"
+                    f"config key {where}{key!r} must be a mapping of its settings ({', '.join(sorted(sub))}), e.g. "
+                    f"in YAML '{where}{key}:' then '  {sub[0]}: ...' on the next line, or '{where}{key}.{sub[0]}: ...'"
                 )
             kwargs[key] = _build(type(default), value, f"{where}{key}.")
         elif isinstance(default, tuple):

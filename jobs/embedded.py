@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +90,9 @@ class EmbeddedRedis:
         self.process: subprocess.Popen[bytes] | None = None
         self._lock_file: int | None = None
         self.attached = False  # True when another process's server was reused
+        self.lost_reason: str | None = None  # set when supervision could not bring the server back
+        self._watcher: threading.Thread | None = None
+        self._halt = threading.Event()
 
     @property
     def url(self) -> str:
@@ -107,15 +111,29 @@ class EmbeddedRedis:
                 f"cannot create the embedded Redis folder {self.data_dir}: {exc.strerror}; "
                 "run from a writable folder or set REDIS_URL"
             ) from exc
+        if not self._take_lock():
+            return self._attach(timeout)
+        self.port = self.requested_port or free_port()
+        try:
+            self._launch(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("embedded Redis (valkey-server, AOF in %s) on 127.0.0.1:%d", self.data_dir, self.port)
+        return self
+
+    def _take_lock(self) -> bool:
         fd = os.open(self.data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            return self._attach(timeout)
+            return False
         self._lock_file = fd
+        return True
+
+    def _launch(self, timeout: float) -> None:
         binary = find_server_binary()
-        self.port = self.requested_port or free_port()
         args = [
             binary,
             "--port", str(self.port),
@@ -138,11 +156,62 @@ class EmbeddedRedis:
         try:
             self._wait_ready(timeout)
         except BaseException:
-            self.stop()
+            self.process.kill()
+            self.process.wait()
+            self.process = None
             raise
         self._info_path.write_text(json.dumps({"port": self.port, "pid": self.process.pid}))
-        log.info("embedded Redis (valkey-server, AOF in %s) on 127.0.0.1:%d", self.data_dir, self.port)
-        return self
+
+    # ---- supervision: the embedded server must not silently vanish under a running job
+
+    def supervise(self, interval: float = 0.5) -> None:
+        """Watch the server from a thread and bring it back on the same port and AOF if it dies.
+
+        The owner restarts a server that exited under it (killed, OOM). A process attached to another's
+        server takes the lock over and restarts it when that owner exits (the server dies with its owner).
+        Clients reconnect within their retry budget, so the job carries on; nothing is lost (AOF). If the
+        server cannot be restarted, `lost_reason` says why and the runner ends the job resumably (exit 3).
+        """
+        self._halt = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, args=(interval,), name="vidpipe-redis-watch",
+                                         daemon=True)
+        self._watcher.start()
+
+    def _watch(self, interval: float) -> None:
+        while not self._halt.wait(interval):
+            try:
+                if self.process is not None and self.process.poll() is not None:
+                    code = self.process.returncode
+                    self.process = None
+                    log.warning("the embedded Redis on 127.0.0.1:%d exited (code %s); restarting it with its AOF "
+                                "(nothing is lost)", self.port, code)
+                    self._launch(15.0)
+                    log.warning("the embedded Redis is back on 127.0.0.1:%d", self.port)
+                elif self.attached and self._take_lock():
+                    self.attached = False
+                    if not self._answers():
+                        log.warning("the vidpipe process that ran the embedded Redis (127.0.0.1:%d) exited; this "
+                                    "process restarts it with its AOF (nothing is lost)", self.port)
+                        self._launch(15.0)
+                        log.warning("the embedded Redis is back on 127.0.0.1:%d", self.port)
+            except Exception as exc:  # e.g. the port was taken meanwhile: say so; the runner ends resumably
+                self.lost_reason = (f"the embedded Redis in {self.data_dir} died and could not be restarted "
+                                    f"({exc}); rerun the same command to resume (its AOF kept every video)")
+                log.error("%s", self.lost_reason)
+                return
+
+    def _answers(self) -> bool:
+        import redis
+
+        try:
+            client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password or None,
+                                 socket_connect_timeout=1, socket_timeout=1)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except redis.exceptions.RedisError:
+            return False
 
     def _attach(self, timeout: float) -> EmbeddedRedis:
         deadline = time.monotonic() + timeout
@@ -189,6 +258,10 @@ class EmbeddedRedis:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Shut down gracefully (the AOF is flushed); kill only if it does not exit in time."""
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._halt.set()
+            self._watcher.join(timeout=20)
+            self._watcher = None
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
             import redis
@@ -218,6 +291,10 @@ class EmbeddedRedis:
             self.process.kill()
             self.process.wait()
             self.process = None
+
+    def restart(self, timeout: float = 15.0) -> None:
+        """After kill(): the server again, on the same port and data dir (its AOF is replayed)."""
+        self._launch(timeout)
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

@@ -16,8 +16,9 @@ Keys (the `{job}` hash tag keeps one job's keys in one Redis Cluster slot):
 
     vidpipe:jobs               zset   job id -> creation time (ms)
     vidpipe:{job}:meta         hash   input, output, config hash + JSON, queue settings, counters
-    vidpipe:{job}:items        hash   video key -> JSON {s: state, a: attempts, v: version, z: size,
-                                      e: etag, m: mtime_ns, t: lease token, o: owner, err: last error}
+    vidpipe:{job}:items        hash   video key -> JSON {s: state, a: deliveries (the attempt number),
+                                      c: attempts charged to the video, f: infrastructure faults, v: version,
+                                      z: size, e: etag, m: mtime_ns, t: lease token, o: owner, err: last error}
     vidpipe:{job}:ready        zset   queued keys, score = not-before time (ms); backoff = future score
     vidpipe:{job}:leases       zset   claimed keys, score = lease expiry (ms)
     vidpipe:{job}:dead         list   dead letters: JSON {key, error, attempts, at_ms}
@@ -25,14 +26,17 @@ Keys (the `{job}` hash tag keeps one job's keys in one Redis Cluster slot):
                                       verified result exists (cleared when the new result is committed)
 
 States: queued (in `ready`), running (in `leases`), done, skipped (results already committed),
-failed (dead-lettered). Counters for done/skipped/failed live in `meta`, so status is O(1).
+failed (dead-lettered). Counters for done/skipped/failed (and redeliveries, retries) live in `meta`, so
+status is O(1) in the number of items and failures.
 
 Rules:
-* Every claim counts an attempt. An expired lease (worker died mid-video) puts the item straight
-  back in `ready`; a retryable failure goes back after `backoff * 2**(attempt-1)`; a non-retryable
-  failure (bad input: corrupt, unsupported) or the `max_attempts`-th failure or expiry goes to the
-  dead-letter list with its error. So a poison video (even one that kills its worker) ends after
-  `max_attempts` attempts and never loops.
+* Two budgets: a video is charged an attempt (`c`) only for its own errors (`fail(charges_attempt=True)`:
+  corrupt, unsupported, a decoder or detector error on it); a non-retryable one dead-letters at once, a
+  retryable one after `max_attempts`. The machine's faults (an expired lease because the worker or an actor
+  died, a storage or network error: `charges_attempt=False`) count `f` against `max_infra_faults` (10 by
+  default, stated in the README) and are always retried. Retries wait `backoff * 2**(n-1)` (capped); an
+  expired lease goes straight back to `ready`. So 26 kills across a job cost healthy videos nothing, and a
+  poison video that kills its worker every time still ends after `max_infra_faults` deliveries.
 * Submission is idempotent: a key already queued, running, done or skipped with the same version
   (ETag, or size+mtime) is not queued again. A changed video is re-queued. Failed videos are
   re-queued only if their version changed or `retry_failed` is asked for.
@@ -51,17 +55,17 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 from jobs.config import QueueConfig, redact_url
-from jobs.storage import ObjectInfo
+from jobs.storage import ObjectInfo, printable_key
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +73,21 @@ PREFIX = "vidpipe"
 JOBS_KEY = f"{PREFIX}:jobs"
 ENQUEUE_BATCH = 500  # items per submit script call: large enough to amortise round trips, small enough
 # that the server is never blocked for long (a 500-item script runs in ~1-3 ms)
+MAX_BACKOFF_MS = 300_000  # retry delays double per failure up to this
 RECONNECT_RETRIES = 12  # ~20 s of exponential backoff (0.1 s doubling, capped at 2 s)
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class QueueError(Exception):
     """A queue problem the user can fix; the message names the cause and the fix."""
+
+
+class QueueLost(Exception):
+    """Redis went away mid-run and did not come back in time. Nothing is lost (its AOF holds every queued
+    and leased video): the message names the fix; rerunning the same command resumes. Exit code 3."""
+
+
+EXIT_QUEUE_LOST = 3
 
 
 # Time in ms from the server clock; shared by every script.
@@ -87,6 +100,7 @@ local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 _SUBMIT = _NOW + """
 local added, requeued, unchanged, rejected = 0, 0, 0, 0
 local retry_failed = ARGV[1] == '1'
+local committed = {}  -- done/skipped and unchanged: the caller checks the output still holds them
 for i = 2, #ARGV, 2 do
   local k = ARGV[i]
   local m = cjson.decode(ARGV[i + 1])
@@ -117,6 +131,7 @@ for i = 2, #ARGV, 2 do
       unchanged = unchanged + 1  -- the running attempt finishes; a later submission sees the new version
     elseif (c.s == 'done' or c.s == 'skipped') and not changed then
       unchanged = unchanged + 1
+      committed[#committed + 1] = k
     elseif c.s == 'failed' and not changed and not retry_failed then
       unchanged = unchanged + 1
     else
@@ -127,14 +142,35 @@ for i = 2, #ARGV, 2 do
     end
   end
 end
-return {added, requeued, unchanged, rejected}
+return {added, requeued, unchanged, rejected, committed}
 """
 
-# KEYS: items, ready, leases, meta, dead  ARGV: lease_ms, owner, token, max_attempts, reclaim_limit
+# KEYS: items, ready, meta  ARGV: reason, then keys -- done/skipped items whose output no longer verifies
+_REQUEUE_UNVERIFIED = _NOW + """
+local n = 0
+for i = 2, #ARGV do
+  local k = ARGV[i]
+  local cur = redis.call('HGET', KEYS[1], k)
+  if cur then
+    local c = cjson.decode(cur)
+    if c.s == 'done' or c.s == 'skipped' then
+      redis.call('HINCRBY', KEYS[3], 'n_' .. c.s, -1)
+      redis.call('HSET', KEYS[1], k, cjson.encode({s = 'queued', a = 0, v = c.v, z = c.z, e = c.e, m = c.m,
+                                                   err = ARGV[1]}))
+      redis.call('ZADD', KEYS[2], now, k)
+      n = n + 1
+    end
+  end
+end
+return n
+"""
+
+# KEYS: items, ready, leases, meta, dead  ARGV: lease_ms, owner, token, max_infra_faults, reclaim_limit
 _CLAIM = _NOW + """
 local lease_ms, owner, token = tonumber(ARGV[1]), ARGV[2], ARGV[3]
-local max_attempts, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
--- 1. expired leases: their worker died or stalled
+local max_infra, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+-- 1. expired leases: their worker died or stalled. That is the machine's fault, not the video's: it counts
+--    against the infrastructure budget (f), never the video's attempts (c).
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, limit)
 for _, k in ipairs(expired) do
   redis.call('ZREM', KEYS[3], k)
@@ -142,7 +178,10 @@ for _, k in ipairs(expired) do
   local msg = 'lease expired during attempt ' .. it.a .. ' (worker ' .. tostring(it.o) .. ' died or stalled)'
   if it.err and it.err ~= '' then msg = msg .. '; earlier: ' .. it.err end
   it.t = nil
-  if it.a >= max_attempts then
+  it.f = (it.f or 0) + 1
+  redis.call('HINCRBY', KEYS[4], 'n_redelivered', 1)
+  if it.f >= max_infra then
+    msg = 'infrastructure budget exhausted (' .. it.f .. ' worker/actor/storage faults): ' .. msg
     it.s, it.err = 'failed', msg
     redis.call('HINCRBY', KEYS[4], 'n_failed', 1)
     redis.call('RPUSH', KEYS[5], cjson.encode({key = k, error = msg, attempts = it.a, at_ms = now}))
@@ -206,20 +245,37 @@ redis.call('HSET', KEYS[3], 'last_done_ms', now)
 return 1
 """
 
-# KEYS: items, ready, leases, meta, dead  ARGV: key, token, error, retryable, max_attempts, backoff_ms
+# KEYS: items, ready, leases, meta, dead
+# ARGV: key, token, error, retryable, charges_attempt, max_attempts, max_infra_faults, backoff_ms, max_backoff_ms
 _FAIL = _NOW + """
 local k, token, err = ARGV[1], ARGV[2], ARGV[3]
-local retryable, max_attempts, backoff = ARGV[4] == '1', tonumber(ARGV[5]), tonumber(ARGV[6])
+local retryable, charges = ARGV[4] == '1', ARGV[5] == '1'
+local max_attempts, max_infra = tonumber(ARGV[6]), tonumber(ARGV[7])
+local backoff, max_backoff = tonumber(ARGV[8]), tonumber(ARGV[9])
 local cur = redis.call('HGET', KEYS[1], k)
 if not cur or not redis.call('ZSCORE', KEYS[3], k) then return 'lost' end
 local it = cjson.decode(cur)
 if it.t ~= token then return 'lost' end
 redis.call('ZREM', KEYS[3], k)
 it.t, it.err = nil, err
-if retryable and it.a < max_attempts then
+local n, budget = 0, 0
+if charges then
+  it.c = (it.c or 0) + 1
+  n, budget = it.c, max_attempts
+else
+  it.f = (it.f or 0) + 1
+  n, budget = it.f, max_infra
+  retryable = true  -- the machine failed, not the video: always worth another machine
+  if n >= budget then
+    err = 'infrastructure budget exhausted (' .. n .. ' worker/actor/storage faults): ' .. err
+    it.err = err
+  end
+end
+if retryable and n < budget then
   it.s = 'queued'
-  redis.call('ZADD', KEYS[2], now + backoff * math.pow(2, it.a - 1), k)
+  redis.call('ZADD', KEYS[2], now + math.min(max_backoff, backoff * math.pow(2, n - 1)), k)
   redis.call('HSET', KEYS[1], k, cjson.encode(it))
+  redis.call('HINCRBY', KEYS[4], 'n_retries', 1)
   return 'retry'
 end
 it.s = 'failed'
@@ -315,6 +371,8 @@ class JobStatus:
     videos_per_s: float
     frames_per_s: float
     failures: list[dict[str, Any]]
+    redelivered: int = 0  # expired leases put back (a worker died or stalled)
+    retries: int = 0  # failed attempts queued again after a backoff
 
     @property
     def complete(self) -> bool:
@@ -383,18 +441,37 @@ def make_owner() -> str:
 class WorkQueue:
     """Jobs and work items in one Redis database. Thread-safe (redis-py pools connections)."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, where: str = "Redis"):
         self.r = client
+        self.where = where  # the URL with its password masked, for messages
+        # Set by whoever runs the server (the embedded one): a reason when it is known to be gone for good.
+        self.lost_reason: Callable[[], str | None] = lambda: None
         self._submit = client.register_script(_SUBMIT)
         self._claim = client.register_script(_CLAIM)
         self._renew = client.register_script(_RENEW)
         self._complete = client.register_script(_COMPLETE)
         self._fail = client.register_script(_FAIL)
         self._release = client.register_script(_RELEASE)
+        self._requeue_unverified = client.register_script(_REQUEUE_UNVERIFIED)
 
     @classmethod
     def from_url(cls, url: str) -> WorkQueue:
-        return cls(connect(url))
+        return cls(connect(url), redact_url(url))
+
+    def ping_once(self, timeout: float = 2.0) -> bool:
+        """One PING on a fresh connection, without the client's reconnect budget: is Redis back?"""
+        pool = self.r.connection_pool
+        kwargs = {**pool.connection_kwargs, "socket_connect_timeout": timeout, "socket_timeout": timeout,
+                  "retry": Retry(NoBackoff(), 0)}
+        conn = pool.connection_class(**kwargs)
+        try:
+            conn.connect()
+            conn.send_command("PING")
+            return bool(conn.read_response())
+        except (redis.exceptions.RedisError, OSError):
+            return False
+        finally:
+            conn.disconnect()
 
     # ---- jobs
 
@@ -460,10 +537,13 @@ class WorkQueue:
         *,
         retry_failed: bool = False,
         batch: int = ENQUEUE_BATCH,
+        still_committed: Callable[[list[ObjectInfo]], list[bool]] | None = None,
     ) -> SubmitCounts:
         """Queue videos (streamed in batches); `(key, reason)` tuples are rejected inputs (dead-lettered).
 
-        Idempotent: see the module docstring.
+        Idempotent: see the module docstring. Redis only caches what the output holds: items it records as
+        done or skipped are passed to `still_committed`, and those whose output no longer verifies (deleted,
+        overwritten by another config, damaged) are queued again.
         """
         keys = job_keys(job_id)
         counts = SubmitCounts()
@@ -474,13 +554,24 @@ class WorkQueue:
                     # Numbers as strings: Lua's cjson keeps only 14 significant digits.
                     meta = {"v": obj.version, "z": str(obj.size), "e": obj.etag, "m": str(obj.mtime_ns)}
                     argv += [obj.key, json.dumps(meta)]
-                else:
-                    argv += [obj[0], json.dumps({"reject": f"UnsafeKey: {obj[1]}"})]
-            a, q, u, rj = self._submit(keys=[keys["items"], keys["ready"], keys["meta"], keys["dead"]], args=argv)
+                else:  # the raw name may not even be valid UTF-8: record it printably
+                    argv += [printable_key(obj[0]), json.dumps({"reject": f"UnsafeKey: {obj[1]}"})]
+            a, q, u, rj, committed = self._submit(keys=[keys["items"], keys["ready"], keys["meta"], keys["dead"]],
+                                                  args=argv)
             counts.added += int(a)
             counts.requeued += int(q)
             counts.unchanged += int(u)
             counts.rejected += int(rj)
+            if committed and still_committed is not None:
+                by_key = {o.key: o for o in chunk if isinstance(o, ObjectInfo)}
+                infos = [by_key[str(k)] for k in committed]
+                stale = [o.key for o, ok in zip(infos, still_committed(infos), strict=True) if not ok]
+                if stale:
+                    n = int(self._requeue_unverified(
+                        keys=[keys["items"], keys["ready"], keys["meta"]],
+                        args=["output no longer holds a verified commit: processing again", *stale]))
+                    counts.unchanged -= n
+                    counts.requeued += n
         return counts
 
     # ---- workers
@@ -492,7 +583,7 @@ class WorkQueue:
         token = uuid.uuid4().hex
         res = self._claim(
             keys=[keys["items"], keys["ready"], keys["leases"], keys["meta"], keys["dead"]],
-            args=[int(job.queue.lease_seconds * 1000), owner, token, job.queue.max_attempts, 100],
+            args=[int(job.queue.lease_seconds * 1000), owner, token, job.queue.max_infra_faults, 100],
         )
         if not res[0]:
             wait = float(res[1])
@@ -527,13 +618,20 @@ class WorkQueue:
                              args=[lease.key, lease.token, outcome, int(frames)])
         return bool(int(res))
 
-    def fail(self, lease: Lease, job: JobSpec, error: str, *, retryable: bool) -> str:
-        """Record a failed attempt: 'retry' (queued again after backoff), 'dead' or 'lost'."""
+    def fail(self, lease: Lease, job: JobSpec, error: str, *, retryable: bool, charges_attempt: bool) -> str:
+        """Record a failed attempt: 'retry' (queued again after backoff), 'dead' or 'lost'.
+
+        `charges_attempt`: True when the video itself failed (corrupt, a decoder/detector error on it): it
+        counts towards `max_attempts`, and a non-retryable one dead-letters at once. False when the machine
+        under it failed (an actor or worker died, S3 or the network broke): it counts towards the separate,
+        larger `max_infra_faults` budget and is always retried.
+        """
         keys = job_keys(lease.job_id)
+        q = job.queue
         res = self._fail(
             keys=[keys["items"], keys["ready"], keys["leases"], keys["meta"], keys["dead"]],
-            args=[lease.key, lease.token, error[:2000], "1" if retryable else "0", job.queue.max_attempts,
-                  int(job.queue.backoff_seconds * 1000)],
+            args=[lease.key, lease.token, error[:2000], "1" if retryable else "0", "1" if charges_attempt else "0",
+                  q.max_attempts, q.max_infra_faults, int(q.backoff_seconds * 1000), MAX_BACKOFF_MS],
         )
         return str(res)
 
@@ -552,7 +650,8 @@ class WorkQueue:
     def dead_letters(self, job_id: str, limit: int = 1000) -> list[dict[str, Any]]:
         return [json.loads(x) for x in self.r.lrange(job_keys(job_id)["dead"], 0, limit - 1)]
 
-    def status(self, job_id: str, *, failures_limit: int = 100) -> JobStatus:
+    def status(self, job_id: str, *, failures_limit: int | None = 100) -> JobStatus:
+        """Counts (O(1)) and the latest `failures_limit` current failures (O(limit); None = all of them)."""
         job = self.get_job(job_id)
         if job is None:
             raise QueueError(f"no job {job_id!r} in this Redis: check the id (`vidpipe status` lists jobs)")
@@ -590,20 +689,36 @@ class WorkQueue:
             elapsed_s=round(elapsed, 3),
             videos_per_s=round(finished / elapsed, 4) if elapsed > 0 else 0.0,
             frames_per_s=round(frames / elapsed, 2) if elapsed > 0 else 0.0,
-            failures=self.current_failures(job_id, failures_limit) if failed and failures_limit > 0 else [],
+            failures=self.current_failures(job_id, failures_limit) if failed and failures_limit != 0 else [],
+            redelivered=int(meta.get("n_redelivered", 0)),
+            retries=int(meta.get("n_retries", 0)),
         )
 
-    def current_failures(self, job_id: str, limit: int = 100) -> list[dict[str, Any]]:
-        """Dead letters of items that are failed now (a later resubmission may have re-queued some)."""
-        latest: dict[str, dict[str, Any]] = {}
-        for entry in self.dead_letters(job_id, limit=100_000):
-            latest[entry["key"]] = entry
-        if not latest:
-            return []
-        names = list(latest)
-        raw = self.r.hmget(job_keys(job_id)["items"], names)
-        still = [latest[k] for k, v in zip(names, raw, strict=True) if v and json.loads(v).get("s") == "failed"]
-        return still[:limit]
+    def current_failures(self, job_id: str, limit: int | None = 100) -> list[dict[str, Any]]:
+        """Dead letters of items that are failed now (a later resubmission may have re-queued some), the
+        latest `limit` of them, oldest first. Reads the dead list from its end, a window at a time, so the
+        cost follows `limit`, not the number of failures (None = every failure)."""
+        keys = job_keys(job_id)
+        window = max(200, 2 * limit) if limit else 5000
+        seen: set[str] = set()
+        found: list[dict[str, Any]] = []
+        end = -1
+        while limit is None or len(found) < limit:
+            chunk = [json.loads(x) for x in self.r.lrange(keys["dead"], end - window + 1, end)]
+            if not chunk:
+                break
+            fresh = []
+            for entry in reversed(chunk):  # newest first: an item's latest dead letter wins
+                if entry["key"] not in seen:
+                    seen.add(entry["key"])
+                    fresh.append(entry)
+            if fresh:
+                raw = self.r.hmget(keys["items"], [e["key"] for e in fresh])
+                found += [e for e, v in zip(fresh, raw, strict=True) if v and json.loads(v).get("s") == "failed"]
+            if len(chunk) < window:
+                break
+            end -= window
+        return list(reversed(found[:limit] if limit else found))
 
 
 def _server_ms(r: redis.Redis) -> int:
@@ -645,7 +760,7 @@ for _, k in ipairs(ARGV) do
     else
       if it.s ~= 'queued' then
         redis.call('HINCRBY', KEYS[3], 'n_' .. it.s, -1)
-        it.s, it.a, it.err, it.t = 'queued', 0, nil, nil
+        it.s, it.a, it.c, it.f, it.err, it.t = 'queued', 0, 0, 0, nil, nil
         redis.call('HSET', KEYS[1], k, cjson.encode(it))
         redis.call('ZADD', KEYS[2], now, k)
       end

@@ -66,6 +66,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +75,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs import __version__
-from jobs.storage import ObjectInfo, Storage
+from jobs.storage import ObjectInfo, Storage, WriteConflict
 from workers.batch import VideoInfo, VideoInput, VideoResult
 from workers.detect.classes import class_name
 from workers.track.summary import summarise_tracks
@@ -88,6 +89,8 @@ TRACKS_SUMMARY = "tracks_summary.parquet"
 MOT = "tracks.mot.txt"
 PREVIEW = "preview.png"
 MANIFEST_SCHEMA = "vidpipe.manifest/1"
+RESULT_NAMES = (DETECTIONS, TRACKS, MOT, PREVIEW, MANIFEST)
+VERIFY_THREADS = 8  # manifests checked in parallel when a resubmission re-verifies committed videos
 
 _BOX = [("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32())]
 _CLASS = [("class_id", pa.int32()), ("class_name", pa.string())]
@@ -101,6 +104,17 @@ TRACKS_SUMMARY_SCHEMA = pa.schema(
      ("first_pts", pa.float64()), ("last_pts", pa.float64()), ("length", pa.int64()), ("mean_score", pa.float32()),
      ("best_frame", pa.int64()), ("best_score", pa.float32()), *_BOX]
 )
+
+
+def output_key_problem(output: Storage, key: str) -> str | None:
+    """Why `key`'s results cannot be written under `output` (too long once the result names are added)."""
+    longest = max(RESULT_NAMES, key=len)
+    need = len(key.encode("utf-8")) + 1 + len(longest)
+    room = output.max_key_bytes()
+    if need <= room:
+        return None
+    return (f"key too long for the output: its results ('KEY/{longest}') need {need} bytes and {output.url} "
+            f"allows {room}; shorten the name or the OUTPUT prefix")
 
 
 class CommitAborted(Exception):
@@ -240,22 +254,35 @@ class ResultWriter:
     def verify(self, key: str, source: ObjectInfo, manifest: dict[str, Any] | None = None) -> bool:
         """True if `OUTPUT/key/` holds a committed result for this input version and config.
 
-        Checks the manifest's input version, size and config hash, and that every listed file
-        exists with the listed size (a HEAD per file; checksums are for consumers to verify).
+        The output is the truth (Redis is only a cache of it): the manifest must name this input version,
+        size and config hash, and every file it lists must exist with the listed size and sha256.
         """
+        return self.problem(key, source, manifest) is None
+
+    def verify_many(self, sources: list[ObjectInfo]) -> list[bool]:
+        """`verify` for many videos (a resubmission re-checks what Redis says is committed), in parallel."""
+        if len(sources) <= 1:
+            return [self.verify(s.key, s) for s in sources]
+        with ThreadPoolExecutor(VERIFY_THREADS) as pool:
+            return list(pool.map(lambda s: self.verify(s.key, s), sources))
+
+    def problem(self, key: str, source: ObjectInfo, manifest: dict[str, Any] | None = None) -> str | None:
+        """Why `OUTPUT/key/` does not hold a verified commit for this input and config (None: it does)."""
         m = manifest if manifest is not None else self.read_manifest(key)
         if not m or m.get("schema") != MANIFEST_SCHEMA:
-            return False
+            return "no committed manifest in the output"
         inp = m.get("input", {})
         if inp.get("key") != key or inp.get("version") != source.version or int(inp.get("size", -1)) != source.size:
-            return False
+            return "the committed manifest is for another version of the input"
         if m.get("config_hash") != self.config_hash:
-            return False
+            return f"the committed manifest is for config {m.get('config_hash')}, not {self.config_hash}"
         for f in m.get("files", []):
-            st = self.output.stat(f"{key}/{f['name']}")
-            if st is None or st.size != int(f["size"]):
-                return False
-        return True
+            data = self.output.read_bytes(f"{key}/{f['name']}")
+            if data is None:
+                return f"{f['name']} listed in the manifest is missing"
+            if len(data) != int(f["size"]) or hashlib.sha256(data).hexdigest() != f["sha256"]:
+                return f"{f['name']} does not match the manifest's size/sha256"
+        return None
 
     def commit(
         self,
@@ -271,7 +298,16 @@ class ResultWriter:
         force: bool = False,
     ) -> CommitResult:
         """Write the data files, then the manifest. Skips (and writes nothing) if already committed, unless
-        `force` (`vidpipe run --force`): then the new results replace the committed ones."""
+        `force` (`vidpipe run --force`): then the new results replace the committed ones.
+
+        Every write is conditional on the object being what it was when this commit started (the tokens
+        are taken before the manifest is read). So once another attempt has committed (its manifest is
+        there), a stale worker resuming here cannot write its manifest over it: the conditional PUT fails
+        and this raises CommitAborted. That holds by construction, not by timing; the `still_ours()` lease
+        check before the manifest only saves the wasted work earlier.
+        """
+        tokens = {name: self.output.token(f"{key}/{name}")
+                  for name in (DETECTIONS, TRACKS, TRACKS_SUMMARY, MOT, MANIFEST)}
         existing = None if force else self.read_manifest(key)
         if existing is not None and self.verify(key, source, existing):
             return CommitResult("skipped", existing)
@@ -285,7 +321,7 @@ class ResultWriter:
         ]
         entries = []
         for name, data in files:
-            self.output.put_bytes(f"{key}/{name}", data)
+            self._put_if(key, name, data, tokens[name])
             entries.append({"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
         if preview and video is not None:
             entry = self._write_preview(key, video, result)
@@ -330,8 +366,15 @@ class ResultWriter:
             "attempt": attempt,
             "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        self.output.put_bytes(f"{key}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True).encode())
+        self._put_if(key, MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode(), tokens[MANIFEST])
         return CommitResult("done", manifest)
+
+    def _put_if(self, key: str, name: str, data: bytes, expected: str | None) -> None:
+        try:
+            self.output.put_bytes_if(f"{key}/{name}", data, expected)
+        except WriteConflict:
+            raise CommitAborted(f"{key}/{name} was written by another attempt while this one committed; "
+                                "leaving the video to it") from None
 
     def _write_preview(self, key: str, video: VideoInput, result: VideoResult) -> dict[str, Any] | None:
         try:

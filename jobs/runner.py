@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -26,7 +27,17 @@ from typing import Any
 import redis
 
 from jobs.config import ConfigError, VidpipeConfig
-from jobs.queue import JobSpec, JobStatus, Lease, WorkQueue, clear_forced, is_forced, make_owner, mark_active
+from jobs.queue import (
+    JobSpec,
+    JobStatus,
+    Lease,
+    QueueLost,
+    WorkQueue,
+    clear_forced,
+    is_forced,
+    make_owner,
+    mark_active,
+)
 from jobs.results import CommitAborted, ResultWriter
 from jobs.storage import Storage, StorageError, open_storage
 from workers import metrics
@@ -39,6 +50,19 @@ log = logging.getLogger(__name__)
 
 ProcessorFactory = Callable[[VidpipeConfig], VideoProcessor]
 MAX_IN_FLIGHT = 256  # claims held by one worker at most, whatever capacity() says
+
+# Failures that mean the machine under the video failed, not the video: they must not use up its attempts.
+# Today's VideoFailure carries only a type name and `retryable`; an error or failure that carries its own
+# `video_fault` flag (the executor's typed errors) is asked directly instead.
+INFRA_ERROR_TYPES = frozenset({"StageCrashed", "InputUnavailable", "StorageError"})
+
+
+def charges_attempt(error_type: str, carrier: object = None) -> bool:
+    """True if this failure is the video's own (it counts towards queue.max_attempts)."""
+    own = getattr(carrier, "video_fault", None)
+    if isinstance(own, bool):
+        return own
+    return error_type not in INFRA_ERROR_TYPES
 
 
 def job_config(job: JobSpec, base: VidpipeConfig) -> VidpipeConfig:
@@ -105,6 +129,10 @@ class RayPipeline:
             if not require_gpu(config.allow_cpu_fallback):
                 profile = get_profile("cpu")
         self._owns_ray = False
+        # ray.init installs its own SIGTERM handler, sys.exit(15): the documented exit is vidpipe's 143 with
+        # the leases handed back, so vidpipe's handler (if one is installed) is put back afterwards.
+        main = threading.current_thread() is threading.main_thread()
+        ours = signal.getsignal(signal.SIGTERM) if main else None
         if not ray.is_initialized():
             if config.ray_address:
                 ray.init(address=config.ray_address, log_to_driver=False)
@@ -122,6 +150,8 @@ class RayPipeline:
                     _system_config={"free_objects_period_milliseconds": 5},
                 )
                 self._owns_ray = True
+        if main and callable(ours):
+            signal.signal(signal.SIGTERM, ours)
         from workers.pipeline import VideoPipeline
 
         try:
@@ -191,6 +221,10 @@ class LeaseKeeper(threading.Thread):
         with self._lock:
             self._held.pop(lease.token, None)
             self._lost.discard(lease.token)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._held.clear()
 
     def lost(self, lease: Lease) -> bool:
         with self._lock:
@@ -380,22 +414,25 @@ class JobRunner:
             self.stats.started = time.monotonic()  # throughput of this session, from a ready processor
             last_status = 0.0
             while True:
-                wait_hint = self._fill(proc, in_flight, keeper)
-                if in_flight:
-                    for outcome in proc.poll(timeout=0.5):
-                        self._finish(outcome, in_flight, keeper)
-                if time.monotonic() - last_status > 0.5 or not in_flight:
+                try:
+                    wait_hint = self._fill(proc, in_flight, keeper)
                     if in_flight:
-                        mark_active(self.queue, self.job.job_id)
-                    status = self.queue.status(self.job.job_id, failures_limit=0)  # counts only: cheap
-                    last_status = time.monotonic()
-                    metrics.record_queue_depth(self.job.job_id, status.depth())
-                    view.update(status, _safe_stats(proc), self.stats)
-                    if not in_flight and status.complete:
-                        break
-                if not in_flight:
-                    # Nothing to do here: items are leased by other workers or waiting out a backoff.
-                    time.sleep(min(max(wait_hint, 0.05), 0.5) if wait_hint >= 0 else 0.5)
+                        for outcome in proc.poll(timeout=0.5):
+                            self._finish(outcome, in_flight, keeper)
+                    if time.monotonic() - last_status > 0.5 or not in_flight:
+                        if in_flight:
+                            mark_active(self.queue, self.job.job_id)
+                        status = self.queue.status(self.job.job_id, failures_limit=0)  # counts only: cheap
+                        last_status = time.monotonic()
+                        metrics.record_queue_depth(self.job.job_id, status.depth())
+                        view.update(status, _safe_stats(proc), self.stats)
+                        if not in_flight and status.complete:
+                            break
+                    if not in_flight:
+                        # Nothing to do here: items are leased by other workers or waiting out a backoff.
+                        time.sleep(min(max(wait_hint, 0.05), 0.5) if wait_hint >= 0 else 0.5)
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                    self._ride_out(exc)
             clean_exit = True
         except BaseException as exc:
             view.close()  # before any message: the bar must not swallow it
@@ -435,16 +472,17 @@ class JobRunner:
                 video = self.input.video(lease.info)
                 proc.submit(VideoSource(video_id=lease.key, input=video))
             except VideoError as exc:
-                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", exc.retryable)
+                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", exc.retryable,
+                           charges_attempt(type(exc).__name__, exc))
                 continue
             except StorageError as exc:
-                self._fail(lease, keeper, f"StorageError: {exc}", True)
+                self._fail(lease, keeper, f"StorageError: {exc}", True, False)
                 continue
             except redis.exceptions.RedisError:
                 raise  # the queue itself is gone: not this video's fault
             except Exception as exc:  # a data-plane bug on this video: fail it (bounded retries), keep working
                 log.exception("submitting %s failed", lease.key)
-                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", True)
+                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", True, True)
                 continue
             in_flight[lease.key] = (lease, video)
         return 0.0
@@ -461,7 +499,8 @@ class JobRunner:
             log.warning("discarding the result of %s: its lease was lost to another worker", lease.key)
             return
         if isinstance(outcome, VideoFailure):
-            self._fail(lease, keeper, f"{outcome.error_type}: {outcome.message}", outcome.retryable)
+            self._fail(lease, keeper, f"{outcome.error_type}: {outcome.message}", outcome.retryable,
+                       charges_attempt(outcome.error_type, outcome))
             return
         try:
             res = self.writer.commit(
@@ -470,17 +509,23 @@ class JobRunner:
                 force=lease.key in self._forced,
             )
         except CommitAborted as exc:
-            keeper.remove(lease)
             log.warning("%s", exc)
+            if not keeper.lost(lease) and keeper.renew_now(lease):
+                # Still ours, but another (stale) attempt wrote meanwhile: the next attempt verifies what is
+                # in the output and skips it, or redoes it. Not the video's fault.
+                self._fail(lease, keeper, f"commit conflict: {exc}", True, False)
+            else:
+                keeper.remove(lease)
             return
         except StorageError as exc:
-            self._fail(lease, keeper, f"commit failed: {exc}", True)
+            self._fail(lease, keeper, f"commit failed: {exc}", True, False)
             return
         except redis.exceptions.RedisError:
+            keeper.remove(lease)  # not renewed any more: it expires and the video is redelivered (or found done)
             raise
         except Exception as exc:  # e.g. a malformed result (array shapes): this video fails, the worker goes on
             log.exception("committing %s failed", lease.key)
-            self._fail(lease, keeper, f"commit failed: {type(exc).__name__}: {exc}", False)
+            self._fail(lease, keeper, f"commit failed: {type(exc).__name__}: {exc}", False, True)
             return
         self._note_warnings(lease.key, res.manifest)
         self._ack(lease, keeper, res.outcome, int(outcome.info.sampled_frames))  # processed, not source, frames
@@ -494,8 +539,10 @@ class JobRunner:
             log.warning("%s committed with a warning: %s", key, warning)
 
     def _ack(self, lease: Lease, keeper: LeaseKeeper, outcome: str, frames: int) -> None:
-        ok = self.queue.complete(lease, outcome, frames)
-        keeper.remove(lease)
+        try:
+            ok = self.queue.complete(lease, outcome, frames)
+        finally:
+            keeper.remove(lease)
         if not ok:
             log.warning("ack of %s refused: the lease was lost (another attempt owns it)", lease.key)
             return
@@ -507,9 +554,11 @@ class JobRunner:
         else:
             self.stats.skipped += 1
 
-    def _fail(self, lease: Lease, keeper: LeaseKeeper, error: str, retryable: bool) -> None:
-        verdict = self.queue.fail(lease, self.job, error, retryable=retryable)
-        keeper.remove(lease)
+    def _fail(self, lease: Lease, keeper: LeaseKeeper, error: str, retryable: bool, charges: bool) -> None:
+        try:
+            verdict = self.queue.fail(lease, self.job, error, retryable=retryable, charges_attempt=charges)
+        finally:
+            keeper.remove(lease)
         if verdict == "retry":
             self.stats.retried += 1
             log.warning("%s failed (attempt %d), will retry: %s", lease.key, lease.attempt, error)
@@ -519,16 +568,53 @@ class JobRunner:
             self.stats.failed += 1
             log.error("%s failed for good after %d attempt(s): %s", lease.key, lease.attempt, error)
 
+    def _ride_out(self, exc: Exception) -> None:
+        """Redis is unreachable beyond the client's reconnect budget: wait for it with backoff, warning as we
+        go, while the processor keeps its videos; give up resumably (QueueLost, exit 3) after
+        queue.redis_outage_seconds, or at once when the embedded server is known to be gone."""
+        budget = self.job.queue.redis_outage_seconds
+        start = last_warning = time.monotonic()
+        log.warning("lost Redis at %s (%s); in-flight videos keep running; retrying for up to %.0f s",
+                    self.queue.where, type(exc).__name__, budget)
+        delay = 0.5
+        while True:
+            reason = self.queue.lost_reason()
+            if reason:
+                raise QueueLost(reason)
+            if self.queue.ping_once():
+                log.warning("Redis at %s is back after %.0f s; carrying on", self.queue.where,
+                            time.monotonic() - start)
+                return
+            waited = time.monotonic() - start
+            if waited > budget:
+                raise QueueLost(
+                    f"Redis at {self.queue.where} has been unreachable for {waited:.0f} s: nothing is lost (its AOF "
+                    "holds every queued and leased video); bring Redis back (or fix REDIS_URL) and rerun the same "
+                    "command to resume")
+            if time.monotonic() - last_warning > 30:
+                last_warning = time.monotonic()
+                log.warning("still no Redis at %s after %.0f s (giving up at %.0f s)", self.queue.where, waited,
+                            budget)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
     def _abandon(self, in_flight: dict[str, tuple[Lease, VideoInput]], keeper: LeaseKeeper, exc: BaseException) -> None:
-        """On interrupt give leases back untouched; on a processor crash count a retryable failure
-        (so a video that crashes the pipeline every time still ends in the dead-letter list)."""
+        """On interrupt give leases back untouched; on a processor crash count a machine fault (bounded by
+        max_infra_faults, so a video that crashes the pipeline every time still ends in the dead-letter list)."""
         interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+        if isinstance(exc, QueueLost | redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+            # Redis is gone: every hand-back would wait out the reconnect budget. The leases expire instead and
+            # the videos are redelivered (a finished commit is found by the next attempt's verify).
+            keeper.clear()
+            in_flight.clear()
+            return
         for lease, _ in list(in_flight.values()):
             try:
                 if interrupted:
                     self.queue.release(lease)
                 else:
-                    self.queue.fail(lease, self.job, f"processor crashed: {type(exc).__name__}: {exc}", retryable=True)
+                    self.queue.fail(lease, self.job, f"processor crashed: {type(exc).__name__}: {exc}", retryable=True,
+                                    charges_attempt=False)
             except Exception as inner:  # best effort: the lease will expire anyway
                 log.warning("could not hand back %s: %s", lease.key, inner)
             keeper.remove(lease)
@@ -559,8 +645,8 @@ def format_summary(status: JobStatus, worker: WorkerStats | None = None) -> str:
         for f in status.failures:
             lines.append(f"    {f['key']}: {f['error']} (after {f['attempts']} attempt(s))")
         if status.failed > len(status.failures):
-            lines.append(f"    ... and {status.failed - len(status.failures)} more (see `vidpipe status --job "
-                         f"{status.job_id} --json`)")
+            lines.append(f"    ... and {status.failed - len(status.failures)} more (`vidpipe status --job "
+                         f"{status.job_id} --all-failures` lists them)")
     state = "complete" if status.complete else "in progress"
     verdict = "all videos done or skipped" if status.succeeded else ("FAILED videos above" if status.failed else "")
     lines.append(f"  {state}{': ' + verdict if verdict else ''}")

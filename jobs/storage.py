@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import fcntl
 import functools
 import io
 import logging
 import os
 import tempfile
 import threading
+import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,14 +34,18 @@ from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
 from workers.batch import LocalVideo, VideoInput
+from workers.errors import InputUnavailable
 
 log = logging.getLogger(__name__)
 
 MAX_KEY_BYTES = 1024  # S3's own limit on key length
+LOCAL_PATH_MAX = 4096  # Linux PATH_MAX
+LOCAL_LOCK_SECONDS = 10.0  # a conditional local write waits this long for another writer's folder lock
 # Uploads above this go multipart, in parallel parts (boto3 transfer manager).
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 # Ranged reads for decoders: one GET per this many bytes (io.BufferedReader over S3RangeReader).
 READ_BUFFER_BYTES = 8 * 1024 * 1024
+RANGE_READ_ATTEMPTS = 5  # per ranged GET, with 0.1 s doubling between tries (about 1.5 s in all)
 
 
 # The process umask, read once at import (os.umask can only be read by setting it).
@@ -49,6 +55,10 @@ os.umask(_UMASK)
 
 class StorageError(Exception):
     """A storage problem the user can fix; the message names the cause and the fix."""
+
+
+class WriteConflict(StorageError):
+    """A conditional write found the object changed since it was read (another writer got there first)."""
 
 
 class UnsafeKey(StorageError):
@@ -62,13 +72,23 @@ def check_key(key: str) -> str:
     """
     if not key:
         raise UnsafeKey("empty key")
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+    if any("\ud800" <= ch <= "\udfff" for ch in key):
+        # A local file name that is not valid UTF-8 (Python keeps its bytes as lone surrogates): it cannot
+        # be a key in S3, Redis or a manifest.
+        raise UnsafeKey(f"name is not valid UTF-8 ({printable_key(key)!r})")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise UnsafeKey(f"key longer than {MAX_KEY_BYTES} bytes")
     for ch in key:
         # Cc: control (NUL, newline...), Cf: format (bidi overrides, zero-width), Cs: lone surrogates,
         # Co: private use, Cn: unassigned. None belong in a file name and some disguise what it is.
         if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
             raise UnsafeKey(f"key contains the control/format character U+{ord(ch):04X}")
+        folded = unicodedata.normalize("NFKC", ch)
+        if folded != ch and any(c in folded for c in _PATH_SIGNIFICANT):
+            # '／' (fullwidth solidus), '．' (fullwidth full stop), '﹨'...: they read as a path separator or a
+            # dot, and a system that normalises names later would see a different path or extension.
+            raise UnsafeKey(f"key contains U+{ord(ch):04X} ({unicodedata.name(ch, '?')}), a look-alike of "
+                            f"{folded!r}")
     if key.startswith("/"):
         raise UnsafeKey("key starts with '/' (absolute path)")
     if "\\" in key:
@@ -81,6 +101,18 @@ def check_key(key: str) -> str:
         if any(p in ("", ".", "..") for p in parts):
             raise UnsafeKey("key has an empty, '.' or '..' path segment" + ("" if form == key else " after NFKC"))
     return key
+
+
+_PATH_SIGNIFICANT = "/\\."
+
+
+def printable_key(raw: str) -> str:
+    """A raw (possibly not UTF-8) name as valid text for messages and records: undecodable bytes as \\xNN."""
+    try:
+        data = raw.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        data = raw.encode("utf-8", "surrogatepass")
+    return data.decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -139,12 +171,26 @@ class Storage(Protocol):
 
     def put_file(self, key: str, local_path: str) -> None: ...
 
+    def token(self, key: str) -> str | None:
+        """An opaque marker of the object's current content (None: absent), for `put_bytes_if`."""
+        ...
+
+    def put_bytes_if(self, key: str, data: bytes, expected: str | None) -> None:
+        """Write only if the object is still what `token()` returned (None: still absent); else raise
+        WriteConflict. Atomic on the server (S3 If-Match / If-None-Match) or under a folder lock (local).
+        If the object already holds exactly `data` (our own retried write), that is success."""
+        ...
+
     def video(self, info: ObjectInfo) -> VideoInput:
         """A picklable, secret-free handle the data plane can open."""
         ...
 
     def describe(self, key: str) -> str:
         """Human-readable location of a key, for messages."""
+        ...
+
+    def max_key_bytes(self) -> int:
+        """The longest key (UTF-8 bytes) this storage can write under its prefix."""
         ...
 
 
@@ -201,32 +247,45 @@ class LocalStorage:
     def describe(self, key: str) -> str:
         return str(self.root.joinpath(*key.split("/")))
 
+    def max_key_bytes(self) -> int:
+        return min(MAX_KEY_BYTES, LOCAL_PATH_MAX - len(os.fsencode(self.root)) - 1)
+
     def iter_objects(
         self, extensions: tuple[str, ...] | None = None, on_unsafe: Callable[[str, str], None] | None = None
     ) -> Iterator[ObjectInfo]:
         report = on_unsafe or _warn_unsafe
         root = str(self.root)
         if self._only is not None:
-            entries: Iterator[tuple[str, bool]] = iter([(self._only, (self.root / self._only).is_symlink())])
+            only = self.root / self._only
+            entries: Iterator[tuple[str, str]] = iter([(self._only, "link" if only.is_symlink() else "file")])
         else:
             entries = self._walk(root, "")
-        for rel, is_link in entries:
+        for rel, kind in entries:
+            if kind == "dirlink":
+                target = os.path.realpath(os.path.join(root, *rel.split("/")))
+                if os.path.commonpath([os.path.realpath(root), target]) != os.path.realpath(root):
+                    report(rel + "/", "symlinked folder pointing outside INPUT: not followed")
+                continue  # one inside INPUT: its files are listed under their real path
             if extensions and not is_video(rel, extensions):
+                continue
+            if kind == "dangling":
+                report(rel, "dangling symlink: its target does not exist")
                 continue
             try:
                 check_key(rel)
                 # Only a symlink can point outside the root (folders are not followed): resolve just those.
                 # Plain strings, not pathlib: pathlib interns every path part, which would grow with the listing.
-                path = str(self._path(rel)) if is_link else os.path.join(root, *rel.split("/"))
+                path = str(self._path(rel)) if kind == "link" else os.path.join(root, *rel.split("/"))
                 st = os.stat(path)
             except UnsafeKey as exc:
                 report(rel, str(exc))
                 continue
-            except FileNotFoundError:  # deleted while listing, or a dangling symlink
+            except FileNotFoundError:  # deleted while listing
                 continue
             yield ObjectInfo(key=rel, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
-    def _walk(self, folder: str, rel: str) -> Iterator[tuple[str, bool]]:
+    def _walk(self, folder: str, rel: str) -> Iterator[tuple[str, str]]:
+        """(relative name, kind): kind is file, link (a symlink to a file), dangling or dirlink."""
         # os.walk builds each folder's full name list; scandir is lazy, so memory stays flat even
         # with a million files in one folder. Symlinked folders are not followed (no loops, no escape).
         try:
@@ -235,8 +294,15 @@ class LocalStorage:
                     name = rel + entry.name
                     if entry.is_dir(follow_symlinks=False):
                         yield from self._walk(entry.path, name + "/")
+                    elif entry.is_symlink():
+                        if not os.path.exists(entry.path):
+                            yield name, "dangling"
+                        elif entry.is_dir():
+                            yield name, "dirlink"
+                        elif entry.is_file():
+                            yield name, "link"
                     elif entry.is_file():
-                        yield name, entry.is_symlink()
+                        yield name, "file"
         except PermissionError as exc:
             raise StorageError(f"cannot list {folder}: permission denied; fix its permissions") from exc
 
@@ -263,6 +329,43 @@ class LocalStorage:
                     f.write(chunk)
 
         self._atomic_write(key, copy)
+
+    def token(self, key: str) -> str | None:
+        try:
+            st = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        # Every write is a new file renamed into place, so the inode changes with each write.
+        return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+    def put_bytes_if(self, key: str, data: bytes, expected: str | None) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc.strerror}; check the output folder's permissions") from exc
+        try:
+            # flock on the folder itself (no lock file among the results): compare and rename as one step
+            # against every other vidpipe writer on this machine.
+            deadline = time.monotonic() + LOCAL_LOCK_SECONDS
+            while True:
+                try:
+                    fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StorageError(f"{path.parent} stayed locked by another writer for "
+                                           f"{LOCAL_LOCK_SECONDS:.0f} s") from None
+                    time.sleep(0.02)
+            current = self.token(key)
+            if current != expected:
+                if current is not None and path.read_bytes() == data:
+                    return
+                raise WriteConflict(f"{path} changed since it was read: another writer got there first")
+            self._atomic_write(key, lambda f: f.write(data))
+        finally:
+            os.close(folder)  # releases the flock
 
     def _atomic_write(self, key: str, write: Callable[[BinaryIO], Any]) -> None:
         path = self._path(key)
@@ -383,6 +486,9 @@ class S3Storage:
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
 
+    def max_key_bytes(self) -> int:
+        return MAX_KEY_BYTES - len(self.prefix.encode("utf-8"))
+
     def _full(self, key: str) -> str:
         return self.prefix + check_key(key)
 
@@ -459,6 +565,23 @@ class S3Storage:
             self.client.upload_file(local_path, self.bucket, self._full(key), Config=_transfer_config())
         except Exception as exc:
             raise explain_s3_error(exc, self.describe(key)) from None
+
+    def token(self, key: str) -> str | None:
+        info = self.stat(key)
+        return info.etag if info is not None else None
+
+    def put_bytes_if(self, key: str, data: bytes, expected: str | None) -> None:
+        cond = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": f'"{expected}"'}
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data, **cond)
+        except Exception as exc:
+            if "PreconditionFailed" not in str(exc) and "ConditionalRequestConflict" not in str(exc):
+                raise explain_s3_error(exc, self.describe(key)) from None
+            # botocore retries a PUT whose response was lost: the retry then fails its own condition.
+            if self.read_bytes(key) == data:
+                return
+            raise WriteConflict(f"{self.describe(key)} changed since it was read: another writer got there "
+                                "first") from None
 
     def video(self, info: ObjectInfo) -> VideoInput:
         return S3Video(
@@ -543,20 +666,57 @@ class S3RangeReader(io.RawIOBase):
         if self._pos >= self._size or len(view) == 0:
             return 0
         end = min(self._pos + len(view), self._size) - 1
-        try:
-            resp = self._client.get_object(
-                Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}", **self._extra
-            )
-            data = resp["Body"].read()
-        except Exception as exc:
-            where = f"s3://{self._bucket}/{self._key}"
-            if "PreconditionFailed" in str(exc):
-                raise OSError(f"{where} changed while it was being read (ETag no longer matches)") from None
-            raise OSError(str(explain_s3_error(exc, where))) from None
+        where = f"s3://{self._bucket}/{self._key}"
+        # boto3 retries a request that fails before its response starts, not a body cut mid-stream or a
+        # reset while reading it: those are retried here. What still fails is storage or network trouble,
+        # never the file's fault: InputUnavailable (retried by the queue, not charged to the video).
+        for attempt in range(RANGE_READ_ATTEMPTS):
+            try:
+                resp = self._client.get_object(
+                    Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}", **self._extra
+                )
+                data = resp["Body"].read()
+                if len(data) != end - self._pos + 1:
+                    raise OSError(f"short body: {len(data)} of {end - self._pos + 1} bytes")
+                break
+            except Exception as exc:
+                if "PreconditionFailed" in str(exc):
+                    raise InputUnavailable(f"{where} changed while it was being read (ETag no longer matches); "
+                                           "it is read again on the next attempt") from None
+                if _is_not_found(exc):  # deleted since it was listed: nothing to retry
+                    raise OSError(str(explain_s3_error(exc, where))) from None
+                if not is_transient_s3_error(exc):
+                    # Credentials, access denied...: this node cannot read it, and the file is not at fault.
+                    raise InputUnavailable(str(explain_s3_error(exc, where))) from None
+                if attempt + 1 == RANGE_READ_ATTEMPTS:
+                    raise InputUnavailable(
+                        f"reading {where} bytes {self._pos}-{end} failed {RANGE_READ_ATTEMPTS} times "
+                        f"({type(exc).__name__}: {exc}): storage or network trouble, not the file"
+                    ) from None
+                time.sleep(0.1 * 2**attempt)
         n = len(data)
         view[:n] = data
         self._pos += n
         return n
+
+
+def is_transient_s3_error(exc: BaseException) -> bool:
+    """Network trouble or a server-side (5xx, throttling) error: worth retrying. A 4xx (missing object,
+    access denied, bad request) is not."""
+    from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
+
+    if isinstance(exc, NoCredentialsError | ParamValidationError | StorageError):
+        return False
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return status >= 500 or status in (408, 429) or code in _THROTTLING_CODES
+    # botocore's connection/read-timeout/streaming errors, urllib3's protocol errors, socket resets
+    return True
+
+
+_THROTTLING_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+                               "InternalError", "ServiceUnavailable"})
 
 
 # --------------------------------------------------------------------------------------------- entry

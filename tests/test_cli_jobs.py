@@ -59,14 +59,16 @@ def test_run_local_reports_failures_and_is_idempotent(redis_url: str, tmp_path: 
     (inp / "bad.mp4").write_bytes(os.urandom(3000))  # not a video
     (inp / "crash.mkv").write_bytes(fake_video_bytes("c", crash=True))  # fails every attempt (retryable)
     (inp / "notes.txt").write_text("ignored")
-    cfg = _config(tmp_path, max_attempts=2, backoff_seconds=0.1, lease_seconds=5)
+    cfg = _config(tmp_path, max_attempts=2, backoff_seconds=0.1, lease_seconds=5, max_infra_faults=2)
     env = {"REDIS_URL": redis_url, "AWS_SECRET_ACCESS_KEY": "aws-secret-for-leak-check", "AWS_ACCESS_KEY_ID":
            "AKIALEAKCHECK0001"}
     r = vidpipe("-v", "run", str(inp), str(out), "--config", str(cfg), *FAKE, cwd=tmp_path, env=env)
     assert r.returncode == 1, r.stderr
     assert "5 total, 3 done, 0 skipped, 2 failed" in r.stdout
     assert "bad.mp4: CorruptVideo: no container signature (not a video file) (after 1 attempt(s))" in r.stdout
-    assert "crash.mkv: StageCrashed: decode actor died (simulated) (after 2 attempt(s))" in r.stdout
+    # An actor death is the machine's fault: it spends the infrastructure budget (2 here), not max_attempts.
+    assert ("crash.mkv: infrastructure budget exhausted (2 worker/actor/storage faults): StageCrashed: decode actor "
+            "died (simulated) (after 2 attempt(s))") in r.stdout
     _assert_no_secrets(r.stdout + r.stderr, _password(redis_url), "aws-secret-for-leak-check", "AKIALEAKCHECK0001")
     for i in range(3):
         manifest = (out / "cam1" / f"ok{i}.mp4" / "manifest.json").read_text()

@@ -117,7 +117,7 @@ def test_transport_per_profile() -> None:
     # decode 0.25 + detect 0.5 of a card fit on one GPU: CUDA IPC, actors co-located
     assert decode_call_options(gpu) == {"tensor_transport": "cuda_ipc"}
     assert actor_class_options(gpu) == {"enable_tensor_transport": True}
-    assert colocation_bundles(gpu, 2) == [{"GPU": 1.0, "CPU": 2.0}, {"GPU": 1.0, "CPU": 2.0}]
+    assert colocation_bundles(gpu, 2) == [{"GPU": 1.0, "CPU": 1.0}, {"GPU": 1.0, "CPU": 1.0}]
     whole = gpu.with_overrides(
         decode=StageSpec("decode", Resources(cpus=1, gpus=1), backend="gpu"),
         detect=StageSpec("detect", Resources(cpus=1, gpus=1), backend="gpu"),
@@ -268,7 +268,7 @@ def test_nvdec_capability_decision(media_dir: Path) -> None:
     assert "outside this GPU's NVDEC range" in nvdec_unsupported_reason(bikes, small)
     assert "does not support" in nvdec_unsupported_reason(bikes, {**caps, "num_decoder_engines": 0})
     vtest = probe(VideoSource("v", LocalVideo(str(media_dir / "vtest.avi"))))
-    assert nvdec_unsupported_reason(vtest, None) == "codec msmpeg4 has no NVDEC decoder"
+    assert nvdec_unsupported_reason(vtest, None) == "codec msmpeg4v3 has no NVDEC decoder"  # canonical name
 
 
 # --- preprocessing geometry ------------------------------------------------------------------------
@@ -276,8 +276,7 @@ def test_nvdec_capability_decision(media_dir: Path) -> None:
 
 @pytest.mark.parametrize(("w", "h"), [(640, 272), (768, 576), (1920, 1080), (321, 479), (200, 100)])
 def test_letterbox_plan_matches_cpu_letterbox(w: int, h: int) -> None:
-    from workers.detect.cvcuda_preprocess import letterbox_plan
-    from workers.detect.preprocess import letterbox
+    from workers.detect.preprocess import letterbox, letterbox_plan
 
     image = np.full((h, w, 3), 255, np.uint8)
     canvas, geo = letterbox(image, 640, 640)
@@ -334,13 +333,14 @@ def test_build_options_validate() -> None:
 
 def test_onnx_input_reads_the_model_input(tmp_path: Path) -> None:
     from tests.gpu.tiny_yolo import build_tiny_yolo
-    from workers.detect.trt_engine import OnnxInput, onnx_input
+    from workers.detect.model_io import ModelIO, read_model_io
     from workers.errors import ModelError
 
-    assert onnx_input(str(build_tiny_yolo(tmp_path / "m.onnx"))) == OnnxInput("images", 3, 64, 64, num_classes=3)
+    model = read_model_io(str(build_tiny_yolo(tmp_path / "m.onnx")))
+    assert model == ModelIO("images", 3, 64, 64, static_batch=model.static_batch, num_classes=3)
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelError, match="cannot load ONNX model"):
-        onnx_input(str(tmp_path / "bad.onnx"))
+        read_model_io(str(tmp_path / "bad.onnx"))
 
 
 @pytest.mark.skipif(gpu_status().packages["tensorrt"].ok, reason="TensorRT is installed here")
@@ -357,7 +357,7 @@ def test_onnx_input_dynamic_size_follows_the_onnx_detector(tmp_path: Path) -> No
     import onnx
 
     from tests.gpu.tiny_yolo import build_tiny_yolo
-    from workers.detect.trt_engine import onnx_input
+    from workers.detect.model_io import read_model_io
     from workers.errors import ModelError
 
     path = build_tiny_yolo(tmp_path / "m.onnx")
@@ -365,6 +365,7 @@ def test_onnx_input_dynamic_size_follows_the_onnx_detector(tmp_path: Path) -> No
     dims = model.graph.input[0].type.tensor_type.shape.dim
     dims[2].dim_param, dims[3].dim_param = "H", "W"
     onnx.save(model, str(path))
-    assert (onnx_input(str(path), dynamic_size=64).height, onnx_input(str(path), dynamic_size=64).width) == (64, 64)
+    planned = read_model_io(str(path), configured_size=64)
+    assert (planned.height, planned.width) == (64, 64)
     with pytest.raises(ModelError, match="input_width"):
-        onnx_input(str(path))
+        read_model_io(str(path))

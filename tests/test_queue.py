@@ -26,9 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _job(queue: WorkQueue, job_id: str = "t1", *, lease: float = 1.5, attempts: int = 3, backoff: float = 0.2,
-         input_url: str = "/in", output_url: str = "/out") -> JobSpec:
+         infra: int = 10, input_url: str = "/in", output_url: str = "/out") -> JobSpec:
     spec = JobSpec(job_id, input_url, output_url, "cfg0", {"detector": {}, "sampling": {}, "tracker": {}},
-                   QueueConfig(lease_seconds=lease, max_attempts=attempts, backoff_seconds=backoff))
+                   QueueConfig(lease_seconds=lease, max_attempts=attempts, backoff_seconds=backoff,
+                               max_infra_faults=infra))
     job, _ = queue.create_job(spec)
     return job
 
@@ -96,11 +97,11 @@ def test_retryable_failure_backs_off_then_dead_letters(redis_url: str) -> None:
             time.sleep(wait)
             lease, wait = q.claim(job, "w")
         assert lease.attempt == attempt
-        verdicts.append(q.fail(lease, job, f"StageCrashed: boom {attempt}", retryable=True))
+        verdicts.append(q.fail(lease, job, f"ModelError: boom {attempt}", retryable=True, charges_attempt=True))
     assert verdicts == ["retry", "retry", "dead"]
     st = q.status(job.job_id)
     assert (st.failed, st.queued, st.running) == (1, 0, 0)
-    assert st.failures[0]["error"] == "StageCrashed: boom 3" and st.failures[0]["attempts"] == 3
+    assert st.failures[0]["error"] == "ModelError: boom 3" and st.failures[0]["attempts"] == 3
     assert q.claim(job, "w") == (None, -1.0)
 
 
@@ -110,7 +111,7 @@ def test_bad_input_goes_straight_to_dead_letter(redis_url: str) -> None:
     q.enqueue(job.job_id, _objs(1))
     lease, _ = q.claim(job, "w")
     assert lease is not None
-    assert q.fail(lease, job, "CorruptVideo: not a video", retryable=False) == "dead"
+    assert q.fail(lease, job, "CorruptVideo: not a video", retryable=False, charges_attempt=True) == "dead"
     assert q.status(job.job_id).failures[0]["attempts"] == 1
     # Resubmitting the same (unchanged) input does not loop it; --retry-failed does queue it again.
     assert q.enqueue(job.job_id, _objs(1)).unchanged == 1
@@ -133,16 +134,58 @@ def test_expired_lease_is_redelivered_and_the_old_holder_cannot_ack(redis_url: s
     assert "lease expired during attempt 1" in b.last_error
     assert q.renew([a], 1.0) == [False]
     assert q.complete(a, "done") is False  # the stale holder is fenced off
-    assert q.fail(a, job, "late", retryable=True) == "lost"
+    assert q.fail(a, job, "late", retryable=True, charges_attempt=False) == "lost"
     assert q.complete(b, "done") is True
     st = q.status(job.job_id)
     assert (st.done, st.running, st.queued) == (1, 0, 0)
 
 
-def test_poison_that_kills_its_worker_ends_in_dead_letter(redis_url: str) -> None:
-    """Leases that keep expiring (the worker dies on this video every time) stop after max_attempts."""
+def test_infrastructure_faults_do_not_charge_the_video(redis_url: str) -> None:
+    """Issue 13 finding 2: worker/actor deaths (expired leases, StageCrashed) used to charge the video's
+    attempts, so a healthy video was dead-lettered after 3 kills. Now they count against max_infra_faults."""
     q = WorkQueue.from_url(redis_url)
-    job = _job(q, lease=0.3, attempts=3)
+    job = _job(q, lease=0.3, attempts=3, backoff=0.01, infra=10)
+    q.enqueue(job.job_id, _objs(1))
+    for n in range(6):  # 6 machine faults > max_attempts: alternately an expired lease and an actor death
+        lease, _ = q.claim(job, f"w{n}")
+        while lease is None:
+            time.sleep(0.05)
+            lease, _ = q.claim(job, f"w{n}")
+        if n % 2:
+            verdict = q.fail(lease, job, "StageCrashed: track actor died", retryable=True, charges_attempt=False)
+            assert verdict == "retry"
+        else:
+            time.sleep(0.4)  # never renewed: the worker "died"
+    lease, _ = q.claim(job, "healthy")
+    while lease is None:
+        time.sleep(0.05)
+        lease, _ = q.claim(job, "healthy")
+    assert lease.attempt == 7
+    assert q.complete(lease, "done") is True
+    item = q.item(job.job_id, lease.key)
+    assert item is not None and item["s"] == "done" and item["f"] == 6 and item.get("c", 0) == 0
+    # A video error still charges: the third retryable error of its own ends it.
+    q.enqueue(job.job_id, [ObjectInfo("other.mp4", 1, etag="x")])
+    verdicts: list[str] = []
+    infra_done = False
+    while not verdicts or verdicts[-1] != "dead":
+        lease, wait = q.claim(job, "w")
+        if lease is None:
+            time.sleep(max(wait, 0.01))
+            continue
+        if len(verdicts) == 1 and not infra_done:  # a machine fault in between changes nothing for the video
+            assert q.fail(lease, job, "StageCrashed: x", retryable=True, charges_attempt=False) == "retry"
+            infra_done = True
+            continue
+        verdicts.append(q.fail(lease, job, "ModelError: y", retryable=True, charges_attempt=True))
+    assert verdicts == ["retry", "retry", "dead"]
+
+
+def test_poison_that_kills_its_worker_ends_in_dead_letter(redis_url: str) -> None:
+    """Leases that keep expiring (the worker dies on this video every time) stop after the stated
+    infrastructure budget, max_infra_faults."""
+    q = WorkQueue.from_url(redis_url)
+    job = _job(q, lease=0.3, attempts=1, infra=3)
     q.enqueue(job.job_id, _objs(1))
     claims = 0
     deadline = time.monotonic() + 10
@@ -157,6 +200,7 @@ def test_poison_that_kills_its_worker_ends_in_dead_letter(redis_url: str) -> Non
     assert claims == 3
     st = q.status(job.job_id)
     assert (st.failed, st.queued, st.running) == (1, 0, 0)
+    assert "infrastructure budget exhausted (3 " in st.failures[0]["error"]
     assert "lease expired during attempt 3" in st.failures[0]["error"]
 
 

@@ -32,7 +32,7 @@ def test_force_requeues_finished_videos_and_leaves_running_ones(redis_url: str) 
         assert lease is not None
         leases[lease.key] = lease
     assert q.complete(leases["a.mp4"], "done", 5)
-    assert q.fail(leases["b.mp4"], job, "CorruptVideo: bad", retryable=False) == "dead"
+    assert q.fail(leases["b.mp4"], job, "CorruptVideo: bad", retryable=False, charges_attempt=True) == "dead"
     before = {r.key: r for r in iter_videos(q, "views")}
     assert {k: (r.state, r.attempts) for k, r in before.items()} == {
         "a.mp4": ("done", 1), "b.mp4": ("failed", 1), "c.mp4": ("running", 1)}

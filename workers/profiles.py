@@ -22,11 +22,13 @@ _PROFILES: dict[str, Profile] = {
     ),
     "gpu": Profile(
         name="gpu",
+        # 0.5 CPU each: a decode/detect pair's bundle (1 CPU) plus the tracker (0.5) fits a 2-CPU node, and
+        # 8 pairs leave CPUs for the tracker on a 16-core 8-GPU node (workers/transport.py transport_pairs).
         decode=StageSpec(
-            "decode", Resources(cpus=1.0, gpus=0.25), min_actors=1, max_actors=8, credits_per_actor=2, backend="gpu"
+            "decode", Resources(cpus=0.5, gpus=0.25), min_actors=1, max_actors=8, credits_per_actor=2, backend="gpu"
         ),
         detect=StageSpec(
-            "detect", Resources(cpus=1.0, gpus=0.5), min_actors=1, max_actors=16, credits_per_actor=3, backend="gpu"
+            "detect", Resources(cpus=0.5, gpus=0.5), min_actors=1, max_actors=16, credits_per_actor=3, backend="gpu"
         ),
         track=StageSpec("track", Resources(cpus=0.5), min_actors=1, max_actors=8, credits_per_actor=64),
         batch_size=16,

@@ -23,6 +23,9 @@ class DetectorConfig:
 
     kind: str = "onnx"  # onnx | hog (| tensorrt on the gpu profile)
     model: str = "nanodet-g"  # a bundled model's name (workers/detect/bundled.py), an ONNX path or s3:// URI
+    # ONNX model runtime: "" = by profile (cpu: ONNX Runtime; gpu: TensorRT where it imports, else torch),
+    # "torch" (fp16 autocast on CUDA, fp32 on CPU), "tensorrt" (gpu only), "onnxruntime" (cpu only)
+    backend: str = ""
     model_sha256: str = ""  # the model file's digest, filled in by resolve() (so it is in the config hash)
     input_width: int = 768  # HOG: frames are resized to this width; ONNX: the input size when the graph's is dynamic
     # Detections below are dropped. Negative = the model's default: nanodet-g 0.4, a user's ONNX and HOG 0.1.

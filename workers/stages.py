@@ -14,7 +14,7 @@ import numpy as np
 from workers.batch import DetectionBatch, FrameBatch, VideoInfo, VideoSource
 from workers.decode.base import DecodeStream
 from workers.decode.factory import make_decoder
-from workers.decode.pyav import sampled_rate
+from workers.decode.sampling import sampled_rate
 from workers.detect.factory import make_detector
 from workers.detect.preprocess import letterbox_geometry, resize_into
 from workers.errors import VideoError

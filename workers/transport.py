@@ -40,6 +40,7 @@ What the pipeline must do (RDT rules from ray/actor.py and ray/experimental/rdt/
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from workers.stage import Profile
@@ -84,12 +85,44 @@ def actor_class_options(profile: Profile) -> dict[str, Any]:
     return {"enable_tensor_transport": True} if tensor_transport(profile) else {}
 
 
+def transport_pairs(profile: Profile, cluster_gpus: float, cluster_cpus: float) -> int:
+    """How many fixed decode/detect pairs to start under a tensor transport (pure; the pipeline's sizing).
+
+    - cuda_ipc: one pair per whole GPU. Each pair is one {"GPU": 1} placement-group bundle (both fractional
+      actors on one card), so asking for more pairs than whole GPUs can never be placed (the old
+      `gpus // (0.25 + 0.5)` asked for 4 bundles on a 3-GPU node).
+    - nccl: the pair's GPU share, in whole cards, divides the cluster's GPUs.
+    - Bundle CPUs are reserved for the group: the tracker (outside the group) must still find its CPUs,
+      so pairs are capped at (cluster CPUs - the tracker pool's minimum) / CPUs per pair.
+    - gloo / no GPUs involved: the decode/detect pools' minimum.
+    Always at least one pair and at least the pools' min_actors, never more than their max_actors; a
+    cluster too small for that fails loudly at placement (the pipeline's timeout message), never hangs.
+    """
+    dec, det, track = profile.decode, profile.detect, profile.track
+    floor_pairs = max(1, dec.min_actors, det.min_actors)
+    ceiling = min(dec.max_actors, det.max_actors)
+    transport = tensor_transport(profile)
+    if transport not in ("cuda_ipc", "nccl"):
+        return min(floor_pairs, ceiling) if ceiling >= 1 else floor_pairs
+    if transport == "cuda_ipc":
+        by_gpu = int(cluster_gpus + 1e-9)
+    else:
+        per_pair = math.ceil(dec.resources.gpus - 1e-9) + math.ceil(det.resources.gpus - 1e-9)
+        by_gpu = int((cluster_gpus + 1e-9) // max(1, per_pair))
+    pair_cpus = dec.resources.cpus + det.resources.cpus
+    spare_cpus = cluster_cpus - track.resources.cpus * max(1, track.min_actors)
+    by_cpu = int((spare_cpus + 1e-9) // pair_cpus) if pair_cpus > 0 else by_gpu
+    return max(floor_pairs, min(by_gpu, by_cpu, ceiling))
+
+
 def colocation_bundles(profile: Profile, pairs: int) -> list[dict[str, float]]:
     """Placement-group bundles that put each decode/detect pair on one GPU (needed for cuda_ipc).
 
     Create `ray.util.placement_group(bundles, strategy="PACK")` and schedule pair i's two actors with
     PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i): both fractional actors then
-    draw from the same {"GPU": 1} bundle, i.e. the same physical card.
+    draw from the same {"GPU": 1} bundle, i.e. the same physical card. A bundle holds exactly the pair's
+    CPUs and no more: whatever else the node has stays outside the group for the tracker
+    (`transport_pairs` sizes `pairs` so that it does).
     """
     if tensor_transport(profile) != "cuda_ipc":
         return []

@@ -12,25 +12,31 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import redis
+
 from jobs import logsafe
 from jobs.config import ConfigError, VidpipeConfig, load_config
 from jobs.embedded import EmbeddedRedis, EmbeddedRedisError
 from jobs.queue import (
+    EXIT_QUEUE_LOST,
     JobSpec,
     QueueError,
+    QueueLost,
     SubmitCounts,
     WorkQueue,
     check_job_id,
     default_job_id,
     force_videos,
 )
+from jobs.results import ResultWriter, output_key_problem
 from jobs.runner import ProcessorFactory, default_processor_factory
-from jobs.storage import ObjectInfo, Storage, StorageError, open_storage
+from jobs.storage import ObjectInfo, Storage, StorageError, open_storage, printable_key
 from workers.errors import VideoError
 
 log = logging.getLogger("vidpipe")
 
 # VideoError here = the processor could not start (backend unavailable, model cannot load): says why.
+REJECTS_LOGGED = 10  # rejected names logged one per line; the rest are summarised (status lists them all)
 USER_ERRORS = (ConfigError, QueueError, StorageError, EmbeddedRedisError, VideoError)
 
 
@@ -186,7 +192,10 @@ def queue_session(config: VidpipeConfig) -> Iterator[WorkQueue]:
         return
     server = EmbeddedRedis(config.embedded_redis_dir).start()
     try:
-        yield WorkQueue.from_url(server.url)
+        server.supervise()  # restarted on the same port if it dies under the job (or its owner exits)
+        queue = WorkQueue.from_url(server.url)
+        queue.lost_reason = lambda: server.lost_reason
+        yield queue
     finally:
         server.stop()
 
@@ -205,7 +214,8 @@ def submit(
     every video under INPUT."""
     inp, out = storages or checked_storages(config, input_url, output_url)
     rejected: list[tuple[str, str]] = []
-    objects = inp.iter_objects(config.video_extensions, on_unsafe=lambda key, why: rejected.append((key, why)))
+    objects = _with_room(out, inp.iter_objects(config.video_extensions,
+                                               on_unsafe=lambda key, why: rejected.append((key, why))), rejected)
     first = next(objects, None)
     if first is None and not rejected:
         raise StorageError(
@@ -229,10 +239,24 @@ def submit(
 
     stream: Iterator[ObjectInfo | tuple[str, str]] = itertools.chain([first] if first else [], objects,
                                                                      later_rejects())
-    counts = queue.enqueue(job.job_id, stream, retry_failed=retry_failed)
-    for key, why in rejected:
-        log.error("rejected input key %r: %s (recorded as failed)", key, why)
+    writer = ResultWriter(out, job.config_hash, job.config)
+    counts = queue.enqueue(job.job_id, stream, retry_failed=retry_failed, still_committed=writer.verify_many)
+    for key, why in rejected[:REJECTS_LOGGED]:
+        log.error("rejected input key %r: %s (recorded as failed)", printable_key(key), why)
+    if len(rejected) > REJECTS_LOGGED:
+        log.error("... and %d more rejected input keys (recorded as failed): `vidpipe status --job %s "
+                  "--all-failures` lists them", len(rejected) - REJECTS_LOGGED, job.job_id)
     return job, counts
+
+
+def _with_room(out: Storage, objects: Iterator[ObjectInfo], rejected: list[tuple[str, str]]) -> Iterator[ObjectInfo]:
+    """Reject at submit, with the reason, a key whose results would not fit under OUTPUT (S3: 1,024 bytes)."""
+    for obj in objects:
+        problem = output_key_problem(out, obj.key)
+        if problem:
+            rejected.append((obj.key, problem))
+        else:
+            yield obj
 
 
 class SignalExit(SystemExit):
@@ -257,9 +281,9 @@ def install_signal_handlers() -> None:
 
 
 def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Print a user-fixable error as one clear line (no traceback) and exit 2; an interrupt (Ctrl-C,
-    SIGTERM, SIGHUP) exits with one line too, 128 + the signal number, after the runner handed back its
-    leases (it logs how to resume)."""
+    """Print a user-fixable error as one clear line (no traceback) and exit 2; Redis lost mid-run: one line,
+    exit 3 (resumable); an interrupt (Ctrl-C, SIGTERM, SIGHUP) exits with one line too, 128 + the signal
+    number (130, 143, 129), after the runner handed back its leases (it logs how to resume)."""
 
     def wrapped(args: argparse.Namespace) -> int:
         install_signal_handlers()
@@ -274,5 +298,12 @@ def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
         except SignalExit as exc:
             log.warning("stopped by %s", signal.Signals(exc.signum).name)
             return 128 + exc.signum
+        except QueueLost as exc:
+            log.error("%s", exc)
+            return EXIT_QUEUE_LOST
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.error("lost Redis mid-run (%s): nothing is lost (its AOF holds every queued and leased video); "
+                      "bring Redis back (or fix REDIS_URL) and rerun the same command to resume", type(exc).__name__)
+            return EXIT_QUEUE_LOST
 
     return wrapped

@@ -22,6 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", action="store_true",
                         help="one row per video: state, attempts, last error, committed config hash, results")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--all-failures", action="store_true",
+                        help="list every failed or rejected video (default: the latest 100)")
     common.add_config_options(parser)
 
 
@@ -32,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
         ids = [args.job] if args.job else queue.jobs()
         if args.videos:
             return _print_videos(queue, ids, config.s3_endpoint_url, config.s3_region, as_json=args.json)
-        limit = 100_000 if args.json else 100  # JSON: every failure; text: the first 100
+        limit = None if args.all_failures else 100
         statuses = [queue.status(job_id, failures_limit=limit) for job_id in ids]
     if args.json:
         payload = statuses[0].to_dict() if args.job else [s.to_dict() for s in statuses]

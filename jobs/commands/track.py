@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from jobs.results import MANIFEST, MOT, TRACKS, TRACKS_SUMMARY, mot_text, tracks_summary_table, tracks_table
 from workers.batch import DetectionBatch, VideoInfo, VideoResult
-from workers.decode.pyav import sampled_rate
+from workers.decode.sampling import sampled_rate
 from workers.settings import SamplingConfig, TrackerConfig
 from workers.track import cli as mot_cli
 from workers.tracking_stage import VideoTracker

@@ -13,10 +13,21 @@ How it works:
   `VideoInput.open()` returns (PyNvVideoCodec 2.2 reads a BinaryIO on demand: no full download).
   With prefetch on (NvDecoder(prefetch=True) or VIDPIPE_NVDEC_PREFETCH=1) local files go through
   ThreadedDecoder instead, which decodes ahead on a background thread (it takes paths only).
-- `output_color_type=RGB` makes NVDEC's post-processing write interleaved RGB (H x W x 3 uint8) on the
-  device; each frame is taken with torch.from_dlpack (zero-copy view) and copied into a fresh
+- Colour: 8-bit 4:2:0 streams (nearly all H.264/HEVC/AV1) are decoded to NVDEC's native NV12 and
+  converted to RGB by torch on the device with the matrix workers/decode/color.py picks from the
+  stream's tags, the same decision the CPU decoder makes (untagged -> BT.601). PyNvVideoCodec's own RGB
+  output would convert untagged streams with BT.709, so GPU and CPU runs would see different pixels.
+  Other formats (10-bit, 4:4:4) use NVDEC's RGB output (`output_color_type=RGB`) and NVDEC's matrix.
+  Each frame is taken with torch.from_dlpack (zero-copy view) and converted/copied into a fresh
   N x H x W x 3 batch tensor: the decoder reuses its surfaces, so nothing that leaves this actor may
   alias them.
+- Fallback: PyNvVideoCodec raises PyNvVCException / PyNvVCExceptionUnsupported (subclasses of Exception,
+  not RuntimeError), and an unsupported stream is often only detected by the first get_batch_frames,
+  not by the constructor. So the session is opened AND its first batch decoded before committing to
+  NVDEC; any failure up to there falls back to PyAV. Later failures fail the video (CorruptVideo).
+- Seeking: SimpleDecoder.seek_to_index(k) then get_batch_frames decodes from the stream start up to k
+  in the 2.x source (correct frames, cost linear in k): a segment starting late in a long file pays
+  for decoding its prefix. infra/gpu-check.sh measures that cost (seek_ms by offset).
 - Sampling, segment start/end and frame indices follow workers/decode/pyav.py exactly, so the GPU and
   CPU paths hand the tracker the same frames: index = decode counter from the first frame, or
   round((pts - start) * fps) after a seek.
@@ -35,6 +46,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from workers.batch import FrameBatch, VideoInfo, VideoSource
+from workers.decode.color import DEFAULT_MATRIX, color_matrix, full_range, nv12_to_rgb
+from workers.decode.sampling import validate_sampling
 from workers.errors import BackendUnavailable, CorruptVideo, UnsupportedVideo
 from workers.gpu import DECODE_PACKAGES, assigned_gpu_index, require_gpu
 from workers.settings import SamplingConfig
@@ -87,11 +100,26 @@ class StreamProbe:
     time_base: Fraction
     start_seconds: float
     rotation: int
+    color_matrix: str = DEFAULT_MATRIX  # workers/decode/color.py: from the stream's tag
+    full_range: bool = False
+
+    @property
+    def native_nv12(self) -> bool:
+        """8-bit 4:2:0: decode to NV12 and convert with our matrix (see the module docstring)."""
+        return self.pix_fmt in ("yuv420p", "yuvj420p", "nv12", "") and self.width % 2 == 0 and self.height % 2 == 0
 
 
-def probe(source: VideoSource) -> StreamProbe:
-    """Container header + first frame with PyAV; raises CorruptVideo / UnsupportedVideo like the CPU path."""
-    import av
+def probe(source: VideoSource, nvc: Any = None) -> StreamProbe:
+    """Container header + first frame with PyAV; raises CorruptVideo / UnsupportedVideo like the CPU path.
+
+    Without PyAV (a GPU node with only torch + PyNvVideoCodec), PyNvVideoCodec's demuxer reads the header.
+    """
+    try:
+        import av
+    except ImportError:
+        if nvc is None:
+            raise
+        return probe_with_demuxer(source, nvc)
 
     name = source.input.name
     target: Any = source.input.local_path()
@@ -108,12 +136,14 @@ def probe(source: VideoSource) -> StreamProbe:
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             tb = stream.time_base or Fraction(1, 1)
             start = float(stream.start_time * tb) if stream.start_time is not None else 0.0
-            rotation = 0
+            rotation, colorspace, color_range = 0, 0, 0
             for frame in container.decode(stream):
                 rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+                colorspace, color_range = int(frame.colorspace or 0), int(frame.color_range or 0)
                 break
             return StreamProbe(
-                codec=ctx.name,
+                # canonical_name, not ctx.name: AV1 decodes with "libdav1d" but is the codec "av1"
+                codec=ctx.codec.canonical_name,
                 pix_fmt=str(ctx.pix_fmt or ""),
                 width=int(ctx.width or 0),
                 height=int(ctx.height or 0),
@@ -121,6 +151,8 @@ def probe(source: VideoSource) -> StreamProbe:
                 time_base=Fraction(tb),
                 start_seconds=start,
                 rotation=rotation,
+                color_matrix=color_matrix(colorspace),
+                full_range=full_range(color_range, str(ctx.pix_fmt or "")),
             )
     except FileNotFoundError as e:
         raise CorruptVideo(f"{name}: file not found ({e}); check the input path") from e
@@ -129,6 +161,47 @@ def probe(source: VideoSource) -> StreamProbe:
     finally:
         if handle is not None:
             handle.close()
+
+
+# PyNvVideoCodec demuxer enums (native names) -> the FFmpeg numbers workers/decode/color.py reads.
+_DEMUX_COLORSPACE = {"BT_709": 1, "BT_601": 6}
+_DEMUX_RANGE = {"JPEG": 2, "MPEG": 1}
+
+
+def probe_with_demuxer(source: VideoSource, nvc: Any) -> StreamProbe:
+    """The header via PyNvVideoCodec's CreateDemuxer (local files only). No rotation or start-time:
+    without PyAV those are taken as 0 (documented limit of the PyAV-less GPU check)."""
+    path = source.input.local_path()
+    if path is None:
+        raise UnsupportedVideo(f"{source.input.name}: without PyAV only local files can be probed")
+    try:
+        dmx = nvc.CreateDemuxer(filename=path)
+        codec_member = str(dmx.GetNvCodecId()).rsplit(".", 1)[-1]
+        codec = next((k for k, v in NVDEC_CODECS.items() if v == codec_member), codec_member.lower())
+        depth = int(dmx.BitDepth())
+        chroma = str(dmx.ChromaFormat()).rsplit(".", 1)[-1]
+        pix_fmt = next((k for k, v in _CHROMA.items() if v == (chroma.replace("YUV", ""), depth)), "")
+        tb = Fraction(int(dmx.GetTimebaseNum()), max(1, int(dmx.GetTimebaseDen())))
+        space = _DEMUX_COLORSPACE.get(str(dmx.ColorSpace()).rsplit(".", 1)[-1], 0)
+        rng = _DEMUX_RANGE.get(str(dmx.ColorRange()).rsplit(".", 1)[-1], 0)
+        return StreamProbe(codec, pix_fmt, int(dmx.Width()), int(dmx.Height()), float(dmx.FrameRate()), tb, 0.0, 0,
+                           color_matrix(space), full_range(rng, pix_fmt))
+    except Exception as e:  # PyNvVCException and friends derive from Exception
+        raise CorruptVideo(f"{source.input.name}: PyNvVideoCodec cannot demux it ({type(e).__name__}: {e})") from e
+
+
+def nvdec_errors(nvc: Any) -> tuple[type[BaseException], ...]:
+    """What a PyNvVideoCodec call raises: its own PyNvVCException classes (plain Exception subclasses,
+    so `except RuntimeError` misses them), plus RuntimeError/ValueError from its Python wrappers."""
+    own = tuple(e for e in (getattr(nvc, "PyNvVCExceptionUnsupported", None), getattr(nvc, "PyNvVCException", None))
+                if isinstance(e, type) and issubclass(e, BaseException))
+    return (*own, RuntimeError, ValueError)
+
+
+def request_size(batch_size: int, buffer_size: int) -> int:
+    """Frames to ask the decoder for: ThreadedDecoder raises when asked for more than its buffer (fixed at
+    open), while the pipeline may grow a video's batches later (up to 96 frames); 0 = no buffer limit."""
+    return max(1, min(batch_size, buffer_size) if buffer_size else batch_size)
 
 
 def nvdec_unsupported_reason(p: StreamProbe, caps: dict[str, int] | None) -> str:
@@ -205,8 +278,16 @@ class NvDecodeStream:
         meta: StreamProbe,
         decoder: SimpleDecoder | ThreadedDecoder,
         handle: BinaryIO | None,
+        first: list[Any] | None = None,
+        errors: tuple[type[BaseException], ...] = (RuntimeError, ValueError),
+        buffer_size: int = 0,
+        device: str = "cuda",
     ) -> None:
         self.source = source
+        self._first = first  # the batch NvDecoder.decode() decoded to prove the session works
+        self._errors = errors
+        self.buffer_size = buffer_size  # ThreadedDecoder's fixed buffer (0: SimpleDecoder, no limit)
+        self.device_type = device  # "cuda" in production; "cpu" lets tests drive this loop with host frames
         self.sampling = sampling
         self.batch_size = batch_size
         self.gpu_id = gpu_id
@@ -227,7 +308,7 @@ class NvDecodeStream:
 
         dec = self._decoder
         assert dec is not None, "stream already closed"
-        device = torch.device("cuda", self.gpu_id)
+        device = torch.device(self.device_type, self.gpu_id) if self.device_type == "cuda" else torch.device("cpu")
         meta, sampling = self.meta, self.sampling
         tb = float(meta.time_base)
         t0 = meta.start_seconds
@@ -265,7 +346,9 @@ class NvDecodeStream:
         try:
             done = False
             while not done:
-                frames = dec.get_batch_frames(self.batch_size)
+                frames, self._first = self._first, None
+                if frames is None:
+                    frames = dec.get_batch_frames(request_size(self.batch_size, self.buffer_size))
                 if not frames:
                     break
                 for frame in frames:
@@ -279,23 +362,26 @@ class NvDecodeStream:
                     index = sampler.index(decoded, t)
                     if not sampler.keep(index, t, bool(idx)):
                         continue
-                    view = torch.from_dlpack(frame)  # H x W x 3 uint8 view of the decoder's surface
+                    view = torch.from_dlpack(frame)  # zero-copy view of the decoder's surface
+                    if meta.native_nv12:  # (H*3/2) x W NV12 -> H x W x 3 RGB with the stream's matrix
+                        view = nv12_to_rgb(view, meta.height, meta.width, meta.color_matrix, meta.full_range)
                     if meta.rotation:
                         view = torch.rot90(view, k=meta.rotation // 90, dims=(0, 1))
                     if out is not None and idx and tuple(out.shape[1:]) != tuple(view.shape):
                         yield flush(False)  # resolution change mid-stream: a batch has one frame size
-                    if out is None:
+                    if out is None:  # sized by the batch size in force now (the pipeline may grow it)
                         out = torch.empty((self.batch_size, *view.shape), dtype=torch.uint8, device=device)
                         self.info.height, self.info.width = int(view.shape[0]), int(view.shape[1])
                     out[len(idx)].copy_(view)  # the copy that may leave the actor
                     idx.append(index)
                     pts.append(t + t0)
                     self.info.sampled_frames += 1
-                    if len(idx) == self.batch_size:
+                    if len(idx) == len(out):
                         yield flush(False)
-                # The decoder may overwrite these surfaces on the next call: make sure our copies ran.
-                torch.cuda.current_stream(device).synchronize()
-        except (RuntimeError, ValueError) as e:
+                if device.type == "cuda":
+                    # The decoder may overwrite these surfaces on the next call: make sure our copies ran.
+                    torch.cuda.current_stream(device).synchronize()
+        except self._errors as e:
             if "CUDA out of memory" in str(e):
                 raise
             raise CorruptVideo(
@@ -378,12 +464,10 @@ class NvDecoder:
         return self._caps[key]
 
     def decode(self, source: VideoSource, sampling: SamplingConfig, batch_size: int) -> DecodeStream:
-        from workers.decode.pyav import validate_sampling
-
         validate_sampling(sampling)
         if self._nvc is None:
             self.setup()
-        meta = probe(source)
+        meta = probe(source, self._nvc)
         reason = ""
         if sampling.mode == "keyframes":
             reason = "keyframes sampling: SimpleDecoder cannot skip non-key frames"
@@ -398,9 +482,13 @@ class NvDecoder:
                 if target is None:
                     handle = source.input.open()  # seekable stream: PyNvVideoCodec reads it on demand
                     target = handle
-                decoder = self._open(target, meta, sampling, batch_size)
-                return NvDecodeStream(source, sampling, batch_size, self.gpu_id, meta, decoder, handle)
-            except Exception as e:  # PyNvVCExceptionUnsupported, "Codec not supported on this GPU", ...
+                decoder, buffer_size = self._open(target, meta, sampling, batch_size)
+                # Unsupported streams often pass the constructor and fail on the first decode: decode the
+                # first batch here, where falling back to the CPU is still possible.
+                first = decoder.get_batch_frames(request_size(batch_size, buffer_size))
+                return NvDecodeStream(source, sampling, batch_size, self.gpu_id, meta, decoder, handle,
+                                      first=list(first), errors=nvdec_errors(self._nvc), buffer_size=buffer_size)
+            except Exception as e:  # PyNvVCExceptionUnsupported (an Exception, not RuntimeError), ...
                 if handle is not None:
                     handle.close()
                 reason = f"NVDEC session failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
@@ -411,26 +499,31 @@ class NvDecoder:
 
     def _open(
         self, target: str | BinaryIO, meta: StreamProbe, sampling: SamplingConfig, batch_size: int
-    ) -> SimpleDecoder | ThreadedDecoder:
-        """A decoder positioned at (or one frame before) the segment start; RGB output on the device."""
+    ) -> tuple[SimpleDecoder | ThreadedDecoder, int]:
+        """(decoder positioned at or one frame before the segment start, its buffer size or 0).
+
+        Output on the device: NV12 for 8-bit 4:2:0 (converted by us), NVDEC's RGB otherwise.
+        """
         from PyNvVideoCodec.decoders.SimpleDecoder import SimpleDecoder
         from PyNvVideoCodec.decoders.ThreadedDecoder import ThreadedDecoder
 
-        rgb = self._nvc.OutputColorType.RGB
+        colors = self._nvc.OutputColorType
+        rgb = colors.NATIVE if meta.native_nv12 else colors.RGB
         if self.prefetch and isinstance(target, str):
             # ThreadedDecoder has no time-to-index lookup: start one frame early from the nominal rate;
             # frames before `start` are then dropped by timestamp, as after any seek.
             start_frame = max(0, math.floor(sampling.start_seconds * meta.fps) - 1) if sampling.start_seconds else 0
+            buffer_size = max(2 * batch_size, 8)
             return ThreadedDecoder(
                 target,
-                buffer_size=max(2 * batch_size, 8),
+                buffer_size=buffer_size,
                 gpu_id=self.gpu_id,
                 use_device_memory=True,
                 max_width=meta.width,
                 max_height=meta.height,
                 output_color_type=rgb,
                 start_frame=start_frame,
-            )
+            ), buffer_size
         decoder = SimpleDecoder(
             target,
             gpu_id=self.gpu_id,
@@ -445,7 +538,7 @@ class NvDecoder:
             # dropped by timestamp either way, exactly like the CPU decoder after its seek.
             start_index = int(decoder.get_index_from_time_in_seconds(sampling.start_seconds)) - 1
             decoder.seek_to_index(max(0, start_index))
-        return decoder
+        return decoder, 0
 
 
 def frames_to_numpy(frames: torch.Tensor | np.ndarray) -> np.ndarray:

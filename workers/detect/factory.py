@@ -6,10 +6,34 @@ from workers.detect.base import Detector
 from workers.errors import BackendUnavailable
 from workers.settings import DetectorConfig
 
+MODEL_BACKENDS = ("", "onnxruntime", "torch", "tensorrt")
+
+
+def tensorrt_importable() -> bool:
+    from workers.gpu import gpu_status
+
+    return gpu_status().packages["tensorrt"].ok
+
+
+def model_backend(cfg: DetectorConfig, stage_backend: str) -> str:
+    """Which runtime runs an ONNX model: cfg.backend, or by profile (gpu: TensorRT where it imports, else
+    torch; cpu: ONNX Runtime). What the manifest's `backends` records for the detect stage."""
+    if cfg.backend not in MODEL_BACKENDS:
+        raise ValueError(f"detector.backend {cfg.backend!r}: use one of {', '.join(b for b in MODEL_BACKENDS if b)}")
+    if cfg.kind == "hog":
+        return "hog"
+    if cfg.backend:
+        return cfg.backend
+    if stage_backend == "gpu":
+        return "tensorrt" if tensorrt_importable() else "torch"
+    return "onnxruntime"
+
 
 def make_detector(cfg: DetectorConfig, backend: str, threads: int | None = None) -> Detector:
-    """cpu: kind "hog" -> HOGDetector, "onnx" -> ONNXDetector (ONNX Runtime, CPU provider).
-    gpu: kind "onnx"/"tensorrt" -> TensorRTDetector (workers.detect.tensorrt, imported lazily).
+    """cpu: kind "hog" -> HOGDetector; "onnx" -> ONNXDetector (ONNX Runtime), or TorchDetector on CPU with
+    detector.backend torch.
+    gpu: kind "onnx"/"tensorrt" -> TensorRTDetector where TensorRT imports, else TorchDetector on CUDA
+    (detector.backend forces one).
 
     `threads` caps the detector's intra-op threads (None = library default), set by the pipeline when
     several detect actors share the cores. Every backend gets the resolved config (per-model threshold and
@@ -17,23 +41,32 @@ def make_detector(cfg: DetectorConfig, backend: str, threads: int | None = None)
     """
     from workers.detect.model_config import resolve
 
+    if backend not in ("cpu", "gpu"):
+        raise ValueError(f"unknown detect backend {backend!r}: use 'cpu' or 'gpu'")
     cfg = resolve(cfg)
-    if backend == "cpu":
-        if cfg.kind == "hog":
-            from workers.detect.hog import HOGDetector
-
-            return HOGDetector(cfg, threads=threads)
-        if cfg.kind == "onnx":
-            from workers.detect.onnx import ONNXDetector
-
-            return ONNXDetector(cfg, threads=threads)
-        raise ValueError(f"detector kind {cfg.kind!r} has no CPU backend: use 'hog' or 'onnx'")
-    if backend == "gpu":
-        if cfg.kind == "hog":
+    if cfg.kind == "hog":
+        if backend == "gpu":
             raise ValueError("the HOG detector is CPU-only: use the cpu profile, or an ONNX model (default or --model)")
-        try:
-            from workers.detect.tensorrt import TensorRTDetector
-        except ImportError as e:
-            raise BackendUnavailable(f"TensorRT detector unavailable: {e}; use the cpu profile") from e
-        return TensorRTDetector(cfg)
-    raise ValueError(f"unknown detect backend {backend!r}: use 'cpu' or 'gpu'")
+        from workers.detect.hog import HOGDetector
+
+        return HOGDetector(cfg, threads=threads)
+    if cfg.kind not in ("onnx", "tensorrt"):
+        raise ValueError(f"detector kind {cfg.kind!r}: use 'hog' or 'onnx'")
+    runtime = model_backend(cfg, backend)
+    if runtime == "torch":
+        from workers.detect.torch_backend import TorchDetector
+
+        return TorchDetector(cfg, device="cuda" if backend == "gpu" else "cpu")
+    if backend == "cpu":
+        if runtime == "tensorrt" or cfg.kind == "tensorrt":
+            raise ValueError("TensorRT is GPU-only: use a gpu profile, or detector.backend torch/onnxruntime")
+        from workers.detect.onnx import ONNXDetector
+
+        return ONNXDetector(cfg, threads=threads)
+    if runtime == "onnxruntime":
+        raise ValueError("ONNX Runtime runs on the CPU provider only here: use detector.backend torch or tensorrt")
+    try:
+        from workers.detect.tensorrt import TensorRTDetector
+    except ImportError as e:
+        raise BackendUnavailable(f"TensorRT detector unavailable: {e}; use the cpu profile") from e
+    return TensorRTDetector(cfg)

@@ -8,6 +8,7 @@ no separate objectness as in YOLOv5). A transposed (B, N, 4 + nc) layout is acce
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -17,21 +18,29 @@ from workers.detect.preprocess import Letterbox
 from workers.errors import ModelError
 from workers.settings import DetectorConfig
 
+if TYPE_CHECKING:
+    import torch
+
+
+def export_layout(rows: int, cols: int, num_classes_hint: int = 0) -> bool:
+    """True when a (rows, cols) per-image output is the export layout (4 + nc, N), False for (N, 4 + nc).
+
+    With N > 4 + nc the layouts are unambiguous; when N < 4 + nc pass the class count (the ONNX detector
+    does when it knows it). Every backend (ONNX Runtime, TensorRT, torch) decides with this function.
+    """
+    if num_classes_hint and rows == 4 + num_classes_hint:
+        return True
+    if num_classes_hint and cols == 4 + num_classes_hint:
+        return False
+    return rows <= cols
+
 
 def yolo_candidates(output: np.ndarray, num_classes_hint: int = 0) -> np.ndarray:
-    """Normalise one image's output to (N, 4 + nc), candidates along the first axis.
-
-    (4 + nc, N) is the export default; (N, 4 + nc) is taken as-is. With N > 4 + nc the layouts are
-    unambiguous; when N < 4 + nc pass the class count (the ONNX detector does when it knows it).
-    """
+    """Normalise one image's output to (N, 4 + nc), candidates along the first axis."""
     if output.ndim != 2:
         raise ModelError(f"expected a (4+nc, N) YOLO output per image, got shape {output.shape}")
     rows, cols = output.shape
-    if num_classes_hint and rows == 4 + num_classes_hint:
-        return output.T
-    if num_classes_hint and cols == 4 + num_classes_hint:
-        return output
-    return output.T if rows <= cols else output
+    return output.T if export_layout(rows, cols, num_classes_hint) else output
 
 
 def decode_yolo(
@@ -61,6 +70,45 @@ def decode_yolo(
     boxes = cxcywh_to_xyxy(cand[:, :4])
     kept = nms(boxes, scores, iou_threshold, class_ids)[:max_detections]
     return boxes[kept], scores[kept].astype(np.float32), class_ids[kept].astype(np.int32)
+
+
+def decode_yolo_tensor(
+    raw: torch.Tensor,
+    export: bool,
+    score_threshold: float,
+    iou_threshold: float,
+    classes: tuple[int, ...] = (),
+    max_detections: int = 300,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """`decode_yolo` for a batch still on its torch device (TensorRT and torch backends).
+
+    Class max/argmax, the score threshold and the class filter run where the tensor is (GPU); only the
+    surviving candidates (tens per frame, not 8400 x (4 + nc) values) are copied to the host, where
+    this module's own cxcywh_to_xyxy + nms finish exactly as for ONNX Runtime's output.
+    """
+    import torch
+
+    cand = (raw.transpose(1, 2) if export else raw).float()  # (n, N, 4 + nc)
+    if cand.shape[-1] < 5:
+        raise ModelError(f"YOLO output has {cand.shape[-1]} values per candidate; expected 4 box + >= 1 class")
+    cls_max, cls_id = cand[..., 4:].max(dim=-1)
+    keep = cls_max >= score_threshold
+    if classes:
+        keep &= torch.isin(cls_id, torch.tensor(classes, device=cand.device))
+    img, idx = keep.nonzero(as_tuple=True)
+    img_h = img.cpu().numpy()
+    box_h = cand[img, idx, :4].cpu().numpy()
+    score_h = cls_max[img, idx].cpu().numpy()
+    id_h = cls_id[img, idx].cpu().numpy()
+    out = []
+    for i in range(int(raw.shape[0])):
+        sel = img_h == i
+        b = cxcywh_to_xyxy(box_h[sel])
+        s = score_h[sel].astype(np.float32)
+        c = id_h[sel].astype(np.int32)
+        kept = nms(b, s, iou_threshold, c)[:max_detections]
+        out.append((b[kept], s[kept], c[kept]))
+    return out
 
 
 def cxcywh_to_xyxy(b: np.ndarray) -> np.ndarray:

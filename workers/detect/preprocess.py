@@ -56,20 +56,43 @@ def letterbox_geometry(src_w: int, src_h: int, dst_w: int, dst_h: int) -> Letter
     return Letterbox(ratio=ratio, pad_x=(dst_w - new_w) / 2, pad_y=(dst_h - new_h) / 2)
 
 
-def letterbox(image: np.ndarray, dst_w: int, dst_h: int, fill: int = 114) -> tuple[np.ndarray, Letterbox]:
+PAD_VALUE = 114  # the YOLO letterbox grey, on every path (OpenCV, CV-CUDA, torch)
+
+
+@dataclass(frozen=True)
+class LetterboxPlan:
+    """Integer sizes/offsets of the letterbox: every path (OpenCV, CV-CUDA, torch) places pixels by this."""
+
+    new_w: int
+    new_h: int
+    left: int
+    top: int
+    geometry: Letterbox  # what postprocessing uses to map boxes back to source pixels
+
+    @property
+    def shrinking(self) -> bool:
+        return self.geometry.ratio < 1
+
+
+def letterbox_plan(src_w: int, src_h: int, dst_w: int, dst_h: int) -> LetterboxPlan:
+    geo = letterbox_geometry(src_w, src_h, dst_w, dst_h)
+    new_w, new_h = round(src_w * geo.ratio), round(src_h * geo.ratio)
+    left, top = round(geo.pad_x - 0.1), round(geo.pad_y - 0.1)
+    # record the integer offsets actually used so the inverse mapping is exact
+    return LetterboxPlan(new_w, new_h, left, top, Letterbox(ratio=geo.ratio, pad_x=float(left), pad_y=float(top)))
+
+
+def letterbox(image: np.ndarray, dst_w: int, dst_h: int, fill: int = PAD_VALUE) -> tuple[np.ndarray, Letterbox]:
     """Resize `image` (H x W x 3) into a dst_h x dst_w canvas filled with grey 114 (the YOLO convention)."""
     h, w = image.shape[:2]
-    geo = letterbox_geometry(w, h, dst_w, dst_h)
-    new_w, new_h = round(w * geo.ratio), round(h * geo.ratio)
+    plan = letterbox_plan(w, h, dst_w, dst_h)
     resized = image
-    if (new_w, new_h) != (w, h):
-        interp = cv2.INTER_AREA if geo.ratio < 1 else cv2.INTER_LINEAR
-        resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
+    if (plan.new_w, plan.new_h) != (w, h):
+        interp = cv2.INTER_AREA if plan.shrinking else cv2.INTER_LINEAR
+        resized = cv2.resize(image, (plan.new_w, plan.new_h), interpolation=interp)
     canvas = np.full((dst_h, dst_w, 3), fill, np.uint8)
-    left, top = round(geo.pad_x - 0.1), round(geo.pad_y - 0.1)
-    canvas[top : top + new_h, left : left + new_w] = resized
-    # record the integer offsets actually used so the inverse mapping is exact
-    return canvas, Letterbox(ratio=geo.ratio, pad_x=float(left), pad_y=float(top))
+    canvas[plan.top : plan.top + plan.new_h, plan.left : plan.left + plan.new_w] = resized
+    return canvas, plan.geometry
 
 
 def to_nchw_float(images: list[np.ndarray]) -> np.ndarray:

@@ -8,15 +8,14 @@ Per batch, on one CUDA stream:
 1. frames (N x H x W x 3 uint8 on this GPU; host frames from a CPU-decoded video are uploaded once)
    are letterboxed by CV-CUDA directly into the TensorRT input binding;
 2. execute_async_v3 on the same stream;
-3. on the GPU: per candidate class max/argmax and the score threshold (+ class filter). Only the
-   surviving candidates (typically tens per frame, not the 8400 x (4 + nc) raw tensor) are copied to
-   the host, where the CPU path's own `cxcywh_to_xyxy` + `nms` (OpenCV batched NMS) finish the job,
-   so TensorRT and ONNX Runtime detections go through identical decoding code.
+3. postprocess.decode_yolo_tensor: class max/argmax, score threshold and class filter on the GPU;
+   only the surviving candidates go to the host, where the CPU path's own `cxcywh_to_xyxy` + `nms`
+   finish, so TensorRT, torch and ONNX Runtime detections go through identical decoding code.
 
 Engine options come from the environment until DetectorConfig carries them:
 VIDPIPE_TRT_PRECISION (fp16 | fp32 | int8, default fp16), VIDPIPE_TRT_MAX_BATCH (default 32),
 VIDPIPE_TRT_CALIBRATION_CACHE (int8), VIDPIPE_ENGINE_CACHE (local dir), VIDPIPE_ENGINE_S3 (s3://bucket/prefix
-to share engines across the cluster). The model path/URI is resolved by the ONNX detector's resolve_model
+to share engines across the cluster). The model path/URI is resolved by model_config.local_model_path
 (s3:// models are downloaded once per node), so both detectors load the very same file.
 """
 
@@ -31,8 +30,8 @@ import numpy as np
 
 from workers.batch import DetectionBatch, FrameBatch
 from workers.detect.engine_cache import EngineStore, LocalEngineCache, S3EngineCache
-from workers.detect.onnx import resolve_model
-from workers.detect.postprocess import cxcywh_to_xyxy, decode_yolo, nms
+from workers.detect.model_config import local_model_path, resolve
+from workers.detect.postprocess import decode_yolo, decode_yolo_tensor, export_layout
 from workers.errors import ModelError
 from workers.gpu import DETECT_PACKAGES, assigned_gpu_index, require_gpu
 from workers.settings import DetectorConfig
@@ -103,11 +102,12 @@ class TensorRTDetector:
         from workers.detect.cvcuda_preprocess import CvCudaPreprocessor
         from workers.detect.trt_engine import load_runner
 
+        self.cfg = resolve(self.cfg)  # per-model threshold and class ids; checks the model's sha256
         device = torch.device("cuda", assigned_gpu_index())
         opts = self.options or build_options_from_env()
         store = self.store or engine_store_from_env()
         self._runner, self.engine_origin = load_runner(
-            resolve_model(self.cfg.model), opts, store, device, dynamic_size=self.cfg.input_width
+            local_model_path(self.cfg), opts, store, device, dynamic_size=self.cfg.input_width
         )
         c, h, w = self._runner.input_chw
         if c != 3:
@@ -119,15 +119,8 @@ class TensorRTDetector:
         out = next(iter(self._runner.outputs.values()))
         if out.ndim != 3:
             raise ModelError(f"expected a (B, 4+nc, N) YOLO output, got shape {tuple(out.shape)}")
-        # The layout decision of postprocess.yolo_candidates with the class-count hint ONNXDetector gives it.
-        rows, cols = int(out.shape[1]), int(out.shape[2])
-        hint = self._runner.onnx.num_classes if self._runner.onnx else 0
-        if hint and rows == 4 + hint:
-            self._export_layout = True
-        elif hint and cols == 4 + hint:
-            self._export_layout = False
-        else:
-            self._export_layout = rows <= cols
+        # The layout decision every backend makes, with the class-count hint read from the ONNX.
+        self._export_layout = export_layout(int(out.shape[1]), int(out.shape[2]), self._runner.onnx.num_classes)
 
     def detect(self, batch: FrameBatch) -> DetectionBatch:
         from workers.detect.hog import make_detection_batch
@@ -171,24 +164,8 @@ class TensorRTDetector:
         with torch.cuda.stream(stream):
             plan = pre(frames, runner.input[:n], stream)
             raw = next(iter(runner.infer(n, stream).values()))
-            cand = (raw.transpose(1, 2) if self._export_layout else raw).float()  # (n, N, 4 + nc)
-            cls_max, cls_id = cand[..., 4:].max(dim=-1)
-            keep = cls_max >= self.cfg.score_threshold
-            if self.cfg.classes:
-                allowed = torch.tensor(self.cfg.classes, device=cand.device)
-                keep &= torch.isin(cls_id, allowed)
-            img, idx = keep.nonzero(as_tuple=True)
-            # The only device -> host copies: the surviving candidates.
-            img_h = img.cpu().numpy()
-            box_h = cand[img, idx, :4].cpu().numpy()
-            score_h = cls_max[img, idx].cpu().numpy()
-            id_h = cls_id[img, idx].cpu().numpy()
-        out = []
-        for i in range(n):
-            sel = img_h == i
-            b = cxcywh_to_xyxy(box_h[sel])
-            s = score_h[sel].astype(np.float32)
-            c = id_h[sel].astype(np.int32)
-            kept = nms(b, s, self.cfg.nms_iou, c)[:MAX_DETECTIONS]
-            out.append((plan.geometry.to_source(b[kept], src_w, src_h), s[kept], c[kept]))
-        return out
+            cfg = self.cfg
+            decoded = decode_yolo_tensor(raw, self._export_layout, float(cfg.score_threshold), cfg.nms_iou,
+                                         tuple(int(c) for c in cfg.classes or ()),
+                                         MAX_DETECTIONS)
+        return [(plan.geometry.to_source(b, src_w, src_h), s, c) for b, s, c in decoded]

@@ -6,12 +6,16 @@ removed: no BuilderFlag.FP16 / INT8 calibrators; FP16 comes from a mixed-precisi
 ModelOpt AutoCast). TensorRT has no type stubs, so `trt` is Any to mypy: every call is kept here.
 NEVER run on a GPU in this repository's CI; tests/gpu/test_gpu_tensorrt.py checks it on a GPU node.
 
-Build: OnnxParser -> network; one optimization profile with a dynamic batch (min, opt, max) for the
-input; FP16 (default) / FP32 / INT8 (TensorRT 10, from a calibration cache or calibration batches).
+Build: OnnxParser -> network; one optimization profile for the input: (min, opt, max) batch for a
+dynamic-batch ONNX, (b, b, b) for a static batch b (the usual batch-1 YOLO export; the detector then runs
+frame by frame); H/W always from the ONNX, or the configured input size when they are dynamic
+(workers/detect/model_io.py: nothing is ever sized from a -1 dimension).
+FP16 (default) / FP32 / INT8 (TensorRT 10, from a calibration cache or calibration batches).
 Cache: workers/detect/engine_cache.py, keyed by (ONNX sha256, TensorRT version, compute capability,
 precision, batch profile, input size), local disk + optional S3.
-Run: output buffers are allocated once for the max batch as torch tensors; each call sets the input
-shape, binds addresses of the batch-prefix views and enqueues execute_async_v3 on the caller's
+Run: the input and output buffers are allocated once for the max batch as torch tensors (input from the
+planned ModelIO shape, outputs from the context's shapes once the input shape is set, so no -1); each call
+sets the input shape, binds addresses of the batch-prefix views and enqueues execute_async_v3 on the caller's
 torch CUDA stream. Nothing synchronizes here: the caller decides when to wait.
 """
 
@@ -28,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from workers.detect.engine_cache import EngineKey, EngineStore, sha256_file
+from workers.detect.model_io import ModelIO, read_model_io
 from workers.errors import ModelError
 
 if TYPE_CHECKING:
@@ -53,40 +58,6 @@ class BuildOptions:
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
             raise ValueError(f"batch profile must satisfy 1 <= min <= opt <= max, got "
                              f"{self.min_batch}, {self.opt_batch}, {self.max_batch}")
-
-
-@dataclass(frozen=True)
-class OnnxInput:
-    name: str
-    channels: int
-    height: int
-    width: int
-    num_classes: int = 0  # output dim 1 - 4 when static (what ONNXDetector passes to decode_yolo), else 0
-
-
-def onnx_input(onnx_path: str, dynamic_size: int = 0) -> OnnxInput:
-    """The model's image input (N x C x H x W) read with ONNX Runtime (a base dependency) on CPU.
-
-    Dynamic H/W take `dynamic_size` (DetectorConfig.input_width, square), as the ONNX detector does.
-    """
-    import onnxruntime as ort
-
-    try:
-        sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise ModelError(f"{onnx_path}: cannot load ONNX model ({e})") from e
-    inputs = sess.get_inputs()
-    if len(inputs) != 1 or len(inputs[0].shape) != 4:
-        raise ModelError(f"{onnx_path}: expected one N x C x H x W image input, got {[i.shape for i in inputs]}")
-    _, c, h, w = inputs[0].shape
-    h = h if isinstance(h, int) else dynamic_size
-    w = w if isinstance(w, int) else dynamic_size
-    if not isinstance(c, int) or not h or not w:
-        raise ModelError(f"{onnx_path}: input {inputs[0].name} has dynamic C/H/W {inputs[0].shape}; export it with a "
-                         "fixed image size (e.g. imgsz=640) or set detector.input_width")
-    out_shape = sess.get_outputs()[0].shape
-    nc = out_shape[1] - 4 if len(out_shape) == 3 and isinstance(out_shape[1], int) else 0
-    return OnnxInput(inputs[0].name, int(c), int(h), int(w), int(nc))
 
 
 def trt_module() -> Any:
@@ -156,7 +127,7 @@ def _make_calibrator(trt: Any, cache_path: str, batches: Iterable[np.ndarray] | 
 
 def build_serialized_engine(
     onnx_path: str,
-    inp: OnnxInput,
+    inp: ModelIO,
     opts: BuildOptions,
     calibration_batches: Iterable[np.ndarray] | None = None,
 ) -> bytes:
@@ -191,7 +162,8 @@ def build_serialized_engine(
             config.int8_calibrator = _make_calibrator(trt, opts.calibration_cache, calibration_batches, opts.opt_batch)
         profile = builder.create_optimization_profile()
         chw = (inp.channels, inp.height, inp.width)
-        profile.set_shape(inp.name, (opts.min_batch, *chw), (opts.opt_batch, *chw), (opts.max_batch, *chw))
+        lo, opt, hi = inp.batch_profile(opts.min_batch, opts.opt_batch, opts.max_batch)
+        profile.set_shape(inp.name, (lo, *chw), (opt, *chw), (hi, *chw))
         config.add_optimization_profile(profile)
         if opts.precision == "int8" and not strongly_typed:
             config.set_calibration_profile(profile)
@@ -222,14 +194,14 @@ def _torch_dtype(trt: Any, dt: Any) -> torch.dtype:
 class TrtRunner:
     """One deserialized engine + execution context + preallocated output buffers on one GPU."""
 
-    def __init__(self, engine_blob: bytes, device: torch.device, max_batch: int) -> None:
+    def __init__(self, engine_blob: bytes, device: torch.device, model: ModelIO, max_batch: int) -> None:
         import torch
 
         trt = trt_module()
         self._trt = trt
         self.device = device
-        self.max_batch = max_batch
-        self.onnx: OnnxInput | None = None  # set by load_runner
+        self.max_batch = model.max_run_batch or max_batch  # a static-batch engine runs its one batch size
+        self.onnx = model
         self._runtime = trt.Runtime(_logger(trt))
         with torch.cuda.device(device):
             self.engine = self._runtime.deserialize_cuda_engine(engine_blob)
@@ -244,13 +216,13 @@ class TrtRunner:
         self.input_name = inputs[0]
         self.output_names = [n for n in names if n not in inputs]
         self.input_dtype = _torch_dtype(trt, self.engine.get_tensor_dtype(self.input_name))
-        shape = tuple(self.engine.get_tensor_shape(self.input_name))  # (-1, C, H, W)
-        self.input_chw = (int(shape[1]), int(shape[2]), int(shape[3]))
+        # From the planned model shape: engine.get_tensor_shape() says -1 for every dynamic dimension.
+        self.input_chw = (model.channels, model.height, model.width)
         # The input binding: preprocessing writes its result here (slice [:n]).
-        self.input = torch.empty((max_batch, *self.input_chw), dtype=self.input_dtype, device=device)
+        self.input = torch.empty((self.max_batch, *self.input_chw), dtype=self.input_dtype, device=device)
         # Output shapes for the max batch fix the buffer sizes; a smaller batch uses the prefix.
-        if not self.context.set_input_shape(self.input_name, (max_batch, *self.input_chw)):
-            raise ModelError(f"batch {max_batch} is outside the engine's optimization profile")
+        if not self.context.set_input_shape(self.input_name, (self.max_batch, *self.input_chw)):
+            raise ModelError(f"batch {self.max_batch} is outside the engine's optimization profile")
         self.outputs: dict[str, torch.Tensor] = {}
         for name in self.output_names:
             out_shape = tuple(int(d) for d in self.context.get_tensor_shape(name))
@@ -275,7 +247,7 @@ class TrtRunner:
         return views
 
 
-def engine_key(onnx_path: str, inp: OnnxInput, opts: BuildOptions, device: torch.device) -> EngineKey:
+def engine_key(onnx_path: str, inp: ModelIO, opts: BuildOptions, device: torch.device) -> EngineKey:
     import torch
 
     trt = trt_module()
@@ -287,7 +259,7 @@ def engine_key(onnx_path: str, inp: OnnxInput, opts: BuildOptions, device: torch
         trt_version=str(trt.__version__),
         compute_capability=(int(cc[0]), int(cc[1])),
         precision=opts.precision,
-        batch_profile=(opts.min_batch, opts.opt_batch, opts.max_batch),
+        batch_profile=inp.batch_profile(opts.min_batch, opts.opt_batch, opts.max_batch),
         input_hw=(inp.height, inp.width),
         calibration_sha256=calib,
     )
@@ -305,12 +277,10 @@ def load_runner(
 
     runner.onnx describes the model's input/classes as read from the ONNX file.
     """
-    inp = onnx_input(onnx_path, dynamic_size)
+    inp = read_model_io(onnx_path, dynamic_size)
     key = engine_key(onnx_path, inp, opts, device)
     blob, origin = store.get_or_build(
         key, lambda: build_serialized_engine(onnx_path, inp, opts, calibration_batches)
     )
     log.info("TensorRT engine %s (%s)", key.filename(), origin)
-    runner = TrtRunner(blob, device, opts.max_batch)
-    runner.onnx = inp
-    return runner, origin
+    return TrtRunner(blob, device, inp, opts.max_batch), origin
