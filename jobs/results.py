@@ -89,7 +89,7 @@ TRACKS_SUMMARY = "tracks_summary.parquet"
 MOT = "tracks.mot.txt"
 PREVIEW = "preview.png"
 MANIFEST_SCHEMA = "vidpipe.manifest/1"
-RESULT_NAMES = (DETECTIONS, TRACKS, MOT, PREVIEW, MANIFEST)
+RESULT_NAMES = (DETECTIONS, TRACKS, TRACKS_SUMMARY, MOT, PREVIEW, MANIFEST)
 VERIFY_THREADS = 8  # manifests checked in parallel when a resubmission re-verifies committed videos
 
 _BOX = [("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32())]
@@ -306,8 +306,8 @@ class ResultWriter:
         and this raises CommitAborted. That holds by construction, not by timing; the `still_ours()` lease
         check before the manifest only saves the wasted work earlier.
         """
-        tokens = {name: self.output.token(f"{key}/{name}")
-                  for name in (DETECTIONS, TRACKS, TRACKS_SUMMARY, MOT, MANIFEST)}
+        data_names = (DETECTIONS, TRACKS, TRACKS_SUMMARY, MOT, MANIFEST)
+        tokens = {name: self.output.token(f"{key}/{name}") for name in data_names}
         existing = None if force else self.read_manifest(key)
         if existing is not None and self.verify(key, source, existing):
             return CommitResult("skipped", existing)

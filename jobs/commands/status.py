@@ -34,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
         ids = [args.job] if args.job else queue.jobs()
         if args.videos:
             return _print_videos(queue, ids, config.s3_endpoint_url, config.s3_region, as_json=args.json)
-        limit = None if args.all_failures else 100
+        limit = None if args.all_failures or args.json else 100  # JSON: every failure; text: the latest 100
         statuses = [queue.status(job_id, failures_limit=limit) for job_id in ids]
     if args.json:
         payload = statuses[0].to_dict() if args.job else [s.to_dict() for s in statuses]
