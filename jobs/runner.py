@@ -226,6 +226,10 @@ class LeaseKeeper(threading.Thread):
         with self._lock:
             self._held.clear()
 
+    def held(self) -> list[Lease]:
+        with self._lock:
+            return list(self._held.values())
+
     def lost(self, lease: Lease) -> bool:
         with self._lock:
             return lease.token in self._lost
@@ -436,7 +440,7 @@ class JobRunner:
             clean_exit = True
         except BaseException as exc:
             view.close()  # before any message: the bar must not swallow it
-            handed_back = len(in_flight)
+            handed_back = len(keeper.held())  # every claimed lease: in flight, or claimed but not yet submitted
             self._abandon(in_flight, keeper, exc)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 log.warning("interrupted: %d video(s) in flight handed back to the queue (not counted as attempts). "
@@ -608,6 +612,16 @@ class JobRunner:
             keeper.clear()
             in_flight.clear()
             return
+        # A signal can land between a claim and the submit (the lease is held but not in flight yet): an
+        # interrupt hands those back too, or they would show "running" until their lease expires.
+        in_flight_tokens = {lease.token for lease, _ in in_flight.values()}
+        claimed_only = [lease for lease in keeper.held() if lease.token not in in_flight_tokens]
+        for lease in claimed_only if interrupted else []:
+            try:
+                self.queue.release(lease)
+            except Exception as inner:  # best effort: the lease will expire anyway
+                log.warning("could not hand back %s: %s", lease.key, inner)
+            keeper.remove(lease)
         for lease, _ in list(in_flight.values()):
             try:
                 if interrupted:
