@@ -90,7 +90,7 @@ def test_local_ray_auth_mode_is_chosen_not_left_to_rays_warning(monkeypatch: pyt
 
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     use_local_ray_auth_mode()
-    assert os.environ["RAY_AUTH_MODE"] == "token"  # explicit: Ray then starts without its warning
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"  # explicit: Ray starts without its warning
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
     use_local_ray_auth_mode()
-    assert os.environ["RAY_AUTH_MODE"] == "disabled"  # the user's choice wins
+    assert os.environ["RAY_AUTH_MODE"] == "token"  # the user's choice wins
