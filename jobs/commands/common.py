@@ -282,9 +282,9 @@ def install_signal_handlers() -> None:
 
 
 def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Print a user-fixable error as one clear line (no traceback) and exit 2; an interrupt (Ctrl-C,
-    SIGTERM, SIGHUP) exits with one line too, 128 + the signal number, after the runner handed back its
-    leases (it logs how to resume)."""
+    """Print a user-fixable error as one clear line (no traceback) and exit 2; Redis lost mid-run: one line,
+    exit 3 (resumable); an interrupt (Ctrl-C, SIGTERM, SIGHUP) exits with one line too, 128 + the signal
+    number (130, 143, 129), after the runner handed back its leases (it logs how to resume)."""
 
     def wrapped(args: argparse.Namespace) -> int:
         install_signal_handlers()
