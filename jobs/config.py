@@ -145,10 +145,10 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         default = getattr(cls(), key)
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
-                sub = sorted(f.name for f in fields(default))
+                sub = [f.name for f in fields(default)]  # declaration order: the first is the main one
                 raise ConfigError(
-                    f"config key {where}{key!r} must be a mapping of its settings ({', '.join(sub)}), e.g. in YAML "
-                    f"'{where}{key}:' then '  {sub[0]}: ...' on the next line, or '{where}{key}.{sub[0]}: ...'"
+                    f"config key {where}{key!r} must be a mapping of its settings ({', '.join(sorted(sub))}), e.g. "
+                    f"in YAML '{where}{key}:' then '  {sub[0]}: ...' on the next line, or '{where}{key}.{sub[0]}: ...'"
                 )
             kwargs[key] = _build(type(default), value, f"{where}{key}.")
         elif isinstance(default, tuple):
@@ -215,4 +215,16 @@ def load_config(
             data[key] = environ[var]
     if overrides:
         data = _deep_merge(data, overrides)
-    return _build(VidpipeConfig, data, "")
+    config: VidpipeConfig = _build(VidpipeConfig, data, "")
+    return _model_tracker_defaults(config, data)
+
+
+def _model_tracker_defaults(config: VidpipeConfig, data: dict[str, Any]) -> VidpipeConfig:
+    """tracker.track_thresh, unless set, follows the bundled model's score scale (workers/detect/bundled.py)."""
+    from workers.detect.bundled import bundled
+
+    tracker = data.get("tracker")
+    spec = bundled(config.detector.model) if config.detector.kind != "hog" else None
+    if spec is None or (isinstance(tracker, dict) and "track_thresh" in tracker):
+        return config
+    return dataclasses.replace(config, tracker=dataclasses.replace(config.tracker, track_thresh=spec.track_thresh))

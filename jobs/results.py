@@ -385,7 +385,7 @@ class ResultWriter:
         with tempfile.TemporaryDirectory(prefix="vidpipe-preview-") as tmp:
             path = os.path.join(tmp, PREVIEW)
             try:
-                write_preview(video, result, path)
+                write_preview(video, result, path, self.class_names)
             except Exception as exc:  # a preview is a convenience: never fail the video for it
                 log.warning("preview for %s failed: %s: %s", key, type(exc).__name__, exc)
                 return None

@@ -240,3 +240,10 @@ def test_bundled_model_ships_in_the_wheel_and_loads_from_a_plain_install(tmp_pat
     assert r.returncode == 0, r.stderr
     path, w, h, ray_imported = r.stdout.split()
     assert Path(path).is_relative_to(site) and (w, h) == ("416", "416") and ray_imported == "False"
+
+
+def test_tracker_threshold_follows_the_bundled_models_scores() -> None:
+    assert load_config(env={}).tracker.track_thresh == bundled.NANODET_G.track_thresh == 0.45
+    assert load_config(overrides={"detector": {"kind": "hog"}}, env={}).tracker.track_thresh == 0.6
+    explicit = load_config(overrides={"tracker": {"track_thresh": 0.6}}, env={})
+    assert explicit.tracker.track_thresh == 0.6  # a user's setting wins

@@ -2,16 +2,19 @@
 
 Frames are picked evenly over the part of the video that has tracks (or over all frames when there are
 none), re-decoded with the same decoder (same frame indices and rotation as the results), boxes drawn in a
-colour per track id, "#id" above each box.
+colour per track id, "#id" and the class name above each box.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from workers.batch import VideoInput, VideoResult, VideoSource
 from workers.decode.pyav import PyAVDecoder
+from workers.detect.classes import class_name
 from workers.settings import SamplingConfig
 
 TILE_WIDTH = 384
@@ -35,23 +38,26 @@ def pick_frames(result: VideoResult, max_tiles: int = MAX_TILES) -> list[int]:
     return sorted({int(frames[i]) for i in pos})
 
 
-def _annotate(rgb: np.ndarray, result: VideoResult, frame_index: int) -> np.ndarray:
+def _annotate(rgb: np.ndarray, result: VideoResult, frame_index: int, names: Sequence[str] = ()) -> np.ndarray:
     img = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
     scale = TILE_WIDTH / img.shape[1]
     img = cv2.resize(img, (TILE_WIDTH, max(1, round(img.shape[0] * scale))), interpolation=cv2.INTER_AREA)
     sel = result.trk_frame == frame_index
-    for tid, box in zip(result.trk_ids[sel], result.trk_boxes[sel], strict=True):
+    for tid, box, cid in zip(result.trk_ids[sel], result.trk_boxes[sel], result.trk_class_ids[sel], strict=True):
         x1, y1, x2, y2 = (box * scale).round().astype(int)
         c = _color(int(tid))
         cv2.rectangle(img, (x1, y1), (x2, y2), c, 2)
-        cv2.putText(img, f"#{int(tid)}", (x1, max(10, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, c, 1, cv2.LINE_AA)
+        label = f"#{int(tid)} {class_name(names, int(cid))}" if names else f"#{int(tid)}"
+        cv2.putText(img, label, (x1, max(10, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, c, 1, cv2.LINE_AA)
     label = f"frame {frame_index}  tracks {int(sel.sum())}"
     cv2.putText(img, label, (5, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     return img
 
 
-def write_preview(video: VideoInput, result: VideoResult, out_path: str) -> str:
-    """Write the contact sheet PNG for `result` (decoding `video` again) and return its path."""
+def write_preview(video: VideoInput, result: VideoResult, out_path: str, names: Sequence[str] = ()) -> str:
+    """Write the contact sheet PNG for `result` (decoding `video` again) and return its path.
+
+    `names`: the model's class names (id order), to label boxes "#id person"; empty = ids only."""
     wanted = pick_frames(result)
     tiles: list[np.ndarray] = []
     if wanted:
@@ -61,7 +67,7 @@ def write_preview(video: VideoInput, result: VideoResult, out_path: str) -> str:
             for batch in stream:
                 for i, idx in enumerate(batch.frame_indices.tolist()):
                     if idx in wanted:
-                        tiles.append(_annotate(batch.frames[i], result, idx))
+                        tiles.append(_annotate(batch.frames[i], result, idx, names))
                 if len(batch) and batch.frame_indices[-1] >= last:
                     break
         finally:

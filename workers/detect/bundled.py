@@ -29,6 +29,7 @@ class BundledModel:
     class_names: tuple[str, ...]
     score_threshold: float  # the default `detector.score_threshold` for this model
     default_classes: tuple[str, ...]  # the default `detector.classes` (empty = all)
+    track_thresh: float  # the default `tracker.track_thresh` (ByteTrack's high/low split) with this model
     rebuild: str  # how to get the file back
 
 
@@ -44,6 +45,10 @@ NANODET_G = BundledModel(
     # a cyclist, score 0.40-0.45. 0.45 would drop the cones and those cars; 0.4 keeps the cars.
     score_threshold=0.4,
     default_classes=PEOPLE_AND_VEHICLES,
+    # ByteTrack's 0.6 (new tracks from 0.7) was tuned on YOLOX scores. NanoDet-g's run lower: on bikes.mp4 car boxes
+    # score 0.42-0.67 (median 0.50), so at 0.6 no car ever starts a track; at 0.45 (new tracks from 0.55) the cars
+    # are tracked and the vtest cones (0.41-0.44) still only feed the low-score stage.
+    track_thresh=0.45,
     rebuild="reinstall vidpipe (`pip install --force-reinstall .`) or restore it from git "
     "(`git checkout -- workers/detect/models/`); models/build-nanodet.sh rebuilds it from the npm package",
 )

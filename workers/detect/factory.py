@@ -43,6 +43,10 @@ def make_detector(cfg: DetectorConfig, backend: str, threads: int | None = None)
 
     if backend not in ("cpu", "gpu"):
         raise ValueError(f"unknown detect backend {backend!r}: use 'cpu' or 'gpu'")
+    if backend == "gpu" and cfg.kind != "hog":
+        from workers.gpu import require_gpu
+
+        require_gpu(allow_cpu_fallback=False, packages=())  # no GPU: say that first, before reading the model
     cfg = resolve(cfg)
     if cfg.kind == "hog":
         if backend == "gpu":

@@ -72,8 +72,12 @@ FIX_MODEL = (
 )
 
 
-def resolve(cfg: DetectorConfig) -> DetectorConfig:
-    """`cfg` with the per-model defaults applied, classes as ids, and (for model files) model_sha256 filled in."""
+def resolve(cfg: DetectorConfig, check_file: bool = True) -> DetectorConfig:
+    """`cfg` with the per-model defaults applied, classes as ids, and (for model files) model_sha256 filled in.
+
+    check_file=False leaves the file alone (no digest, no existence check) unless class names given for a user's
+    model need its metadata: for backends that check their device before they load the model (TensorRT).
+    """
     spec = bundled(cfg.model) if uses_model_file(cfg) else None
     try:
         threshold = float(cfg.score_threshold)
@@ -95,7 +99,7 @@ def resolve(cfg: DetectorConfig) -> DetectorConfig:
         except ValueError as e:
             raise ModelError(str(e)) from None
     digest = cfg.model_sha256
-    if uses_model_file(cfg):
+    if uses_model_file(cfg) and check_file:
         actual = spec.sha256 if spec else file_sha256(local_model_path(cfg))
         if spec is not None:
             verified_path(spec)  # a damaged bundled file fails here, naming the fix
