@@ -11,8 +11,10 @@ Figures (all frames/s on the same frames of the same clip, on this machine's cor
 - efficiency = pipeline_fps / min(decode_fps, infer_fps).
 - naive_fps: decode -> detect -> track in one plain loop, library defaults, as a user would write it.
 - object_store_peak_bytes_1x / _10x: peak bytes used in Ray's object store (sampled from the raylet every
-  0.25 s) while the pipeline processes the clip once, then 10 copies of it; peak_frame_bytes_* is the
+  0.5 s) while the pipeline processes the clip once, then 10 copies of it; peak_frame_bytes_* is the
   pipeline's own count of frame batches alive (refs it holds).
+- raydata_fps: the same job as a Ray Data script (workers/bench_raydata.py: read_videos + map_batches on an
+  actor pool, 0.5 CPU per actor, actor start-up included), on 3 copies; "not installed" without the raydata extra.
 - peak_rss_bytes: the bench (driver) process's peak RSS; workers_rss_peak_bytes: sampled sum over Ray workers.
 """
 
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from workers.batch import FrameBatch, LocalVideo, VideoResult, VideoSource
+from workers.bench_raydata import NOT_INSTALLED, raydata_available, raydata_fps
 from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,6 +84,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="frames of the clip to use (default: onnx 64, hog 96, hog under 512 px wide 400)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N",
                         help="frames per object ref between decode and detect actors (default 8)")
+    parser.add_argument("--no-raydata", dest="raydata", action="store_false",
+                        help="skip the Ray Data baseline (it runs when the raydata extra is installed)")
     parser.add_argument("--profile", choices=("cpu", "gpu", "gpu-fused"), default="cpu",
                         help="cpu: the pipeline benchmark below; gpu/gpu-fused: decode and end-to-end frames/s per "
                         "GPU (workers/gpu_bench.py; needs a GPU node) (default cpu)")
@@ -212,29 +217,43 @@ def _naive_pass(video: str, frames: int, cfg: DetectorConfig) -> float:
 class StoreSampler:
     """Samples the object store's used bytes (from the raylet) and Ray workers' RSS every `period` s."""
 
-    def __init__(self, period: float = 0.25) -> None:
+    def __init__(self, period: float = 0.5) -> None:
         self.period = period
         self.peak_store = 0
         self.peak_workers_rss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._stub: Any = None
 
     def _store_bytes(self) -> int:
-        import ray
-        from ray._private import internal_api  # the API behind `ray memory --stats-only`
+        """The raylet's store stats, the figure behind `ray memory --stats-only`, through one gRPC stub kept for
+        the sampler's life. (internal_api.get_memory_info_reply opens a GCS client and a channel per call: at 4
+        samples/s that took ~5% of a core in the driver plus ~1.5% in the raylet and GCS, measured, all of it
+        charged to the pipeline figure being measured.)"""
+        if self._stub is None:
+            import ray
+            from ray._private.grpc_utils import init_grpc_channel
+            from ray.core.generated import node_manager_pb2_grpc
 
-        state = internal_api.get_state_from_address(ray.get_runtime_context().gcs_address)
-        reply = internal_api.get_memory_info_reply(state)
+            node = next(n for n in ray.nodes() if n.get("Alive"))
+            address = f"{node['NodeManagerAddress']}:{node['NodeManagerPort']}"
+            self._stub = node_manager_pb2_grpc.NodeManagerServiceStub(init_grpc_channel(address))
+        from ray.core.generated import node_manager_pb2
+
+        request = node_manager_pb2.FormatGlobalMemoryInfoRequest(include_memory_info=False)  # type: ignore[attr-defined]
+        reply = self._stub.FormatGlobalMemoryInfo(request, timeout=10.0)
         return int(reply.store_stats.object_store_bytes_used)
 
     def _workers_rss(self) -> int:
         import psutil
 
         total = 0
-        for p in psutil.process_iter(["name", "cmdline", "memory_info"]):
-            cmd = " ".join(p.info.get("cmdline") or [])
-            if cmd.startswith("ray::") and p.info.get("memory_info"):
-                total += p.info["memory_info"].rss
+        for p in psutil.Process().children(recursive=True):  # this Ray's workers (not the whole machine's)
+            try:
+                if p.cmdline()[:1] and p.cmdline()[0].startswith("ray::"):
+                    total += p.memory_info().rss
+            except psutil.Error:
+                continue
         return total
 
     def _run(self) -> None:
@@ -367,6 +386,10 @@ def main(args: argparse.Namespace) -> int:
         stats = pipe.stats()
         say(f"pipeline 10x clip    {pipeline_fps:8.1f} frames/s  ({[(st.name, st.actors) for st in stats.stages]})")
         pipe.close()
+        raydata: float | str = NOT_INSTALLED
+        if args.raydata and raydata_available():  # same Ray, the pipeline's actors gone: the same free cores
+            raydata = raydata_fps(clip, 3, cfg, actors=cores)
+            say(f"ray data script      {raydata:8.1f} frames/s  (read_videos + map_batches, {cores} x 0.5 CPU)")
     finally:
         ray.shutdown()
 
@@ -389,6 +412,8 @@ def main(args: argparse.Namespace) -> int:
         "efficiency": round(pipeline_fps / min(decode_fps, infer_fps), 3),
         "naive_fps": round(naive_fps, 1),
         "speedup_vs_naive": round(pipeline_fps / naive_fps, 3),
+        "raydata_fps": round(raydata, 1) if isinstance(raydata, float) else raydata if args.raydata else "off",
+        "speedup_vs_raydata": round(pipeline_fps / raydata, 3) if isinstance(raydata, float) else None,
         "object_store_peak_bytes_1x": s1.peak_store,
         "object_store_peak_bytes_10x": s10.peak_store,
         "object_store_10x_over_1x": round(s10.peak_store / s1.peak_store, 3) if s1.peak_store else None,

@@ -162,12 +162,17 @@ class DetectActor:
         return str(getattr(self.stage.detector, "name", "?"))
 
     def set_threads(self, threads: int) -> None:
-        """Resize OpenCV's pool (HOG): the pool's total threads follow the node's cores as actors come and go.
-        ONNX Runtime fixes its threads per session, so ONNX actors keep theirs."""
-        if self.stage.config.kind == "hog" and self.stage.backend == "cpu":
+        """The pool's total threads follow the node's cores as actors come and go: OpenCV's pool (HOG) is resized,
+        an ONNX Runtime session is rebuilt with the new count (a first actor started alone with 2 threads kept
+        them when a second joined: 3 threads on 2 cores)."""
+        if self.stage.backend != "cpu":
+            return
+        if self.stage.config.kind == "hog":
             import cv2
 
             cv2.setNumThreads(threads)
+        elif hasattr(self.stage.detector, "set_threads"):
+            self.stage.detector.set_threads(threads)
 
     def detect(
         self, batch: FrameBatch | tuple[BatchMeta, FrameBatch]

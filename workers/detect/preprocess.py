@@ -102,12 +102,45 @@ def to_nchw_float(images: list[np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 
 
-def letterbox_batch(frames: np.ndarray, dst_w: int, dst_h: int) -> tuple[np.ndarray, list[Letterbox]]:
-    """N x H x W x 3 RGB uint8 frames -> (N x 3 x dst_h x dst_w float32 in 0..1, each frame's geometry).
+class LetterboxInto:
+    """letterbox + to_nchw_float for a whole batch, written straight into one reused float32 NCHW tensor.
 
-    The host-side input of every YOLOv8-format backend (ONNX Runtime; the torch backend on CPU).
+    The same pixels as the two-step path (cv2.resize with the same interpolation, grey-114 padding, x * (1/255)
+    in float32), without its per-frame uint8 canvas, np.stack, astype and transpose copies: measured ~2.5 ->
+    ~0.9 ms per 416x312 frame here. The padding is written only when the geometry changes (the frame area
+    overwrites the same region on every call). The returned tensor is reused by the next call: run the model
+    on it before calling again.
     """
-    if len(frames) == 0:
-        return np.zeros((0, 3, dst_h, dst_w), np.float32), []
-    boxed = [letterbox(frames[i], dst_w, dst_h) for i in range(len(frames))]
-    return to_nchw_float([b[0] for b in boxed]), [b[1] for b in boxed]
+
+    def __init__(self, dst_w: int, dst_h: int, fill: int = PAD_VALUE) -> None:
+        self.dst_w, self.dst_h = dst_w, dst_h
+        self.fill = np.float32(fill) * np.float32(1.0 / 255.0)  # what to_nchw_float makes of a grey-114 byte
+        self._tensor: np.ndarray | None = None
+        self._resized: np.ndarray | None = None
+        self._padded_for: tuple[int, int, int] | None = None  # (n, w, h) whose padding _tensor holds
+
+    def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """N x H x W x 3 RGB uint8 frames (one size) -> (N x 3 x dst_h x dst_w float32 in 0..1, their geometry)."""
+        n, h, w = frames.shape[:3]
+        plan = letterbox_plan(w, h, self.dst_w, self.dst_h)
+        new_w, new_h, left, top = plan.new_w, plan.new_h, plan.left, plan.top
+        if self._tensor is None or len(self._tensor) < n:
+            self._tensor = np.empty((n, 3, self.dst_h, self.dst_w), np.float32)
+            self._padded_for = None
+        tensor = self._tensor[:n]
+        if self._padded_for != (len(self._tensor), w, h):
+            self._tensor.fill(self.fill)
+            self._padded_for = (len(self._tensor), w, h)
+        scale = np.float32(1.0 / 255.0)
+        resize = (new_w, new_h) != (w, h)
+        if resize and (self._resized is None or self._resized.shape != (new_h, new_w, 3)):
+            self._resized = np.empty((new_h, new_w, 3), np.uint8)
+        interp = cv2.INTER_AREA if plan.shrinking else cv2.INTER_LINEAR
+        for i in range(n):
+            src = frames[i]
+            if resize:
+                assert self._resized is not None
+                cv2.resize(src, (new_w, new_h), dst=self._resized, interpolation=interp)
+                src = self._resized
+            np.multiply(src.transpose(2, 0, 1), scale, out=tensor[i, :, top : top + new_h, left : left + new_w])
+        return tensor, plan.geometry
