@@ -13,8 +13,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ASSETS=${VIDPIPE_GPU_CHECK_ASSETS:-.gpu-check}
-PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] && [ "${1:-run}" != "run" ] && PY=.venv/bin/python
+# The repo's venv where there is one (these machines); the node's python3 otherwise (the GPU node has no .venv).
+if [ -n "${PYTHON:-}" ]; then PY=$PYTHON; elif [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 case "${1:-run}" in
   prepare)
@@ -27,14 +27,17 @@ case "${1:-run}" in
     du -sh "$ASSETS"
     ;;
   dry-run)
-    "$PY" -m workers.gpu_check run --dry-run --assets "$ASSETS" --out "${2:-gpu-check-out}"
+    "$PY" -m workers.gpu_check run --dry-run --assets "$ASSETS" --out "${2:-gpu-check-out}" \
+        --budget-s "${VIDPIPE_GPU_CHECK_BUDGET_S:-300}"
     ;;
   run|*)
     [ "${1:-run}" = "run" ] && shift
     SITE=/tmp/vidpipe-gpu-check-site
     if ls "$ASSETS"/wheels/*.whl >/dev/null 2>&1; then
+        # cp312 wheels: on another Python (these machines) they do not install; the check then reports
+        # PyNvVideoCodec as missing instead of stopping here.
         "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
-            "$ASSETS"/wheels/*.whl || exit 1
+            "$ASSETS"/wheels/*.whl || echo "warning: the carried wheels did not install for $("$PY" -V 2>&1)" >&2
         export PYTHONPATH="$PYTHONPATH:$SITE"
     fi
     # 360 s: the issue's 6-minute ceiling; the check itself stops starting steps after --budget-s.

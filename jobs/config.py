@@ -145,10 +145,10 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         default = getattr(cls(), key)
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
-                sub = sorted(f.name for f in fields(default))
+                sub = [f.name for f in fields(default)]  # declaration order: the first is the main one
                 raise ConfigError(
-                    f"config key {where}{key!r} must be a mapping of its settings ({', '.join(sub)}), e.g. in YAML "
-                    f"'{where}{key}:' then '  {sub[0]}: ...' on the next line, or '{where}{key}.{sub[0]}: ...'"
+                    f"config key {where}{key!r} must be a mapping of its settings ({', '.join(sorted(sub))}), e.g. "
+                    f"in YAML '{where}{key}:' then '  {sub[0]}: ...' on the next line, or '{where}{key}.{sub[0]}: ...'"
                 )
             kwargs[key] = _build(type(default), value, f"{where}{key}.")
         elif isinstance(default, tuple):

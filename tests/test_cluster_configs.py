@@ -281,6 +281,34 @@ def test_runtime_env_loads() -> None:
     parsed = RuntimeEnv(working_dir=".", **env)
     assert ".venv" in parsed["excludes"] and ".git" in parsed["excludes"]
     assert not any("REDIS" in k or "AWS_SECRET" in k for k in parsed["env_vars"]), "no secrets in a runtime env"
+    # the profile is the entrypoint's choice: forcing gpu here broke the documented command on CPU clusters
+    assert "VIDPIPE_PROFILE" not in parsed["env_vars"]
+
+
+@pytest.mark.parametrize("honour_gitignore", [True, False])
+def test_working_dir_upload_leaves_out_demo_data_and_local_state(tmp_path: Path, honour_gitignore: bool) -> None:
+    """Ray's own packaging (what `ray job submit --working-dir .` zips) over a checkout with demo folders:
+    the runtime env's excludes alone, and .gitignore alone, each keep them out."""
+    import zipfile
+
+    from ray._private.runtime_env.packaging import _zip_files
+
+    src = tmp_path / "checkout"
+    for rel in ("jobs/cli.py", "vidpipe-demo-in/a.mp4", "vidpipe-demo-out/a.mp4/manifest.json",
+                ".vidpipe/redis/appendonly.aof", "out/x.parquet"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text("x")
+    if honour_gitignore:
+        (src / ".gitignore").write_text((ROOT / ".gitignore").read_text())
+        excludes: list[str] = []
+    else:
+        excludes = yaml.safe_load((CLUSTER / "runtime_env.yaml").read_text())["excludes"]
+    zipped = tmp_path / "pkg.zip"
+    _zip_files(str(src), excludes, str(zipped), include_gitignore=honour_gitignore)
+    names = set(zipfile.ZipFile(zipped).namelist())
+    assert "jobs/cli.py" in names
+    leaked = {n for n in names if n.split("/")[0] in ("vidpipe-demo-in", "vidpipe-demo-out", ".vidpipe", "out")}
+    assert not leaked, leaked
 
 
 # ----------------------------------------------------------------------------- Terraform

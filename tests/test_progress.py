@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 
+import pytest
 from rich.console import Console
 
 from jobs.queue import JobStatus
@@ -81,3 +83,14 @@ def test_log_lines_print_above_the_bar_not_glued_to_it() -> None:
     bars = [line for line in lines if line.lstrip().startswith("videos")]
     assert bars and all(len(line) <= PROGRESS_WIDTH for line in lines), lines
     assert "2 running" in bars[-1] and bars[-1].rstrip().endswith(" fps")
+
+
+def test_local_ray_auth_mode_is_chosen_not_left_to_rays_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobs.runner import use_local_ray_auth_mode
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    use_local_ray_auth_mode()
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"  # explicit: Ray starts without its warning
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    use_local_ray_auth_mode()
+    assert os.environ["RAY_AUTH_MODE"] == "token"  # the user's choice wins

