@@ -27,6 +27,7 @@ from typing import Any
 import redis
 
 from jobs.config import ConfigError, VidpipeConfig
+from jobs.interrupts import signals_deferred
 from jobs.queue import (
     JobSpec,
     JobStatus,
@@ -468,10 +469,12 @@ class JobRunner:
     def _fill(self, proc: VideoProcessor, in_flight: dict[str, tuple[Lease, VideoInput]], keeper: LeaseKeeper) -> float:
         """Claim and submit while the processor has room. Returns the queue's wait hint."""
         while proc.capacity() > 0 and len(in_flight) < MAX_IN_FLIGHT:
-            lease, wait = self.queue.claim(self.job, self.owner)
+            with signals_deferred():  # a lease Redis granted always reaches the keeper (and so is handed back)
+                lease, wait = self.queue.claim(self.job, self.owner)
+                if lease is not None:
+                    keeper.add(lease)
             if lease is None:
                 return wait
-            keeper.add(lease)
             try:
                 if is_forced(self.queue, self.job.job_id, lease.key):
                     self._forced.add(lease.key)

@@ -8,13 +8,12 @@ import importlib
 import itertools
 import logging
 import signal
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
 
-from jobs import logsafe
+from jobs import interrupts, logsafe
 from jobs.config import ConfigError, VidpipeConfig, load_config
 from jobs.embedded import EmbeddedRedis, EmbeddedRedisError, check_placement
 from jobs.queue import (
@@ -260,34 +259,13 @@ def _with_room(out: Storage, objects: Iterator[ObjectInfo], rejected: list[tuple
             yield obj
 
 
-class SignalExit(SystemExit):
-    """SIGTERM (Ray job stop, Kubernetes, systemd) or SIGHUP (the terminal closed) unwinds like Ctrl-C: the
-    runner hands its leases back untouched and the embedded Redis shuts down cleanly, instead of videos
-    showing "running" until their leases expire. Exit code 128 + signal: 143 (TERM), 129 (HUP); Ctrl-C 130."""
-
-    def __init__(self, signum: int):
-        super().__init__(128 + signum)
-        self.signum = signum
-
-
-def _raise_signal_exit(signum: int, frame: object) -> None:
-    raise SignalExit(signum)
-
-
-def install_signal_handlers() -> None:
-    """SIGTERM and SIGHUP raise SignalExit in the main thread; SIGINT keeps Python's KeyboardInterrupt."""
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, _raise_signal_exit)
-
-
 def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Print a user-fixable error as one clear line (no traceback) and exit 2; Redis lost mid-run: one line,
     exit 3 (resumable); an interrupt (Ctrl-C, SIGTERM, SIGHUP) exits with one line too, 128 + the signal
     number (130, 143, 129), after the runner handed back its leases (it logs how to resume)."""
 
     def wrapped(args: argparse.Namespace) -> int:
-        install_signal_handlers()
+        interrupts.install()
         try:
             return fn(args)
         except USER_ERRORS as exc:
@@ -296,7 +274,7 @@ def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
         except KeyboardInterrupt:
             log.warning("stopped by Ctrl-C (SIGINT)")
             return 128 + signal.SIGINT
-        except SignalExit as exc:
+        except interrupts.SignalExit as exc:
             log.warning("stopped by %s", signal.Signals(exc.signum).name)
             return 128 + exc.signum
         except QueueLost as exc:
