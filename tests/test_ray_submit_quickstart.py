@@ -117,7 +117,8 @@ def test_readme_ray_job_submit_quickstart_runs_word_for_word(tmp_path: Path) -> 
     # The job ran this checkout's code with the profile it chose (cpu), not a forced gpu.
     assert "GPU backend unavailable" not in out
     # What was uploaded: the working-dir package under the head's session holds the code, not the demo data.
-    pkgs = list(temp_dir.glob("session_*/runtime_resources/working_dir_files/*"))
+    # Ray keeps `_ray_pkg_*.zip.lock` files beside the unpacked package folders: look at folders only.
+    pkgs = [p for p in temp_dir.glob("session_*/runtime_resources/working_dir_files/*") if p.is_dir()]
     if pkgs:  # the head may already have removed its session folder on shutdown
         names = {p.name for p in pkgs[0].iterdir()}
         assert "jobs" in names and "vidpipe-demo-in" not in names and ".vidpipe" not in names, names
