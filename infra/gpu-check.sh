@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one prepared GPU check (workers/gpu_check.py). NEVER RUN ON A GPU in this repository: it is ready for one.
+# The one prepared GPU check (workers/tools/gpu_check.py). NEVER RUN ON A GPU in this repository: it is ready for one.
 #
 #   bash infra/gpu-check.sh prepare          # here (PyAV, libx264/libx265, the package registry): writes .gpu-check/
 #   bash infra/gpu-check.sh dry-run [OUT]    # anywhere: every check except the GPU calls
@@ -23,11 +23,11 @@ case "${1:-run}" in
     "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d "$ASSETS/wheels" "pynvvideocodec==2.2.4" \
       && "$PY" -m pip download -q --no-deps -d "$ASSETS/wheels" "onnx2torch==1.5.15" || exit 1
-    "$PY" -m workers.gpu_check prepare --assets "$ASSETS" "${@:2}" || exit 1
+    "$PY" -m workers.tools.gpu_check prepare --assets "$ASSETS" "${@:2}" || exit 1
     du -sh "$ASSETS"
     ;;
   dry-run)
-    "$PY" -m workers.gpu_check run --dry-run --assets "$ASSETS" --out "${2:-gpu-check-out}" \
+    "$PY" -m workers.tools.gpu_check run --dry-run --assets "$ASSETS" --out "${2:-gpu-check-out}" \
         --budget-s "${VIDPIPE_GPU_CHECK_BUDGET_S:-300}"
     ;;
   run|*)
@@ -41,6 +41,6 @@ case "${1:-run}" in
         export PYTHONPATH="$PYTHONPATH:$SITE"
     fi
     # 360 s: the 6-minute ceiling; the check itself stops starting steps after --budget-s.
-    timeout 360 "$PY" -m workers.gpu_check run --assets "$ASSETS" --out "${1:-gpu-check-out}" --budget-s 300
+    timeout 360 "$PY" -m workers.tools.gpu_check run --assets "$ASSETS" --out "${1:-gpu-check-out}" --budget-s 300
     ;;
 esac

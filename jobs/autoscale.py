@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from workers.stage import Profile
+from workers.executor.specs import Profile
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "jobs": ("jobs.commands.jobs", "list jobs (ls) or clear a job's records from Redis (rm ID)"),
     "demo": ("jobs.commands.demo", "run the whole system on sample clips with an embedded Redis"),
     "nightly": ("jobs.nightly", "process only new or changed videos since the last successful night"),
-    "bench": ("workers.bench", "benchmark decode, inference and the full pipeline against a naive loop"),
+    "bench": ("workers.tools.bench", "benchmark decode, inference and the full pipeline against a naive loop"),
     "track": ("jobs.commands.track", "run ByteTrack over MOTChallenge detections, or re-track a vidpipe "
               "detections.parquet with new settings (no decoding)"),
 }

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
+from workers.contract import DetectorConfig, SamplingConfig, TrackerConfig
 
 __all__ = ["ConfigError", "DetectorConfig", "SamplingConfig", "TrackerConfig", "VidpipeConfig", "load_config"]
 
@@ -49,7 +49,7 @@ class VidpipeConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     # --- how it runs (not hashed) ---
-    profile: str = "cpu"  # cpu | gpu | gpu-fused (workers/profiles.py)
+    profile: str = "cpu"  # cpu | gpu | gpu-fused (workers/executor/profiles.py)
     allow_cpu_fallback: bool = False  # gpu profile on a machine without CUDA: error unless True
     batch_size: int = 8
     video_extensions: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".ts")

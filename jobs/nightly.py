@@ -476,7 +476,7 @@ def last_committed(r: redis.Redis, input_url: str) -> dict[str, Any] | None:
 def make_autoscaler(queue: WorkQueue, config: VidpipeConfig, args: argparse.Namespace) -> Callable[[JobSpec], Any]:
     """Start jobs.autoscale's loop for the night's job (needs a Ray connection: RAY_ADDRESS or local)."""
     from jobs.autoscale import AutoscaleLoop, QueueDepth, ScalingPolicy, unit_bundles
-    from workers.profiles import get_profile
+    from workers.executor.profiles import get_profile
 
     def start(job: JobSpec) -> AutoscaleLoop:
         import ray

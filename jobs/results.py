@@ -76,7 +76,7 @@ import pyarrow.parquet as pq
 
 from jobs import __version__
 from jobs.storage import ObjectInfo, Storage, WriteConflict
-from workers.batch import VideoInfo, VideoInput, VideoResult
+from workers.contract import VideoInfo, VideoInput, VideoResult
 from workers.detect.classes import class_name
 from workers.track.summary import summarise_tracks
 
@@ -378,9 +378,9 @@ class ResultWriter:
 
     def _write_preview(self, key: str, video: VideoInput, result: VideoResult) -> dict[str, Any] | None:
         try:
-            from workers.preview import write_preview
+            from workers.render.preview import write_preview
         except ImportError as exc:
-            log.warning("no annotated preview for %s: workers.preview is not available (%s)", key, exc)
+            log.warning("no annotated preview for %s: workers.render.preview is not available (%s)", key, exc)
             return None
         with tempfile.TemporaryDirectory(prefix="vidpipe-preview-") as tmp:
             path = os.path.join(tmp, PREVIEW)

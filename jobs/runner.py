@@ -6,8 +6,8 @@
     a background thread renews the leases of every video in flight
 
 The processor comes from a factory (`ProcessorFactory`), so the same loop drives the Ray pipeline
-(`workers.pipeline.VideoPipeline`), the in-process one (`workers.inline.InlinePipeline`) or anything
-else implementing `workers.api.VideoProcessor`.
+(`workers.executor.pipeline.VideoPipeline`), the in-process one (`workers.inline.InlinePipeline`) or anything
+else implementing `workers.contract.VideoProcessor`.
 """
 
 from __future__ import annotations
@@ -42,10 +42,19 @@ from jobs.queue import (
 from jobs.results import CommitAborted, ResultWriter
 from jobs.storage import Storage, StorageError, open_storage
 from workers import metrics
-from workers.api import PipelineStats, VideoProcessor
-from workers.batch import VideoFailure, VideoInput, VideoOutcome, VideoResult, VideoSource
-from workers.errors import VideoError
-from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
+from workers.contract import (
+    DetectorConfig,
+    PipelineStats,
+    SamplingConfig,
+    TrackerConfig,
+    VideoError,
+    VideoFailure,
+    VideoInput,
+    VideoOutcome,
+    VideoProcessor,
+    VideoResult,
+    VideoSource,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +120,13 @@ def default_processor_factory(inline: bool = False) -> ProcessorFactory:
 
 
 class RayPipeline:
-    """workers.pipeline.VideoPipeline plus Ray's lifetime: connects to `ray_address` (or RAY_ADDRESS), else
+    """workers.executor.pipeline.VideoPipeline plus Ray's lifetime: connects to `ray_address` (or RAY_ADDRESS), else
     starts a local Ray on loopback, and shuts Ray down on close() only if it started it."""
 
     def __init__(self, config: VidpipeConfig):
         import ray
 
-        from workers.profiles import get_profile
+        from workers.executor.profiles import get_profile
 
         try:
             profile = get_profile(config.profile)
@@ -153,7 +162,7 @@ class RayPipeline:
                 self._owns_ray = True
         if main and callable(ours):
             signal.signal(signal.SIGTERM, ours)
-        from workers.pipeline import VideoPipeline
+        from workers.executor.pipeline import VideoPipeline
 
         try:
             self._pipe = VideoPipeline(profile, config.detector, config.sampling, config.tracker)

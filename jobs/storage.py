@@ -33,8 +33,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
-from workers.batch import LocalVideo, VideoInput
-from workers.errors import InputUnavailable
+from workers.contract import InputUnavailable, LocalVideo, VideoInput
 
 log = logging.getLogger(__name__)
 

@@ -230,9 +230,8 @@ def crossing(names: dict[str, str], reps: int = 6, frames_per_batch: int = 4) ->
     from ray.experimental import get_object_locations
 
     from tests.videos import decoded_index, make_video
-    from workers.batch import LocalVideo, VideoSource
-    from workers.pipeline import DecodeActor, DetectActor
-    from workers.settings import DetectorConfig, SamplingConfig
+    from workers.contract import DetectorConfig, LocalVideo, SamplingConfig, VideoSource
+    from workers.executor.pipeline import DecodeActor, DetectActor
 
     @ray.remote
     class Probe:
@@ -457,7 +456,7 @@ def run_autoscale(result: dict[str, Any]) -> None:
     import ray
 
     from jobs.autoscale import AutoscaleLoop, QueueDepth, ScalingPolicy, Smoother, unit_bundles
-    from workers.profiles import get_profile
+    from workers.executor.profiles import get_profile
 
     work = Path(tempfile.mkdtemp(prefix="vp-auto-"))
     gcs_port = free_port()

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workers.api import PipelineStats, StageStats
-from workers.batch import VideoFailure, VideoInfo, VideoOutcome, VideoResult, VideoSource
+from workers.contract import PipelineStats, StageStats, VideoFailure, VideoInfo, VideoOutcome, VideoResult, VideoSource
 
 SIGNATURES = (b"ftyp", b"RIFF", b"\x1a\x45\xdf\xa3")
 

@@ -21,7 +21,8 @@ from jobs.autoscale import (
     decide,
     unit_bundles,
 )
-from workers.stage import Profile, Resources, StageSpec
+from workers.executor.profiles import get_profile
+from workers.executor.specs import Profile, Resources, StageSpec
 
 GPU_UNIT = ({"CPU": 1.0, "GPU": 0.25}, {"CPU": 1.0, "GPU": 0.5}, {"CPU": 1.0})
 
@@ -98,9 +99,8 @@ def test_unit_bundles_from_profiles() -> None:
 
 
 def test_unit_bundles_match_the_shipped_profiles() -> None:
-    profiles = pytest.importorskip("workers.profiles", reason="workers/profiles.py (data plane) not landed yet")
     for name in ("cpu", "gpu"):
-        prof = profiles.get_profile(name)
+        prof = get_profile(name)
         bundles = unit_bundles(prof)
         assert bundles, name
         gpus = sum(b.get("GPU", 0.0) for b in bundles)

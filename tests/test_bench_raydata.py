@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from workers.bench_raydata import _DetectBatches
-from workers.settings import DetectorConfig
+from workers.contract import DetectorConfig
+from workers.tools.bench_raydata import _DetectBatches
 
 
 def test_detect_batches_counts_frames_and_boxes_like_the_detector():
-    from workers.batch import FrameBatch
+    from workers.contract import FrameBatch
     from workers.detect.factory import make_detector
 
     cfg = DetectorConfig(kind="hog", input_width=256)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.settings import TrackerConfig
+from workers.contract import TrackerConfig
 from workers.track.bytetrack import ByteTracker, TrackFrame
 from workers.track.matching import iou_matrix, linear_assignment
 

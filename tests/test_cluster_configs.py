@@ -35,7 +35,9 @@ GRAFANA = ROOT / "infra" / "grafana" / "vidpipe-dashboard.json"
 
 
 def _profiles() -> Any:
-    return pytest.importorskip("workers.profiles", reason="workers/profiles.py (data plane) has not landed yet")
+    from workers.executor import profiles
+
+    return profiles
 
 
 def _unit_totals(profile_name: str) -> tuple[float, float]:

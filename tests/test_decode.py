@@ -8,11 +8,17 @@ import numpy as np
 import pytest
 
 from tests.videos import decoded_index, make_video
-from workers.batch import FrameBatch, LocalVideo, VideoSource
+from workers.contract import (
+    BackendUnavailable,
+    CorruptVideo,
+    FrameBatch,
+    LocalVideo,
+    SamplingConfig,
+    UnsupportedVideo,
+    VideoSource,
+)
 from workers.decode.factory import make_decoder
 from workers.decode.pyav import PyAVDecoder
-from workers.errors import BackendUnavailable, CorruptVideo, UnsupportedVideo
-from workers.settings import SamplingConfig
 
 
 def decode_all(

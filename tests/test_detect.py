@@ -8,13 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from workers.batch import FrameBatch, LocalVideo, VideoSource
+from workers.contract import DetectorConfig, FrameBatch, LocalVideo, SamplingConfig, VideoSource
 from workers.decode.pyav import PyAVDecoder
 from workers.detect.factory import make_detector
 from workers.detect.hog import HOGDetector, margin_to_score, score_to_margin
 from workers.detect.postprocess import decode_yolo, nms
 from workers.detect.preprocess import letterbox, resize_to_width
-from workers.settings import DetectorConfig, SamplingConfig
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from workers.errors import BackendUnavailable
-from workers.gpu import gpu_ordinal, gpu_status, require_gpu, unavailable_reason
-from workers.profiles import get_profile
-from workers.settings import DetectorConfig, SamplingConfig
-from workers.stage import Resources, StageSpec
-from workers.transport import (
+from workers.contract import BackendUnavailable, DetectorConfig, SamplingConfig
+from workers.executor.profiles import get_profile
+from workers.executor.specs import Resources, StageSpec
+from workers.executor.transport import (
     actor_class_options,
     colocation_bundles,
     decode_call_options,
     setup_transport,
     tensor_transport,
 )
+from workers.gpu import gpu_ordinal, gpu_status, require_gpu, unavailable_reason
 
 no_gpu = pytest.mark.skipif(gpu_status().cuda_ok, reason="this machine has a GPU: the no-GPU messages do not apply")
 
@@ -93,7 +92,7 @@ def test_gpu_backends_refuse_cleanly() -> None:
 
 @no_gpu
 def test_gpu_bench_fails_with_the_reason() -> None:
-    from workers.gpu_bench import run_gpu_bench
+    from workers.tools.gpu_bench import run_gpu_bench
 
     with pytest.raises(BackendUnavailable, match="no usable NVIDIA driver"):
         run_gpu_bench(["x.mp4"], model="m.onnx")
@@ -145,7 +144,7 @@ class _Producer:
     def make(self, n: int) -> object:
         import torch
 
-        from workers.batch import FrameBatch
+        from workers.contract import FrameBatch
 
         frames = torch.arange(n * 4 * 4 * 3, dtype=torch.uint8).reshape(n, 4, 4, 3)
         return FrameBatch("v", 3, np.arange(n), np.arange(n) / 25.0, frames, is_last=True)
@@ -199,7 +198,7 @@ def test_enable_tensor_transport_given_to_options_is_ignored_by_ray(ray_session:
 
 
 def _pyav_kept(path: Path, sampling: SamplingConfig) -> tuple[list[int], list[float], int]:
-    from workers.batch import LocalVideo, VideoSource
+    from workers.contract import LocalVideo, VideoSource
     from workers.decode.pyav import PyAVDecoder
 
     stream = PyAVDecoder().decode(VideoSource("v", LocalVideo(str(path))), sampling, 8)
@@ -215,7 +214,7 @@ def _sampler_kept(path: Path, sampling: SamplingConfig) -> tuple[list[int], list
     """The GPU decoder's keep rules fed with PyAV's timestamps, from the first frame (no seek)."""
     import av
 
-    from workers.batch import LocalVideo, VideoSource
+    from workers.contract import LocalVideo, VideoSource
     from workers.decode.nvcodec import FrameSampler, probe
 
     meta = probe(VideoSource("v", LocalVideo(str(path))))
@@ -255,7 +254,7 @@ def test_gpu_sampling_rules_match_cpu_decoder(media_dir: Path, sampling: Samplin
 
 
 def test_nvdec_capability_decision(media_dir: Path) -> None:
-    from workers.batch import LocalVideo, VideoSource
+    from workers.contract import LocalVideo, VideoSource
     from workers.decode.nvcodec import nvdec_unsupported_reason, probe
 
     bikes = probe(VideoSource("b", LocalVideo(str(media_dir / "bikes.mp4"))))
@@ -291,9 +290,9 @@ def test_letterbox_plan_matches_cpu_letterbox(w: int, h: int) -> None:
 
 
 def test_fused_stage_equals_separate_stages_on_cpu(media_dir: Path) -> None:
-    from workers.batch import LocalVideo, VideoSource
-    from workers.fused import FusedGpuStage
-    from workers.stages import DecodeStage, DetectStage
+    from workers.contract import LocalVideo, VideoSource
+    from workers.stages.decode import DecodeStage, DetectStage
+    from workers.stages.fused import FusedGpuStage
 
     sampling = SamplingConfig(mode="every_nth", every_nth=50)
     cfg = DetectorConfig()
@@ -333,8 +332,8 @@ def test_build_options_validate() -> None:
 
 def test_onnx_input_reads_the_model_input(tmp_path: Path) -> None:
     from tests.gpu.tiny_yolo import build_tiny_yolo
+    from workers.contract import ModelError
     from workers.detect.model_io import ModelIO, read_model_io
-    from workers.errors import ModelError
 
     model = read_model_io(str(build_tiny_yolo(tmp_path / "m.onnx")))
     assert model == ModelIO("images", 3, 64, 64, static_batch=model.static_batch, num_classes=3)
@@ -345,8 +344,8 @@ def test_onnx_input_reads_the_model_input(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(gpu_status().packages["tensorrt"].ok, reason="TensorRT is installed here")
 def test_missing_tensorrt_is_a_clear_model_error() -> None:
+    from workers.contract import ModelError
     from workers.detect.trt_engine import trt_module
-    from workers.errors import ModelError
 
     with pytest.raises(ModelError, match=r"TensorRT is not importable .*No module named 'tensorrt'"):
         trt_module()
@@ -357,8 +356,8 @@ def test_onnx_input_dynamic_size_follows_the_onnx_detector(tmp_path: Path) -> No
     import onnx
 
     from tests.gpu.tiny_yolo import build_tiny_yolo
+    from workers.contract import ModelError
     from workers.detect.model_io import read_model_io
-    from workers.errors import ModelError
 
     path = build_tiny_yolo(tmp_path / "m.onnx")
     model = onnx.load(str(path))

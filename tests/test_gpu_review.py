@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from workers.profiles import get_profile
-from workers.stage import Resources, StageSpec
-from workers.transport import colocation_bundles, transport_pairs
+from workers.executor.profiles import get_profile
+from workers.executor.specs import Resources, StageSpec
+from workers.executor.transport import colocation_bundles, transport_pairs
 
 # --- finding 1: placement-group sizing ------------------------------------------------------------
 
@@ -86,8 +86,8 @@ def test_a_static_batch_one_export_gets_profile_111_and_runs_frame_by_frame() ->
 
 
 def test_an_unknowable_input_size_is_a_clear_model_error() -> None:
+    from workers.contract import ModelError
     from workers.detect.model_io import plan_model_io
-    from workers.errors import ModelError
 
     with pytest.raises(ModelError, match="input_width"):
         plan_model_io("images", [1, 3, "h", "w"], [1, 84, 10], configured_size=0)
@@ -102,7 +102,7 @@ def test_av1_reaches_the_nvdec_table_by_canonical_name(tmp_path: Path) -> None:
     import av
 
     from tests.videos import make_video
-    from workers.batch import LocalVideo, VideoSource
+    from workers.contract import LocalVideo, VideoSource
     from workers.decode.nvcodec import NVDEC_CODECS, probe
 
     path = make_video(tmp_path / "a.mkv", frames=4, width=64, height=64, codec="libsvtav1")
@@ -187,9 +187,8 @@ class _FailingFirstBatch:
 def test_a_stream_nvdec_rejects_on_its_first_batch_falls_back_to_pyav(
     media_dir: Path, monkeypatch: pytest.MonkeyPatch, exc_name: str
 ) -> None:
-    from workers.batch import LocalVideo, VideoSource
+    from workers.contract import LocalVideo, SamplingConfig, VideoSource
     from workers.decode import nvcodec
-    from workers.settings import SamplingConfig
 
     exc = getattr(_FakeNvc, exc_name)("Codec not supported on this GPU")
     assert not isinstance(exc, RuntimeError | ValueError)  # what the old `except (RuntimeError, ValueError)` missed
@@ -240,9 +239,8 @@ class _BufferedDecoder:
 def test_grown_batches_never_ask_the_threaded_decoder_for_more_than_its_buffer() -> None:
     from fractions import Fraction
 
-    from workers.batch import LocalVideo, VideoSource
+    from workers.contract import LocalVideo, SamplingConfig, VideoSource
     from workers.decode.nvcodec import NvDecodeStream, StreamProbe, request_size
-    from workers.settings import SamplingConfig
 
     assert request_size(96, 16) == 16 and request_size(8, 16) == 8 and request_size(96, 0) == 96
     h, w = 8, 16
@@ -314,7 +312,7 @@ def test_start_mps_passes_uuids(tmp_path: Path) -> None:
 
 
 def test_the_inline_gpu_path_imports_without_ray_and_pyav() -> None:
-    from workers.gpu_check import PASSED, imports_without
+    from workers.tools.gpu_check import PASSED, imports_without
 
     step = imports_without(("ray", "av"))
     assert step.status == PASSED, step.detail
@@ -325,7 +323,7 @@ def test_the_inline_gpu_path_imports_without_ray_and_pyav() -> None:
 def test_gpu_check_box_matching_and_psnr() -> None:
     from types import SimpleNamespace
 
-    from workers.gpu_check import match_boxes, psnr
+    from workers.tools.gpu_check import match_boxes, psnr
 
     a = SimpleNamespace(det_frame=np.array([0, 0, 1]), boxes=np.array([[0, 0, 10, 10], [20, 20, 40, 40],
                                                                           [5, 5, 15, 15]], np.float32),

@@ -28,7 +28,7 @@ from tests.fakeproc import FakeProcessor, fake_video_bytes
 from tests.faultproxy import FaultPlan, FaultProxy
 from tests.services import S3Service
 from tests.test_cli_jobs import FAKE, vidpipe
-from workers.batch import VideoFailure, VideoSource
+from workers.contract import VideoFailure, VideoSource
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -125,9 +125,8 @@ def test_s3_reads_ride_out_cut_responses_and_never_call_the_video_corrupt(
     s3_service: S3Service, s3_bucket: str, s3_endpoint: str, tmp_path: Path
 ) -> None:
     from tests.test_run_e2e import make_video
+    from workers.contract import InputUnavailable, SamplingConfig
     from workers.decode.pyav import PyAVStream
-    from workers.errors import InputUnavailable
-    from workers.settings import SamplingConfig
 
     make_video(tmp_path / "a.mp4", frames=24)
     data = (tmp_path / "a.mp4").read_bytes()

@@ -14,15 +14,22 @@ from jobs.config import VidpipeConfig, load_config
 from jobs.results import DETECTIONS, MANIFEST, TRACKS, ResultWriter
 from jobs.runner import _class_names
 from jobs.storage import LocalStorage, ObjectInfo
-from workers.batch import FrameBatch, LocalVideo, VideoInfo, VideoResult, VideoSource
+from workers.contract import (
+    DetectorConfig,
+    FrameBatch,
+    LocalVideo,
+    ModelError,
+    SamplingConfig,
+    VideoInfo,
+    VideoResult,
+    VideoSource,
+)
 from workers.decode.pyav import PyAVDecoder
 from workers.detect import bundled
 from workers.detect.classes import COCO80
 from workers.detect.factory import make_detector
 from workers.detect.model_config import class_names, resolve
 from workers.detect.onnx_models import tiny_conv_model
-from workers.errors import ModelError
-from workers.settings import DetectorConfig, SamplingConfig
 
 # People in vtest.avi (768 x 576), counted and boxed by eye on frames 0, 200 and 600 (x1, y1, x2, y2, source px).
 # Everyone visible is listed, including the two small walkers at the top right of frame 200.
@@ -229,7 +236,7 @@ def test_bundled_model_ships_in_the_wheel_and_loads_from_a_plain_install(tmp_pat
     code = (
         "import sys\n"
         "from workers.detect.factory import make_detector\n"
-        "from workers.settings import DetectorConfig\n"
+        "from workers.contract import DetectorConfig\n"
         "det = make_detector(DetectorConfig(), 'cpu', threads=1)\n"
         "det.setup()\n"
         "from workers.detect.bundled import NANODET_G, verified_path\n"

@@ -9,13 +9,20 @@ import onnxruntime as ort
 import pytest
 
 from tests.videos import make_video
-from workers.batch import FrameBatch, LocalVideo, VideoResult, VideoSource
+from workers.contract import (
+    DetectorConfig,
+    FrameBatch,
+    LocalVideo,
+    ModelError,
+    SamplingConfig,
+    TrackerConfig,
+    VideoResult,
+    VideoSource,
+)
 from workers.decode.pyav import PyAVDecoder
 from workers.detect.factory import make_detector
 from workers.detect.onnx_models import grid_brightness_model, tiny_conv_model
-from workers.errors import ModelError
 from workers.inline import InlinePipeline
-from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
 
 
 @pytest.fixture(scope="module")

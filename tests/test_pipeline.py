@@ -11,11 +11,19 @@ import pytest
 import ray
 
 from tests.videos import make_video
-from workers.batch import LocalVideo, VideoFailure, VideoOutcome, VideoResult, VideoSource
+from workers.contract import (
+    DetectorConfig,
+    LocalVideo,
+    SamplingConfig,
+    TrackerConfig,
+    VideoFailure,
+    VideoOutcome,
+    VideoResult,
+    VideoSource,
+)
+from workers.executor.pipeline import MAX_BATCH_BYTES, VideoPipeline
+from workers.executor.profiles import get_profile
 from workers.inline import InlinePipeline
-from workers.pipeline import MAX_BATCH_BYTES, VideoPipeline
-from workers.profiles import get_profile
-from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
 
 SMALL = DetectorConfig(kind="hog", input_width=160)  # cheap HOG: these tests are about plumbing, not detection
 

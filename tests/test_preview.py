@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from tests.videos import make_video
-from workers.batch import LocalVideo, VideoInfo, VideoResult
-from workers.preview import COLUMNS, TILE_WIDTH, pick_frames, write_preview
+from workers.contract import LocalVideo, VideoInfo, VideoResult
+from workers.render.preview import COLUMNS, TILE_WIDTH, pick_frames, write_preview
 
 
 def fake_result(frames: int, boxes_on: list[int]) -> VideoResult:

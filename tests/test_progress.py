@@ -12,7 +12,7 @@ from rich.console import Console
 
 from jobs.queue import JobStatus
 from jobs.runner import PROGRESS_WIDTH, ProgressView, WorkerStats, progress_text
-from workers.api import PipelineStats, StageStats
+from workers.contract import PipelineStats, StageStats
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

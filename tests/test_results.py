@@ -26,7 +26,7 @@ from jobs.results import (
 )
 from jobs.storage import LocalStorage, ObjectInfo, open_storage
 from tests.fakeproc import fake_video_bytes, make_result
-from workers.batch import VideoInfo, VideoResult
+from workers.contract import VideoInfo, VideoResult
 
 CONFIG = {"detector": {"kind": "onnx", "model": "s3://private-bucket/models/yolox_s.onnx"}, "sampling": {},
           "tracker": {}}

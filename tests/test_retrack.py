@@ -15,9 +15,8 @@ from jobs.commands.track import track_detections
 from jobs.results import ResultWriter
 from jobs.storage import LocalStorage, ObjectInfo
 from tests.test_cli_jobs import vidpipe
-from workers.batch import DetectionBatch, VideoInfo
-from workers.settings import TrackerConfig
-from workers.tracking_stage import VideoTracker
+from workers.contract import DetectionBatch, TrackerConfig, VideoInfo
+from workers.stages.track import VideoTracker
 
 
 def _walkers(frames: np.ndarray) -> dict[str, np.ndarray]:

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.batch import LocalVideo, VideoSource
+from workers.contract import DetectorConfig, LocalVideo, SamplingConfig, VideoSource
 from workers.detect.hog import HOGDetector
 from workers.detect.preprocess import resize_to_width
-from workers.settings import DetectorConfig, SamplingConfig
-from workers.stages import DecodeStage
+from workers.stages.decode import DecodeStage
 
 
 def test_prescaled_frames_equal_the_detectors_own_resize_and_boxes_map_back(media_dir: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workers.settings import TrackerConfig
+from workers.contract import TrackerConfig
 from workers.track.cli import track_sequence
 from workers.track.mot_io import TrackRow, read_detections, read_seqinfo, write_results
 from workers.track.stitch import (

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workers.batch import FrameBatch
+from workers.contract import DetectorConfig, FrameBatch
 from workers.detect.torch_backend import import_onnx2torch
-from workers.settings import DetectorConfig
 
 try:
     import_onnx2torch()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from workers.batch import DetectionBatch, VideoInfo
-from workers.settings import TrackerConfig
+from workers.contract import DetectionBatch, TrackerConfig, VideoInfo
+from workers.stages.track import VideoTracker
 from workers.track.bytetrack import ByteTracker
-from workers.tracking_stage import VideoTracker
 
 PERSON = np.array([100.0, 100.0, 150.0, 250.0], np.float32)
 CAR = np.array([300.0, 200.0, 420.0, 260.0], np.float32)

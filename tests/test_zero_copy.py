@@ -9,9 +9,8 @@ import pytest
 import ray
 
 from tests.videos import make_video
-from workers.batch import LocalVideo, VideoSource
-from workers.pipeline import DecodeActor, DetectActor
-from workers.settings import DetectorConfig, SamplingConfig
+from workers.contract import DetectorConfig, LocalVideo, SamplingConfig, VideoSource
+from workers.executor.pipeline import DecodeActor, DetectActor
 
 
 @pytest.fixture(scope="module")

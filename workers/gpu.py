@@ -19,7 +19,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from workers.errors import BackendUnavailable
+from workers.contract import BackendUnavailable
 
 log = logging.getLogger(__name__)
 

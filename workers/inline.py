@@ -11,12 +11,20 @@ import time
 from collections import deque
 from collections.abc import Iterator
 
-from workers.api import PipelineStats, StageStats
-from workers.batch import VideoFailure, VideoOutcome, VideoResult, VideoSource
-from workers.errors import VideoError
-from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
-from workers.stages import DecodeStage, DetectStage
-from workers.tracking_stage import VideoTracker
+from workers.contract import (
+    DetectorConfig,
+    PipelineStats,
+    SamplingConfig,
+    StageStats,
+    TrackerConfig,
+    VideoError,
+    VideoFailure,
+    VideoOutcome,
+    VideoResult,
+    VideoSource,
+)
+from workers.stages.decode import DecodeStage, DetectStage
+from workers.stages.track import VideoTracker
 
 
 class InlinePipeline:

@@ -30,7 +30,7 @@ from jobs.queue import (
 from jobs.results import ResultWriter, output_key_problem
 from jobs.runner import ProcessorFactory, default_processor_factory
 from jobs.storage import ObjectInfo, Storage, StorageError, open_storage, printable_key
-from workers.errors import VideoError
+from workers.contract import VideoError
 
 log = logging.getLogger("vidpipe")
 
@@ -84,7 +84,7 @@ def add_processing_options(p: argparse.ArgumentParser) -> None:
                    help="gpu/gpu-fused profile on a machine without a usable GPU: run the cpu profile instead of "
                    "failing")
     p.add_argument("--processor", metavar="MODULE:CALLABLE",
-                   help="advanced: a factory(config) -> workers.api.VideoProcessor to use instead of the pipeline")
+                   help="advanced: a factory(config) -> workers.contract.VideoProcessor to use instead of the pipeline")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
 
 
@@ -162,7 +162,7 @@ def check_profile(args: argparse.Namespace, config: VidpipeConfig) -> None:
     (unless --allow-cpu-fallback), fails here rather than leaving a queued job behind."""
     if getattr(args, "inline", False) or getattr(args, "processor", None):
         return
-    from workers.profiles import get_profile
+    from workers.executor.profiles import get_profile
 
     try:
         profile = get_profile(config.profile)

@@ -3,7 +3,7 @@
 
     vidpipe track --detections OUT/cam1/a.mp4/detections.parquet --track-buffer 60 --out retracked/
 
-Re-tracking runs the pipeline's own per-video tracker (`workers.tracking_stage.VideoTracker`, one ByteTrack
+Re-tracking runs the pipeline's own per-video tracker (`workers.stages.track.VideoTracker`, one ByteTrack
 per class) over the same sampled frames, at the same sampled frame rate, so with unchanged settings it
 reproduces the committed tracks.parquet exactly. The frame list comes from the manifest beside the
 detections: every frame (sampling `all`) or every n-th (`every_nth`) of `video.frame_count`. Other sampling
@@ -26,11 +26,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from jobs.results import MANIFEST, MOT, TRACKS, TRACKS_SUMMARY, mot_text, tracks_summary_table, tracks_table
-from workers.batch import DetectionBatch, VideoInfo, VideoResult
+from workers.contract import DetectionBatch, SamplingConfig, TrackerConfig, VideoInfo, VideoResult
 from workers.decode.sampling import sampled_rate
-from workers.settings import SamplingConfig, TrackerConfig
+from workers.stages.track import VideoTracker
 from workers.track import cli as mot_cli
-from workers.tracking_stage import VideoTracker
 
 log = logging.getLogger("vidpipe")
 

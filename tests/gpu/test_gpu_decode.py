@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from tests.gpu.conftest import need
-from workers.batch import LocalVideo, VideoSource
-from workers.settings import SamplingConfig
+from workers.contract import LocalVideo, SamplingConfig, VideoSource
 
 pytestmark = pytest.mark.gpu
 

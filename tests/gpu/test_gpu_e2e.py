@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 
 from tests.gpu.conftest import need
-from workers.batch import LocalVideo, VideoResult, VideoSource
-from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
+from workers.contract import DetectorConfig, LocalVideo, SamplingConfig, TrackerConfig, VideoResult, VideoSource
 
 pytestmark = pytest.mark.gpu
 
 
 def _run(stage_next: object, source: VideoSource, sampling: SamplingConfig) -> VideoResult:
-    from workers.stages import tracker_rate
-    from workers.tracking_stage import TrackStage
+    from workers.stages.decode import tracker_rate
+    from workers.stages.track import TrackStage
 
     tracker = TrackStage(TrackerConfig())
     while True:
@@ -43,8 +42,8 @@ def test_gpu_tracks_equal_cpu_tracks(media_dir: Path, tmp_path: Path, engine_dir
     """
     need("PyNvVideoCodec", "cvcuda", "tensorrt")
     from tests.gpu.tiny_yolo import build_tiny_yolo
-    from workers.fused import FusedGpuStage
-    from workers.stages import DecodeStage, DetectStage
+    from workers.stages.decode import DecodeStage, DetectStage
+    from workers.stages.fused import FusedGpuStage
 
     monkeypatch.setenv("VIDPIPE_TRT_PRECISION", "fp32")
     sampling = SamplingConfig(end_seconds=8.0)
@@ -86,8 +85,8 @@ def test_cuda_ipc_hands_frames_between_actors_on_one_gpu(ray_session: dict[str, 
     from ray.util.placement_group import placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    from workers.profiles import get_profile
-    from workers.transport import actor_class_options, colocation_bundles, decode_call_options
+    from workers.executor.profiles import get_profile
+    from workers.executor.transport import actor_class_options, colocation_bundles, decode_call_options
 
     if ray.cluster_resources().get("GPU", 0) < 1:
         pytest.skip("the Ray session has no GPU resource")

@@ -12,8 +12,15 @@ import numpy as np
 import pytest
 
 from tests.gpu.conftest import need
-from workers.batch import LocalVideo, VideoOutcome, VideoResult, VideoSource
-from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
+from workers.contract import (
+    DetectorConfig,
+    LocalVideo,
+    SamplingConfig,
+    TrackerConfig,
+    VideoOutcome,
+    VideoResult,
+    VideoSource,
+)
 
 pytestmark = pytest.mark.gpu
 
@@ -34,8 +41,8 @@ def test_gpu_profile_hands_frames_by_cuda_ipc_and_matches_fused(
     need("PyNvVideoCodec", "cvcuda", "tensorrt")
     import ray
 
-    from workers.pipeline import VideoPipeline
-    from workers.profiles import get_profile
+    from workers.executor.pipeline import VideoPipeline
+    from workers.executor.profiles import get_profile
 
     if ray.cluster_resources().get("GPU", 0) < 1:
         pytest.skip("the Ray session has no GPU resource")

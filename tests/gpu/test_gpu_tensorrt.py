@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 from tests.gpu.conftest import need
-from workers.batch import FrameBatch
-from workers.settings import DetectorConfig
+from workers.contract import DetectorConfig, FrameBatch
 
 pytestmark = pytest.mark.gpu
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from workers.batch import FrameBatch, VideoInfo, VideoSource
-from workers.settings import SamplingConfig
+from workers.contract import FrameBatch, SamplingConfig, VideoInfo, VideoSource
 
 
 class DecodeStream(Protocol):
@@ -27,5 +26,5 @@ class Decoder(Protocol):
         ...
 
     def decode(self, source: VideoSource, sampling: SamplingConfig, batch_size: int) -> DecodeStream:
-        """Start decoding; raises workers.errors.CorruptVideo / UnsupportedVideo on bad input."""
+        """Start decoding; raises workers.contract.CorruptVideo / UnsupportedVideo on bad input."""
         ...

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from workers.contract import BackendUnavailable
 from workers.decode.base import Decoder
-from workers.errors import BackendUnavailable
 
 
 def make_decoder(backend: str, threads: int | None = None) -> Decoder:

@@ -45,12 +45,18 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from workers.batch import FrameBatch, VideoInfo, VideoSource
+from workers.contract import (
+    BackendUnavailable,
+    CorruptVideo,
+    FrameBatch,
+    SamplingConfig,
+    UnsupportedVideo,
+    VideoInfo,
+    VideoSource,
+)
 from workers.decode.color import DEFAULT_MATRIX, color_matrix, full_range, nv12_to_rgb
 from workers.decode.sampling import validate_sampling
-from workers.errors import BackendUnavailable, CorruptVideo, UnsupportedVideo
 from workers.gpu import DECODE_PACKAGES, assigned_gpu_index, require_gpu
-from workers.settings import SamplingConfig
 
 if TYPE_CHECKING:
     import torch

@@ -30,11 +30,17 @@ import cv2
 import numpy as np
 from av.video.reformatter import Interpolation
 
-from workers.batch import FrameBatch, VideoInfo, VideoSource
+from workers.contract import (
+    CorruptVideo,
+    FrameBatch,
+    InputUnavailable,
+    SamplingConfig,
+    UnsupportedVideo,
+    VideoInfo,
+    VideoSource,
+)
 from workers.decode.color import BT601, BT709, color_matrix, full_range
 from workers.decode.sampling import validate_sampling
-from workers.errors import CorruptVideo, InputUnavailable, UnsupportedVideo
-from workers.settings import SamplingConfig
 
 
 def _rgb(frame: av.VideoFrame, out: np.ndarray) -> None:

@@ -6,7 +6,7 @@ need PyAV: the GPU check machine has torch and PyNvVideoCodec but no PyAV.
 
 from __future__ import annotations
 
-from workers.settings import SamplingConfig
+from workers.contract import SamplingConfig
 
 _SAMPLING_MODES = ("all", "fps", "every_nth", "keyframes")
 

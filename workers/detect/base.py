@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from workers.batch import DetectionBatch, FrameBatch
+from workers.contract import DetectionBatch, FrameBatch
 
 
 class Detector(Protocol):
     name: str
 
     def setup(self) -> None:
-        """Load the model once per actor (raises workers.errors.ModelError if it cannot)."""
+        """Load the model once per actor (raises workers.contract.ModelError if it cannot)."""
         ...
 
     def detect(self, batch: FrameBatch) -> DetectionBatch:

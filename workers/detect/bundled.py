@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from workers.contract import ModelError
 from workers.detect.classes import COCO80, PEOPLE_AND_VEHICLES
-from workers.errors import ModelError
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from workers.contract import BackendUnavailable, DetectorConfig
 from workers.detect.base import Detector
-from workers.errors import BackendUnavailable
-from workers.settings import DetectorConfig
 
 MODEL_BACKENDS = ("", "onnxruntime", "torch", "tensorrt")
 

@@ -25,9 +25,8 @@ import math
 import cv2
 import numpy as np
 
-from workers.batch import DetectionBatch, FrameBatch
+from workers.contract import DetectionBatch, DetectorConfig, FrameBatch
 from workers.detect.preprocess import resize_to_width
-from workers.settings import DetectorConfig
 
 HOG_MARGIN_SCALE = 1.0
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 import dataclasses
 from functools import lru_cache
 
+from workers.contract import DetectorConfig, ModelError
 from workers.detect.bundled import bundled, file_sha256, verified_path
 from workers.detect.classes import names_from_metadata, resolve_classes
-from workers.errors import ModelError
-from workers.settings import DetectorConfig
 
 HOG_CLASS_NAMES = ("person",)
 HOG_SCORE_THRESHOLD = 0.1  # see workers/detect/hog.py: margin ~0.1 after the score mapping

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from workers.errors import ModelError
+from workers.contract import ModelError
 
 Dim = int | str | None  # ONNX Runtime / onnx report dynamic dims as names (str), None or -1
 

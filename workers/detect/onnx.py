@@ -19,12 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from workers.batch import DetectionBatch, FrameBatch
+from workers.contract import DetectionBatch, DetectorConfig, FrameBatch, ModelError
 from workers.detect.model_config import FIX_MODEL, local_model_path, resolve
 from workers.detect.postprocess import detections_from_outputs
 from workers.detect.preprocess import LetterboxInto
-from workers.errors import ModelError
-from workers.settings import DetectorConfig
 
 MODEL_CACHE = Path(os.environ.get("VIDPIPE_MODEL_CACHE", Path.home() / ".cache" / "vidpipe" / "models"))
 

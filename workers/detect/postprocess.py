@@ -13,10 +13,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from workers.batch import DetectionBatch, FrameBatch
+from workers.contract import DetectionBatch, DetectorConfig, FrameBatch, ModelError
 from workers.detect.preprocess import Letterbox
-from workers.errors import ModelError
-from workers.settings import DetectorConfig
 
 if TYPE_CHECKING:
     import torch

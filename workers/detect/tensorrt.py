@@ -28,13 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workers.batch import DetectionBatch, FrameBatch
+from workers.contract import DetectionBatch, DetectorConfig, FrameBatch, ModelError
 from workers.detect.engine_cache import EngineStore, LocalEngineCache, S3EngineCache
 from workers.detect.model_config import local_model_path, resolve
 from workers.detect.postprocess import decode_yolo, decode_yolo_tensor, export_layout
-from workers.errors import ModelError
 from workers.gpu import DETECT_PACKAGES, assigned_gpu_index, require_gpu
-from workers.settings import DetectorConfig
 
 if TYPE_CHECKING:
     import torch

@@ -30,14 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workers.batch import DetectionBatch, FrameBatch
+from workers.contract import DetectionBatch, DetectorConfig, FrameBatch, ModelError
 from workers.detect.hog import make_detection_batch
 from workers.detect.model_config import local_model_path, resolve
 from workers.detect.model_io import ModelIO, read_model_io
 from workers.detect.postprocess import decode_yolo, decode_yolo_tensor, export_layout
 from workers.detect.torch_preprocess import torch_letterbox
-from workers.errors import ModelError
-from workers.settings import DetectorConfig
 
 if TYPE_CHECKING:
     import torch

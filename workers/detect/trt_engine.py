@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from workers.contract import ModelError
 from workers.detect.engine_cache import EngineKey, EngineStore, sha256_file
 from workers.detect.model_io import ModelIO, read_model_io
-from workers.errors import ModelError
 
 if TYPE_CHECKING:
     import torch

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from workers.settings import TrackerConfig
+from workers.contract import TrackerConfig
 from workers.track import kalman
 from workers.track.matching import fuse_score, iou_distance, linear_assignment
 

@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from workers.settings import TrackerConfig
+from workers.contract import TrackerConfig
 from workers.track.bytetrack import ByteTracker
 from workers.track.mot_io import FrameDetections, TrackRow, iter_frames, read_detections, read_seqinfo, write_results
 

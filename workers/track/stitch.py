@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-from workers.settings import TrackerConfig
+from workers.contract import TrackerConfig
 from workers.track.matching import iou_matrix
 from workers.track.mot_io import FrameDetections, TrackRow
 

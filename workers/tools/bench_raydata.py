@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from workers.settings import DetectorConfig
+from workers.contract import DetectorConfig
 
 NOT_INSTALLED = "not installed (pip install 'vidpipe[raydata]')"
 
@@ -42,7 +42,7 @@ class _DetectBatches:
         self.detector.setup()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from workers.batch import FrameBatch
+        from workers.contract import FrameBatch
 
         frames = np.ascontiguousarray(batch["frame"])
         index = np.asarray(batch["frame_index"], np.int64)

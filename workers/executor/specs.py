@@ -2,7 +2,7 @@
 
 A stage is a small class: `setup()` loads decoders/models once per actor, `process_data()` turns a
 list of inputs into a list of outputs. How many actors run a stage, with what resources and how many
-batches each may hold in flight, is a `StageSpec` in a `Profile`; `workers/pipeline.py` executes it.
+batches each may hold in flight, is a `StageSpec` in a `Profile`; `workers/executor/pipeline.py` executes it.
 """
 
 from __future__ import annotations

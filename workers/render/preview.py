@@ -12,10 +12,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from workers.batch import VideoInput, VideoResult, VideoSource
+from workers.contract import SamplingConfig, VideoInput, VideoResult, VideoSource
 from workers.decode.pyav import PyAVDecoder
 from workers.detect.classes import class_name
-from workers.settings import SamplingConfig
 
 TILE_WIDTH = 384
 COLUMNS = 4

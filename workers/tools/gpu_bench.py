@@ -10,7 +10,7 @@ What it measures, on one GPU (device 0 of this process), over the given videos:
    the table says so; every figure is checked to come from the nvcodec decoder;
 1. decode: NvDecoder (NVDEC -> RGB CUDA tensors), frames/s, with SimpleDecoder and with the
    prefetching ThreadedDecoder (the faster one is what to enable with VIDPIPE_NVDEC_PREFETCH);
-2. end to end, fused layout (workers/fused.py, profile gpu-fused): decode + letterbox + TensorRT (or
+2. end to end, fused layout (workers/stages/fused.py, profile gpu-fused): decode + letterbox + TensorRT (or
    torch where TensorRT does not import) + NMS + ByteTrack in one process, frames/s;
 3. end to end, split layout (profile gpu): VideoPipeline on Ray with decode and detect actors handing
    frames over by cuda_ipc, frames/s (needs Ray; otherwise the row says why it did not run);
@@ -26,9 +26,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from workers.batch import LocalVideo, VideoSource
+from workers.contract import DetectorConfig, LocalVideo, SamplingConfig, TrackerConfig, VideoSource
 from workers.gpu import gpu_status, require_gpu
-from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
 
 BAR_VIDEO_FPS = 30.0  # the reference's 1 hour of video, taken as 30 fps
 BAR_DECODE_SECONDS_PER_HOUR = 30.0
@@ -92,7 +91,7 @@ def nvdec_inputs(paths: list[str], workdir: str) -> tuple[list[str], list[str]]:
     from pathlib import Path
 
     from workers.decode.nvcodec import NVDEC_CODECS, probe
-    from workers.gpu_check import encode_1080p
+    from workers.tools.gpu_check import encode_1080p
 
     out, notes = [], []
     for path in paths:
@@ -137,9 +136,9 @@ def bench_decode(paths: list[str], batch_size: int, result: GpuBenchResult, pref
 def bench_end_to_end(paths: list[str], detector: DetectorConfig, batch_size: int, result: GpuBenchResult) -> None:
     import torch
 
-    from workers.fused import FusedGpuStage
-    from workers.stages import tracker_rate
-    from workers.tracking_stage import TrackStage
+    from workers.stages.decode import tracker_rate
+    from workers.stages.fused import FusedGpuStage
+    from workers.stages.track import TrackStage
 
     stage = FusedGpuStage(detector, SamplingConfig(), batch_size)
     stage.setup()  # engine build/load is not timed: it happens once per cluster
@@ -169,8 +168,8 @@ def bench_split(paths: list[str], detector: DetectorConfig, batch_size: int, res
     try:
         import ray
 
-        from workers.pipeline import VideoPipeline
-        from workers.profiles import get_profile
+        from workers.executor.pipeline import VideoPipeline
+        from workers.executor.profiles import get_profile
     except ImportError as e:
         result.split_note = f"needs Ray ({e})"
         return

@@ -11,14 +11,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from workers.batch import DetectionBatch, FrameBatch, VideoInfo, VideoSource
+from workers.contract import (
+    DetectionBatch,
+    DetectorConfig,
+    FrameBatch,
+    SamplingConfig,
+    VideoError,
+    VideoInfo,
+    VideoSource,
+)
 from workers.decode.base import DecodeStream
 from workers.decode.factory import make_decoder
 from workers.decode.sampling import sampled_rate
 from workers.detect.factory import make_detector
 from workers.detect.preprocess import letterbox_geometry, resize_into
-from workers.errors import VideoError
-from workers.settings import DetectorConfig, SamplingConfig
 
 
 @dataclass

@@ -7,7 +7,7 @@ The job plane (jobs/runner) claims videos from the queue and drives a `VideoProc
         for outcome in proc.poll(timeout=0.5):             commit results / record the failure, ack
         renew leases of videos still in flight
 
-Two implementations: `workers.pipeline.VideoPipeline` (Ray actors, credits, many videos in flight) and
+Two implementations: `workers.executor.pipeline.VideoPipeline` (Ray actors, credits, many videos in flight) and
 `workers.inline.InlinePipeline` (one process, no Ray: the naive baseline and the fast path for tests).
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from workers.batch import VideoOutcome, VideoSource
+from workers.contract.video import VideoOutcome, VideoSource
 
 
 @dataclass

@@ -12,8 +12,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from workers.batch import DetectionBatch, VideoInfo, VideoResult
-from workers.settings import TrackerConfig
+from workers.contract import DetectionBatch, TrackerConfig, VideoInfo, VideoResult
 from workers.track.bytetrack import ByteTracker
 
 

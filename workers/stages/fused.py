@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import time
 
-from workers.batch import DetectionBatch, VideoInfo, VideoSource
-from workers.settings import DetectorConfig, SamplingConfig
-from workers.stages import BatchMeta, DecodeStage, DetectStage
+from workers.contract import DetectionBatch, DetectorConfig, SamplingConfig, VideoInfo, VideoSource
+from workers.stages.decode import BatchMeta, DecodeStage, DetectStage
 
 DetectOutput = tuple[tuple[int, float], DetectionBatch]
 

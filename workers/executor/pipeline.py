@@ -44,17 +44,25 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 from ray.util.placement_group import placement_group, remove_placement_group
 
-from workers.api import PipelineStats, StageStats
-from workers.batch import DetectionBatch, FrameBatch, VideoFailure, VideoInfo, VideoOutcome, VideoResult, VideoSource
+from workers.contract import (
+    DetectionBatch,
+    DetectorConfig,
+    FrameBatch,
+    PipelineStats,
+    SamplingConfig,
+    StageStats,
+    TrackerConfig,
+    VideoError,
+    VideoFailure,
+    VideoInfo,
+    VideoOutcome,
+    VideoResult,
+    VideoSource,
+)
 from workers.decode.pyav import validate_sampling
 from workers.detect.factory import model_backend
-from workers.errors import VideoError
-from workers.fused import FusedActor
-from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
-from workers.stage import Profile, StageSpec
-from workers.stages import BatchMeta, DecodeStage, DetectStage
-from workers.tracking_stage import TrackStage
-from workers.transport import (
+from workers.executor.specs import Profile, StageSpec
+from workers.executor.transport import (
     COLLECTIVE,
     actor_class_options,
     colocation_bundles,
@@ -63,6 +71,9 @@ from workers.transport import (
     tensor_transport,
     transport_pairs,
 )
+from workers.stages.decode import BatchMeta, DecodeStage, DetectStage
+from workers.stages.fused import FusedActor
+from workers.stages.track import TrackStage
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +334,7 @@ class _StageRate:
 
 
 class VideoPipeline:
-    """Implements workers.api.VideoProcessor on Ray. Ray must already be initialised by the caller."""
+    """Implements workers.contract.VideoProcessor on Ray. Ray must already be initialised by the caller."""
 
     def __init__(
         self,
@@ -361,7 +372,7 @@ class VideoPipeline:
         self.batch_frames = self.batch_size  # current frames per batch (grows for cheap detectors)
         self._closed = False
         # Decode -> detect hand-off: the object store (CPU, fused) or Ray Direct Transport (GPU; rules in
-        # workers/transport.py): actor classes declared with enable_tensor_transport, a single-return decode
+        # workers/executor/transport.py): actor classes declared with enable_tensor_transport, a single-return decode
         # call with tensor_transport, pairs co-located on one card (cuda_ipc) or one collective group (nccl).
         self.transport = tensor_transport(profile)
         self._decode_opts = decode_call_options(profile)
@@ -482,7 +493,7 @@ class VideoPipeline:
         if stage == "decode":
             # one decode thread per reserved CPU: CPU per frame matters more than one stream's latency here
             threads = max(1, round(spec.resources.cpus)) if spec.backend == "cpu" else None
-            if self.profile.fused:  # decode + detect in one actor: workers/fused.py
+            if self.profile.fused:  # decode + detect in one actor: workers/stages/fused.py
                 handle = self._classes["fused"].options(**opts).remote(
                     self.detector_cfg, self.sampling, self.batch_size, spec.backend, threads
                 )

@@ -9,7 +9,7 @@ gpu-fused: one actor per GPU slice decodes and infers (no frame hand-off between
 
 from __future__ import annotations
 
-from workers.stage import Profile, Resources, StageSpec
+from workers.executor.specs import Profile, Resources, StageSpec
 
 _PROFILES: dict[str, Profile] = {
     "cpu": Profile(
@@ -23,7 +23,7 @@ _PROFILES: dict[str, Profile] = {
     "gpu": Profile(
         name="gpu",
         # 0.5 CPU each: a decode/detect pair's bundle (1 CPU) plus the tracker (0.5) fits a 2-CPU node, and
-        # 8 pairs leave CPUs for the tracker on a 16-core 8-GPU node (workers/transport.py transport_pairs).
+        # 8 pairs leave CPUs for the tracker on a 16-core 8-GPU node (workers/executor/transport.py transport_pairs).
         decode=StageSpec(
             "decode", Resources(cpus=0.5, gpus=0.25), min_actors=1, max_actors=8, credits_per_actor=2, backend="gpu"
         ),

@@ -11,7 +11,7 @@ decode actor; only a reference travels, and the detect actor receives the tensor
 - "nccl" when they sit on different GPUs: a GPU-to-GPU send/recv. It needs a collective group over
   the actors first (`setup_transport`). NCCL refuses two ranks on the same GPU, which is why same-GPU
   pairs use cuda_ipc (Compiled Graphs would silently fall back to a host copy there).
-Fused profile ("gpu-fused"): decode, preprocess and inference run in one actor (workers/fused.py);
+Fused profile ("gpu-fused"): decode, preprocess and inference run in one actor (workers/stages/fused.py);
 frames never leave the actor, only small DetectionBatches go through the object store.
 
 What ran here (CPU only): the option logic, and the same call pattern end to end over Ray's "gloo"
@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from workers.stage import Profile
+from workers.executor.specs import Profile
 
 TRANSPORTS = ("cuda_ipc", "nccl", "gloo", "object_store")  # gloo: CPU tensors, for tests/diagnostics
 COLLECTIVE = ("nccl", "gloo")  # two-sided transports that need a collective group first

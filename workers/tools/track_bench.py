@@ -1,6 +1,6 @@
 """Tracker-only speed: ByteTracker.update() frames/s on one MOTChallenge sequence, one thread.
 
-    python -m workers.track.bench [--seq ../shared/data/mot17/MOT17-04-FRCNN] [--repeats 5]
+    python -m workers.tools.track_bench [--seq ../shared/data/mot17/MOT17-04-FRCNN] [--repeats 5]
 
 Detections are parsed before timing starts; only update() calls are timed. BLAS is pinned to one thread
 (the matrices are tiny; threads only add overhead). Medians of N repeats are reported, since other processes
@@ -24,7 +24,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.linalg  # noqa: E402
 
-from workers.settings import TrackerConfig  # noqa: E402
+from workers.contract import TrackerConfig  # noqa: E402
 from workers.track import kalman  # noqa: E402
 from workers.track.bytetrack import F64, TRACKED, ByteTracker, _Track  # noqa: E402
 from workers.track.mot_io import iter_frames, read_detections, read_seqinfo  # noqa: E402

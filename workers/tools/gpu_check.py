@@ -1,4 +1,4 @@
-"""The one prepared GPU check: `bash infra/gpu-check.sh` (which runs `python -m workers.gpu_check run`).
+"""The one prepared GPU check: `bash infra/gpu-check.sh` (which runs `python -m workers.tools.gpu_check run`).
 
 It is sized for the GPU machine this project may be lent (one H200; Python 3.12 with torch + CUDA, numpy,
 scipy, onnx, onnxruntime CPU, OpenCV; NO Ray, TensorRT, PyAV, PyNvVideoCodec or CV-CUDA; no network;
@@ -109,9 +109,8 @@ def encode_1080p(source: Path, path: Path, encoder: str, frames: int, bt709: boo
 
 def prepare(assets: Path, source: Path) -> dict[str, Any]:
     """Encode the clips from `source` (vtest.avi) and store the CPU decoder's reference frames."""
-    from workers.batch import LocalVideo, VideoSource
+    from workers.contract import LocalVideo, SamplingConfig, VideoSource
     from workers.decode.pyav import PyAVDecoder
-    from workers.settings import SamplingConfig
 
     media = assets / "media"
     media.mkdir(parents=True, exist_ok=True)
@@ -183,8 +182,8 @@ def imports_without(modules: tuple[str, ...]) -> Step:
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name.split('.')[0] in blocked: raise ImportError(f'{name} blocked by gpu_check')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import workers.inline, workers.stages, workers.decode.nvcodec, workers.detect.torch_backend\n"
-        "import workers.detect.torch_preprocess, workers.tracking_stage, workers.gpu_check\n"
+        "import workers.inline, workers.stages.decode, workers.decode.nvcodec, workers.detect.torch_backend\n"
+        "import workers.detect.torch_preprocess, workers.stages.track, workers.tools.gpu_check\n"
         "print('ok')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
@@ -247,9 +246,8 @@ def _sync(device: str) -> None:
 
 def step_cpu_decode_reference(assets: Path, ref: Any, codec: str) -> Step:
     """Dry run: the CPU decoder re-decodes the carried clip to the carried reference (assets and PSNR code)."""
-    from workers.batch import LocalVideo, VideoSource
+    from workers.contract import LocalVideo, SamplingConfig, VideoSource
     from workers.decode.pyav import PyAVDecoder
-    from workers.settings import SamplingConfig
 
     path = assets / "media" / CLIPS[codec]
     keep = REFERENCE_INDICES[codec]
@@ -268,9 +266,8 @@ def _decode_all(path: Path, batch_size: int = 16, keep: tuple[int, ...] = ()) ->
                                                                                          list[float], float]:
     import torch
 
-    from workers.batch import LocalVideo, VideoSource
+    from workers.contract import LocalVideo, SamplingConfig, VideoSource
     from workers.decode.nvcodec import NvDecoder
-    from workers.settings import SamplingConfig
 
     dec = NvDecoder()
     dec.setup()
@@ -322,7 +319,7 @@ def step_letterbox_parity(ref: Any, device: str) -> Step:
 
 
 def _batch(frames: np.ndarray) -> Any:
-    from workers.batch import FrameBatch
+    from workers.contract import FrameBatch
 
     n = len(frames)
     return FrameBatch(video_id="ref", seq=0, frame_indices=np.arange(n, dtype=np.int64),
@@ -330,9 +327,9 @@ def _batch(frames: np.ndarray) -> Any:
 
 
 def step_torch_vs_onnxruntime(ref: Any, device: str, fp16: bool) -> Step:
+    from workers.contract import DetectorConfig
     from workers.detect.onnx import ONNXDetector
     from workers.detect.torch_backend import TorchDetector
-    from workers.settings import DetectorConfig
 
     frames = np.stack([ref[f"{c}_{i}"] for c, idx in REFERENCE_INDICES.items() for i in idx])
     cfg = DetectorConfig(kind="onnx", model="nanodet-g")
@@ -402,9 +399,9 @@ def step_inference_fps(device: str) -> list[Step]:
 
     import torch
 
+    from workers.contract import DetectorConfig
     from workers.detect.onnx_models import tiny_conv_model
     from workers.detect.torch_backend import TorchDetector
-    from workers.settings import DetectorConfig
 
     steps = []
     tiny = tiny_conv_model(os.path.join(tempfile.mkdtemp(prefix="vidpipe-gpu-check-"), "tiny.onnx"), size=416)
@@ -433,10 +430,9 @@ def step_end_to_end(assets: Path, ref: Any, device: str = "cuda") -> Step:
 
     device "cpu" (dry run): the same loop with the CPU decoder and torch on CPU, to check the code only."""
 
-    from workers.batch import LocalVideo, VideoSource
-    from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
-    from workers.stages import DecodeStage, DetectStage
-    from workers.tracking_stage import VideoTracker
+    from workers.contract import DetectorConfig, LocalVideo, SamplingConfig, TrackerConfig, VideoSource
+    from workers.stages.decode import DecodeStage, DetectStage
+    from workers.stages.track import VideoTracker
 
     path = assets / "media" / CLIPS["h264"]
     backend = "gpu" if device == "cuda" else "cpu"
@@ -589,7 +585,7 @@ def print_table(env: dict[str, Any], steps: list[Step], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workers.gpu_check", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m workers.tools.gpu_check", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("prepare", help="write the clips and reference frames (needs PyAV + libx264/libx265)")
     p.add_argument("--assets", type=Path, default=Path(".gpu-check"))

@@ -13,7 +13,7 @@ Figures (all frames/s on the same frames of the same clip, on this machine's cor
 - object_store_peak_bytes_1x / _10x: peak bytes used in Ray's object store (sampled from the raylet every
   0.5 s) while the pipeline processes the clip once, then 10 copies of it; peak_frame_bytes_* is the
   pipeline's own count of frame batches alive (refs it holds).
-- raydata_fps: the same job as a Ray Data script (workers/bench_raydata.py: read_videos + map_batches on an
+- raydata_fps: the same job as a Ray Data script (workers/tools/bench_raydata.py: read_videos + map_batches on an
   actor pool, 0.5 CPU per actor, actor start-up included), on 3 copies; "not installed" without the raydata extra.
 - peak_rss_bytes: the bench (driver) process's peak RSS; workers_rss_peak_bytes: sampled sum over Ray workers.
 """
@@ -35,9 +35,16 @@ from typing import Any
 
 import numpy as np
 
-from workers.batch import FrameBatch, LocalVideo, VideoResult, VideoSource
-from workers.bench_raydata import NOT_INSTALLED, raydata_available, raydata_fps
-from workers.settings import DetectorConfig, SamplingConfig, TrackerConfig
+from workers.contract import (
+    DetectorConfig,
+    FrameBatch,
+    LocalVideo,
+    SamplingConfig,
+    TrackerConfig,
+    VideoResult,
+    VideoSource,
+)
+from workers.tools.bench_raydata import NOT_INSTALLED, raydata_available, raydata_fps
 
 REPO = Path(__file__).resolve().parents[1]
 PASSES = 2  # ceilings and the naive loop: best of 2 passes (the pipeline gets one long 10x run)
@@ -88,7 +95,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="skip the Ray Data baseline (it runs when the raydata extra is installed)")
     parser.add_argument("--profile", choices=("cpu", "gpu", "gpu-fused"), default="cpu",
                         help="cpu: the pipeline benchmark below; gpu/gpu-fused: decode and end-to-end frames/s per "
-                        "GPU (workers/gpu_bench.py; needs a GPU node) (default cpu)")
+                        "GPU (workers/tools/gpu_bench.py; needs a GPU node) (default cpu)")
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -299,8 +306,8 @@ def run_pipeline(pipe: Any, video: str, copies: int, frames_per_copy: int, fps_h
 
 def gpu_main(args: argparse.Namespace) -> int:
     """`--profile gpu|gpu-fused`: the per-GPU benchmark; exit 2 with the reason when there is no usable GPU."""
-    from workers.errors import BackendUnavailable
-    from workers.gpu_bench import print_result, run_gpu_bench
+    from workers.contract import BackendUnavailable
+    from workers.tools.gpu_bench import print_result, run_gpu_bench
 
     video = args.video or default_video()
     try:
@@ -354,8 +361,8 @@ def main(args: argparse.Namespace) -> int:
 
     import ray
 
-    from workers.pipeline import VideoPipeline
-    from workers.profiles import get_profile
+    from workers.executor.pipeline import VideoPipeline
+    from workers.executor.profiles import get_profile
 
     ray.init(
         num_cpus=cores,
