@@ -109,7 +109,7 @@ def unit_bundles(profile: Profile) -> tuple[Bundle, ...]:
     tracker per replica (CPU only). CPU profile: one replica of each stage's min_actors.
     Bundles are per actor because Ray places actors, not units; it packs them onto node types itself.
     """
-    stages = [profile.decode, profile.detect, profile.track]
+    stages = list(profile.stages)
     gpus_per_replica = sum(s.resources.gpus * s.min_actors for s in stages)
     replicas = max(1, math.floor(1.0 / gpus_per_replica + 1e-9)) if gpus_per_replica > 0 else 1
     out: list[Bundle] = []

@@ -51,7 +51,7 @@ class VidpipeConfig:
     # --- how it runs (not hashed) ---
     profile: str = "cpu"  # cpu | gpu | gpu-fused (workers/executor/profiles.py)
     allow_cpu_fallback: bool = False  # gpu profile on a machine without CUDA: error unless True
-    batch_size: int = 8
+    batch_size: int = 0  # frames per batch to start with; 0 = the profile's (cpu 8, gpu 16), 8 inline
     video_extensions: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".ts")
     redis_url: str = ""  # empty = start the embedded private server
     s3_endpoint_url: str = ""  # for S3-compatible stores (MinIO, SeaweedFS...)

@@ -7,6 +7,7 @@ For an input video with key `K` (relative to the input prefix), results go under
     tracks.mot.txt       MOTChallenge text: frame,id,x,y,w,h,score,-1,-1,-1 (frame 1-based, 2 decimals)
     tracks_summary.parquet  one row per track (see below)
     preview.png          annotated contact sheet of tracked frames (only with `preview: true`)
+    annotated.mp4        every processed frame with its tracks drawn (only with `annotate: true`)
     manifest.json        written last; the video counts as done only when it exists and verifies
 
 Parquet schemas (all boxes in source-video pixels, x1,y1 = top-left, x2,y2 = bottom-right):
@@ -63,7 +64,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -76,7 +76,7 @@ import pyarrow.parquet as pq
 
 from jobs import __version__
 from jobs.storage import ObjectInfo, Storage, WriteConflict
-from workers.contract import VideoInfo, VideoInput, VideoResult
+from workers.contract import VideoInfo, VideoResult
 from workers.detect.classes import class_name
 from workers.track.summary import summarise_tracks
 
@@ -88,8 +88,9 @@ TRACKS = "tracks.parquet"
 TRACKS_SUMMARY = "tracks_summary.parquet"
 MOT = "tracks.mot.txt"
 PREVIEW = "preview.png"
+ANNOTATED = "annotated.mp4"
 MANIFEST_SCHEMA = "vidpipe.manifest/1"
-RESULT_NAMES = (DETECTIONS, TRACKS, TRACKS_SUMMARY, MOT, PREVIEW, MANIFEST)
+RESULT_NAMES = (DETECTIONS, TRACKS, TRACKS_SUMMARY, MOT, PREVIEW, ANNOTATED, MANIFEST)
 VERIFY_THREADS = 8  # manifests checked in parallel when a resubmission re-verifies committed videos
 
 _BOX = [("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32())]
@@ -292,8 +293,6 @@ class ResultWriter:
         *,
         job_id: str = "",
         attempt: int = 0,
-        video: VideoInput | None = None,
-        preview: bool = False,
         still_ours: Callable[[], bool] | None = None,
         force: bool = False,
     ) -> CommitResult:
@@ -306,7 +305,7 @@ class ResultWriter:
         and this raises CommitAborted. That holds by construction, not by timing; the `still_ours()` lease
         check before the manifest only saves the wasted work earlier.
         """
-        data_names = (DETECTIONS, TRACKS, TRACKS_SUMMARY, MOT, MANIFEST)
+        data_names = (DETECTIONS, TRACKS, TRACKS_SUMMARY, MOT, *result.renders, MANIFEST)
         tokens = {name: self.output.token(f"{key}/{name}") for name in data_names}
         existing = None if force else self.read_manifest(key)
         if existing is not None and self.verify(key, source, existing):
@@ -318,15 +317,12 @@ class ResultWriter:
             (TRACKS, _parquet_bytes(tracks_table(result, kv, self.class_names))),
             (TRACKS_SUMMARY, _parquet_bytes(tracks_summary_table(result, kv, self.class_names))),
             (MOT, mot_text(result).encode()),
+            *result.renders.items(),  # the pictures the track stage drew (preview.png, annotated.mp4)
         ]
         entries = []
         for name, data in files:
             self._put_if(key, name, data, tokens[name])
             entries.append({"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
-        if preview and video is not None:
-            entry = self._write_preview(key, video, result)
-            if entry:
-                entries.append(entry)
         if still_ours is not None and not still_ours():
             raise CommitAborted(f"lease on {key!r} lost before the manifest was written; leaving it to the new owner")
         info = result.info
@@ -375,26 +371,3 @@ class ResultWriter:
         except WriteConflict:
             raise CommitAborted(f"{key}/{name} was written by another attempt while this one committed; "
                                 "leaving the video to it") from None
-
-    def _write_preview(self, key: str, video: VideoInput, result: VideoResult) -> dict[str, Any] | None:
-        try:
-            from workers.render.preview import write_preview
-        except ImportError as exc:
-            log.warning("no annotated preview for %s: workers.render.preview is not available (%s)", key, exc)
-            return None
-        with tempfile.TemporaryDirectory(prefix="vidpipe-preview-") as tmp:
-            path = os.path.join(tmp, PREVIEW)
-            try:
-                write_preview(video, result, path, self.class_names)
-            except Exception as exc:  # a preview is a convenience: never fail the video for it
-                log.warning("preview for %s failed: %s: %s", key, type(exc).__name__, exc)
-                return None
-            if not os.path.isfile(path):
-                return None
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
-            size = os.path.getsize(path)
-            self.output.put_file(f"{key}/{PREVIEW}", path)
-        return {"name": PREVIEW, "size": size, "sha256": digest.hexdigest()}

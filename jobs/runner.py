@@ -44,7 +44,9 @@ from jobs.storage import Storage, StorageError, open_storage
 from workers import metrics
 from workers.contract import (
     DetectorConfig,
+    PipelineSettings,
     PipelineStats,
+    RenderConfig,
     SamplingConfig,
     TrackerConfig,
     VideoError,
@@ -60,20 +62,6 @@ log = logging.getLogger(__name__)
 
 ProcessorFactory = Callable[[VidpipeConfig], VideoProcessor]
 MAX_IN_FLIGHT = 256  # claims held by one worker at most, whatever capacity() says
-
-# Failures that mean the machine under the video failed, not the video: they must not use up its attempts.
-# Today's VideoFailure carries only a type name and `retryable`; an error or failure that carries its own
-# `video_fault` flag (the executor's typed errors) is asked directly instead.
-INFRA_ERROR_TYPES = frozenset({"StageCrashed", "InputUnavailable", "StorageError"})
-
-
-def charges_attempt(error_type: str, carrier: object = None) -> bool:
-    """True if this failure is the video's own (it counts towards queue.max_attempts)."""
-    own = getattr(carrier, "video_fault", None)
-    if isinstance(own, bool):
-        return own
-    return error_type not in INFRA_ERROR_TYPES
-
 
 def job_config(job: JobSpec, base: VidpipeConfig) -> VidpipeConfig:
     """The worker's runtime config with the job's results-affecting settings (they define the output)."""
@@ -106,6 +94,12 @@ def _class_names(config: VidpipeConfig) -> tuple[str, ...]:
         return ()
 
 
+def pipeline_settings(config: VidpipeConfig) -> PipelineSettings:
+    """What the stages are built from: the job's results-affecting settings and the pictures to draw."""
+    render = RenderConfig(preview=config.preview, class_names=_class_names(config) if config.preview else ())
+    return PipelineSettings(config.detector, config.sampling, config.tracker, render, config.batch_size)
+
+
 def default_processor_factory(inline: bool = False) -> ProcessorFactory:
     """VideoPipeline (Ray, the configured profile) or, with `inline`, InlinePipeline (one process)."""
 
@@ -113,7 +107,7 @@ def default_processor_factory(inline: bool = False) -> ProcessorFactory:
         if inline:
             from workers.inline import InlinePipeline
 
-            return InlinePipeline(config.detector, config.sampling, config.tracker, batch_size=config.batch_size)
+            return InlinePipeline(pipeline_settings(config))
         return RayPipeline(config)
 
     return make
@@ -132,7 +126,7 @@ class RayPipeline:
             profile = get_profile(config.profile)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        if profile.decode.backend == "gpu" or profile.detect.backend == "gpu":
+        if profile.uses_gpu:
             from workers.gpu import require_gpu
 
             # once, before any actor exists: BackendUnavailable (one line, exit 2) or, when allowed, CPU
@@ -165,7 +159,7 @@ class RayPipeline:
         from workers.executor.pipeline import VideoPipeline
 
         try:
-            self._pipe = VideoPipeline(profile, config.detector, config.sampling, config.tracker)
+            self._pipe = VideoPipeline(profile, pipeline_settings(config))
         except BaseException:
             self._shutdown()
             raise
@@ -494,8 +488,7 @@ class JobRunner:
                 video = self.input.video(lease.info)
                 proc.submit(VideoSource(video_id=lease.key, input=video))
             except VideoError as exc:
-                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", exc.retryable,
-                           charges_attempt(type(exc).__name__, exc))
+                self._fail(lease, keeper, f"{type(exc).__name__}: {exc}", exc.retryable, exc.video_fault)
                 continue
             except StorageError as exc:
                 self._fail(lease, keeper, f"StorageError: {exc}", True, False)
@@ -515,19 +508,19 @@ class JobRunner:
         if entry is None:
             log.warning("processor returned an unknown video id %r; ignoring it", outcome.video_id)
             return
-        lease, video = entry
+        lease, _ = entry
         if keeper.lost(lease):
             keeper.remove(lease)
             log.warning("discarding the result of %s: its lease was lost to another worker", lease.key)
             return
         if isinstance(outcome, VideoFailure):
             self._fail(lease, keeper, f"{outcome.error_type}: {outcome.message}", outcome.retryable,
-                       charges_attempt(outcome.error_type, outcome))
+                       outcome.video_fault)
             return
         try:
             res = self.writer.commit(
-                lease.key, lease.info, outcome, job_id=self.job.job_id, attempt=lease.attempt, video=video,
-                preview=self.config.preview, still_ours=lambda: keeper.renew_now(lease),
+                lease.key, lease.info, outcome, job_id=self.job.job_id, attempt=lease.attempt,
+                still_ours=lambda: keeper.renew_now(lease),
                 force=lease.key in self._forced,
             )
         except CommitAborted as exc:

@@ -20,7 +20,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workers.contract import PipelineStats, StageStats, VideoFailure, VideoInfo, VideoOutcome, VideoResult, VideoSource
+from workers.contract import (
+    CorruptVideo,
+    PipelineStats,
+    StageCrashed,
+    StageStats,
+    VideoFailure,
+    VideoInfo,
+    VideoOutcome,
+    VideoResult,
+    VideoSource,
+)
 
 SIGNATURES = (b"ftyp", b"RIFF", b"\x1a\x45\xdf\xa3")
 
@@ -77,11 +87,11 @@ class FakeProcessor:
             f.seek(0)
             data = f.read()
         if len(data) != size:
-            return VideoFailure(source.video_id, "CorruptVideo", f"short read {len(data)} of {size}")
+            return VideoFailure(source.video_id, CorruptVideo(f"short read {len(data)} of {size}"))
         if not any(data[4:8] == s or data[:4] == s for s in SIGNATURES):
-            return VideoFailure(source.video_id, "CorruptVideo", "no container signature (not a video file)")
+            return VideoFailure(source.video_id, CorruptVideo("no container signature (not a video file)"))
         if b"CRASH" in data:
-            return VideoFailure(source.video_id, "StageCrashed", "decode actor died (simulated)", retryable=True)
+            return VideoFailure(source.video_id, StageCrashed("decode actor died (simulated)"))
         return make_result(source.video_id, data)
 
     def stats(self) -> PipelineStats:

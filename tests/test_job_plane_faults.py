@@ -28,7 +28,7 @@ from tests.fakeproc import FakeProcessor, fake_video_bytes
 from tests.faultproxy import FaultPlan, FaultProxy
 from tests.services import S3Service
 from tests.test_cli_jobs import FAKE, vidpipe
-from workers.contract import VideoFailure, VideoSource
+from workers.contract import StageCrashed, VideoFailure, VideoSource
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,7 +94,7 @@ class _FlakyActors(FakeProcessor):
     def _process(self, source: VideoSource):  # type: ignore[no-untyped-def]
         n = self.seen[source.video_id] = self.seen.get(source.video_id, 0) + 1
         if n <= self.deaths:
-            return VideoFailure(source.video_id, "StageCrashed", "track actor died", retryable=True)
+            return VideoFailure(source.video_id, StageCrashed("track actor died"))
         return super()._process(source)
 
 

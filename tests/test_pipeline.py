@@ -3,6 +3,7 @@ actor death, and gives the same results as the inline pipeline."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -12,8 +13,11 @@ import ray
 
 from tests.videos import make_video
 from workers.contract import (
+    DetectionBatch,
     DetectorConfig,
+    FrameBatch,
     LocalVideo,
+    PipelineSettings,
     SamplingConfig,
     TrackerConfig,
     VideoFailure,
@@ -21,11 +25,20 @@ from workers.contract import (
     VideoResult,
     VideoSource,
 )
-from workers.executor.pipeline import MAX_BATCH_BYTES, VideoPipeline
+from workers.executor.pipeline import VideoPipeline
+from workers.executor.policy import MAX_BATCH_BYTES
 from workers.executor.profiles import get_profile
 from workers.inline import InlinePipeline
+from workers.stages.base import StageReport
+from workers.stages.detect import DetectStage
 
 SMALL = DetectorConfig(kind="hog", input_width=160)  # cheap HOG: these tests are about plumbing, not detection
+
+
+def settings(
+    detector: DetectorConfig = SMALL, sampling: SamplingConfig | None = None, batch_size: int = 0
+) -> PipelineSettings:
+    return PipelineSettings(detector, sampling or SamplingConfig(), TrackerConfig(), batch_size=batch_size)
 
 
 def run_all(proc: VideoPipeline | InlinePipeline, sources: list[VideoSource], limit: float = 120) -> list[VideoOutcome]:
@@ -57,10 +70,11 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_profiles() -> None:
     cpu = get_profile("cpu")
     # every stage fits a 2-CPU node at once, with two detect actors
-    assert cpu.decode.resources.cpus + cpu.track.resources.cpus + 2 * cpu.detect.resources.cpus <= 2
+    decode, detect, track = (cpu.spec(n).resources for n in ("decode", "detect", "track"))
+    assert decode.cpus + track.cpus + 2 * detect.cpus <= 2
     gpu = get_profile("gpu")
-    assert gpu.decode.resources.gpus == 0.25 and gpu.detect.resources.gpus == 0.5
-    assert get_profile("gpu-fused").fused
+    assert gpu.spec("decode").resources.gpus == 0.25 and gpu.spec("detect").resources.gpus == 0.5
+    assert get_profile("gpu-fused").stage_names == ("fused", "track")  # decode + detect in one actor
     with pytest.raises(ValueError, match="unknown profile"):
         get_profile("tpu")
 
@@ -69,7 +83,7 @@ def test_pipeline_finishes_on_two_cpus_and_isolates_a_corrupt_video(
     ray_session: dict[str, str], clips: dict[str, Path]
 ) -> None:
     sources = [VideoSource(k, LocalVideo(str(clips[k]))) for k in ("a", "b", "long", "bad")]
-    with VideoPipeline(get_profile("cpu"), SMALL, SamplingConfig(), TrackerConfig()) as pipe:
+    with VideoPipeline(get_profile("cpu"), settings()) as pipe:
         outcomes = {o.video_id: o for o in run_all(pipe, sources)}
         stats = pipe.stats()
     assert set(outcomes) == {"a", "b", "long", "bad"}
@@ -92,8 +106,8 @@ def test_pipeline_equals_inline(ray_session: dict[str, str], media_dir: Path, wi
     decode actor resizes frames to HOG's input width before the hand-off; inline, HOG resizes them itself)."""
     cfg, sampling = DetectorConfig(kind="hog", input_width=width), SamplingConfig(start_seconds=10.0, end_seconds=13.2)
     src = VideoSource("vtest", LocalVideo(str(media_dir / "vtest.avi")))
-    (inline,) = run_all(InlinePipeline(cfg, sampling, TrackerConfig()), [src])
-    with VideoPipeline(get_profile("cpu"), cfg, sampling, TrackerConfig(), batch_size=4) as pipe:
+    (inline,) = run_all(InlinePipeline(settings(cfg, sampling)), [src])
+    with VideoPipeline(get_profile("cpu"), settings(cfg, sampling, batch_size=4)) as pipe:
         (piped,) = run_all(pipe, [src])
     assert isinstance(inline, VideoResult) and isinstance(piped, VideoResult)
     assert piped.info.sampled_frames == 32 and piped.det_frame.min() >= 100
@@ -107,10 +121,9 @@ def test_pipeline_equals_inline(ray_session: dict[str, str], media_dir: Path, wi
 
 def frame_bound(pipe: VideoPipeline, batch_bytes: int) -> int:
     """The design bound: decode credits + ready queue (one round of detect credits) + detect credits."""
-    p = pipe.profile
-    decoders = len(pipe._actors["decode"])
-    detectors = len(pipe._actors["detect"])
-    return (decoders * p.decode.credits_per_actor + 2 * detectors * p.detect.credits_per_actor) * batch_bytes
+    decode, detect = pipe.pools[0], pipe.pools[1]
+    return (len(decode.actors) * decode.spec.credits_per_actor + 2 * len(detect.actors) * detect.spec.credits_per_actor
+            ) * batch_bytes
 
 
 def test_frames_in_flight_stay_bounded_with_10x_more_video(
@@ -128,9 +141,7 @@ def test_frames_in_flight_stay_bounded_with_10x_more_video(
     }
     peaks = {}
     for name, sources in cases.items():
-        with VideoPipeline(
-            get_profile("cpu"), DetectorConfig(kind="hog", input_width=320), SamplingConfig(), TrackerConfig()
-        ) as pipe:
+        with VideoPipeline(get_profile("cpu"), settings(DetectorConfig(kind="hog", input_width=320))) as pipe:
             states: set[str] = set()
             pending, outcomes = list(sources), []
             while pending or pipe.in_flight():
@@ -154,13 +165,14 @@ def test_frames_in_flight_stay_bounded_with_10x_more_video(
 def frame_bound_for_max_actors(batch_bytes: int) -> int:
     p = get_profile("cpu")
     cpus = 2.0  # the test session
-    max_det = int((cpus - p.decode.resources.cpus - p.track.resources.cpus) // p.detect.resources.cpus)
-    return (p.decode.max_actors * p.decode.credits_per_actor + 2 * max_det * p.detect.credits_per_actor) * batch_bytes
+    decode, detect, track = p.spec("decode"), p.spec("detect"), p.spec("track")
+    max_det = int((cpus - decode.resources.cpus - track.resources.cpus) // detect.resources.cpus)
+    return (decode.max_actors * decode.credits_per_actor + 2 * max_det * detect.credits_per_actor) * batch_bytes
 
 
 def test_actor_death_fails_its_videos_as_retryable(ray_session: dict[str, str], clips: dict[str, Path]) -> None:
     detector = DetectorConfig(kind="hog", input_width=640)
-    with VideoPipeline(get_profile("cpu"), detector, SamplingConfig(), TrackerConfig()) as pipe:
+    with VideoPipeline(get_profile("cpu"), settings(detector)) as pipe:
         pipe.wait_ready()
         pipe.submit(VideoSource("victim", LocalVideo(str(clips["big"]))))
         outcomes: list[VideoOutcome] = []
@@ -168,7 +180,7 @@ def test_actor_death_fails_its_videos_as_retryable(ray_session: dict[str, str], 
         while pipe.stats().stages[1].frames < 8 and time.monotonic() < deadline:
             outcomes += pipe.poll(0.1)
         assert not outcomes, "the victim finished before the kill: make the clip longer"
-        for a in pipe._actors["detect"]:
+        for a in pipe.pools[1].actors:
             ray.kill(a.handle, no_restart=True)
         outcomes += run_all(pipe, [], limit=60)
         (victim,) = outcomes
@@ -182,14 +194,16 @@ def test_fused_profile_decodes_and_detects_in_one_actor(ray_session: dict[str, s
     """The gpu-fused execution path, exercised with CPU backends: same results as the split pipeline."""
     fused = get_profile("gpu-fused")
     cpu = get_profile("cpu")
-    profile = fused.with_overrides(
-        decode=cpu.decode.__class__("decode", cpu.decode.resources, 1, 1, 2, "cpu"), track=cpu.track
-    )
+    spec = fused.spec("fused")
+    profile = fused.with_overrides(stages=(
+        dataclasses.replace(spec, resources=cpu.spec("decode").resources, max_actors=1, backend="cpu"),
+        cpu.spec("track"),
+    ))
     src = VideoSource("a", LocalVideo(str(clips["a"])))
-    with VideoPipeline(profile, SMALL, SamplingConfig(), TrackerConfig()) as pipe:
+    with VideoPipeline(profile, settings()) as pipe:
         (res,) = run_all(pipe, [src])
-        assert pipe._actors["detect"] == [] and pipe.peak_frame_bytes == 0  # no frame crossed processes
-    (ref,) = run_all(InlinePipeline(SMALL, SamplingConfig(), TrackerConfig()), [src])
+        assert [p.name for p in pipe.pools] == ["fused", "track"] and pipe.peak_frame_bytes == 0  # no frame crossed
+    (ref,) = run_all(InlinePipeline(settings()), [src])
     assert isinstance(res, VideoResult) and isinstance(ref, VideoResult)
     assert res.info.sampled_frames == 40
     np.testing.assert_array_equal(res.det_frame, ref.det_frame)
@@ -207,27 +221,40 @@ def test_fused_profile_decodes_and_detects_in_one_actor(ray_session: dict[str, s
 def test_tracker_rate_follows_sampling(
     clips: dict[str, Path], sampling: SamplingConfig, rate: float, frames: int
 ) -> None:
-    (res,) = run_all(InlinePipeline(SMALL, sampling, TrackerConfig()), [VideoSource("a", LocalVideo(str(clips["a"])))])
+    (res,) = run_all(InlinePipeline(settings(sampling=sampling)), [VideoSource("a", LocalVideo(str(clips["a"])))])
     assert isinstance(res, VideoResult)
     assert res.tracker_fps == pytest.approx(rate, rel=0.01)
     assert res.info.sampled_frames == frames and res.info.fps == 30
 
 
-def test_tensor_transport_handoff_runs_end_to_end_on_cpu(ray_session: dict[str, str], clips: dict[str, Path]) -> None:
+def test_tensor_transport_handoff_runs_end_to_end_on_cpu(
+    ray_session: dict[str, str], clips: dict[str, Path], tmp_path: Path
+) -> None:
     """The GPU profile's hand-off path (RDT: enable_tensor_transport actor classes, single-return decode call with
     tensor_transport, meta fetched separately, collective group) run end to end over Ray's gloo transport with
     CPU torch tensors: same results as the inline pipeline, and the detect actor really received tensors."""
-    profile = get_profile("cpu").with_overrides(extra={"tensor_transport": "gloo"})
+    log_path = tmp_path / "received.txt"
+
+    class FrameTypeRecordingDetectStage(DetectStage):
+        """The detect stage, writing down the type each batch's frames arrived as (Tensor: by RDT)."""
+
+        def process(self, batch: FrameBatch) -> tuple[StageReport, DetectionBatch | None]:
+            with open(log_path, "a") as log:
+                log.write(f"{type(batch.frames).__name__}\n")
+            return super().process(batch)
+
+    cpu = get_profile("cpu")
+    recording = dataclasses.replace(cpu.spec("detect"), stage=FrameTypeRecordingDetectStage)
+    profile = cpu.with_stage(recording).with_overrides(transport="gloo")
     sources = [VideoSource(k, LocalVideo(str(clips[k]))) for k in ("a", "b", "bad")]
-    with VideoPipeline(profile, SMALL, SamplingConfig(), TrackerConfig(), batch_size=8) as pipe:
+    with VideoPipeline(profile, settings(batch_size=8)) as pipe:
         assert pipe.transport == "gloo" and pipe._group is not None
         pipe.adaptive_batches = False  # batches of 8: a known number of hand-offs
         outcomes = {o.video_id: o for o in run_all(pipe, sources)}
-        (det,) = pipe._live("detect")
-        received = ray.get(det.handle.received_types.remote())
+    received = log_path.read_text().split()
     assert isinstance(outcomes["bad"], VideoFailure)  # a corrupt video still fails alone
-    assert set(received) == {"Tensor"} and received["Tensor"] >= 5 + 4  # a: 40, b: 27 frames, batches of 8
-    inline = InlinePipeline(SMALL, SamplingConfig(), TrackerConfig(), batch_size=8)
+    assert set(received) == {"Tensor"} and len(received) >= 5 + 4  # a: 40, b: 27 frames, batches of 8
+    inline = InlinePipeline(settings(batch_size=8))
     for ref in run_all(inline, sources[:2]):
         got = outcomes[ref.video_id]
         assert isinstance(got, VideoResult) and isinstance(ref, VideoResult)
@@ -244,10 +271,10 @@ def test_onnx_pipeline_equals_inline(ray_session: dict[str, str], media_dir: Pat
     cfg = DetectorConfig(kind="onnx", model=model, input_width=320, score_threshold=0.0)
     sampling = SamplingConfig(start_seconds=10.0, end_seconds=14.0)
     src = VideoSource("vtest", LocalVideo(str(media_dir / "vtest.avi")))
-    (inline,) = run_all(InlinePipeline(cfg, sampling, TrackerConfig()), [src])
-    with VideoPipeline(get_profile("cpu"), cfg, sampling, TrackerConfig(), batch_size=4) as pipe:
+    (inline,) = run_all(InlinePipeline(settings(cfg, sampling)), [src])
+    with VideoPipeline(get_profile("cpu"), settings(cfg, sampling, batch_size=4)) as pipe:
         (piped,) = run_all(pipe, [src])
-        fit_box = pipe._fit_box
+        fit_box = pipe.prescale.box if pipe.prescale else None
     assert fit_box == (320, 320)  # the frames really were fitted in the decode actor
     assert isinstance(inline, VideoResult) and isinstance(piped, VideoResult)
     assert len(inline.det_frame) > 0

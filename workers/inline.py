@@ -1,8 +1,8 @@
-"""`InlinePipeline`: the whole data plane in the calling process, no Ray.
+"""`InlinePipeline`: the inline executor. The same stages as the Ray executor, called in this process, no Ray.
 
-Decode -> detect -> track one batch at a time, one video at a time: what a user would write by hand
-(library-default threading), used as the benchmark's naive baseline, by `vidpipe track`-style tools and as
-the job plane's fast path in tests. Same `VideoProcessor` interface as the Ray pipeline.
+Decode -> detect -> track one batch at a time, one video at a time, library-default threads: what a user
+would write by hand. It is the benchmark's naive baseline, `--inline`'s processor, the job plane's fast path
+in tests and the GPU check's end-to-end path (it must import without Ray and PyAV).
 """
 
 from __future__ import annotations
@@ -12,39 +12,33 @@ from collections import deque
 from collections.abc import Iterator
 
 from workers.contract import (
-    DetectorConfig,
+    PipelineSettings,
     PipelineStats,
-    SamplingConfig,
+    StageFailed,
     StageStats,
-    TrackerConfig,
-    VideoError,
     VideoFailure,
     VideoOutcome,
-    VideoResult,
     VideoSource,
 )
-from workers.stages.decode import DecodeStage, DetectStage
-from workers.stages.track import VideoTracker
+from workers.stages.base import StageReport
+from workers.stages.decode import DecodeRequest, DecodeStage
+from workers.stages.detect import DetectStage
+from workers.stages.track import TrackStage
+
+STAGES = ("decode", "detect", "track")
 
 
 class InlinePipeline:
-    def __init__(
-        self,
-        detector: DetectorConfig,
-        sampling: SamplingConfig,
-        tracker: TrackerConfig,
-        batch_size: int = 8,
-        max_queued: int = 2,
-    ) -> None:
-        self.tracker_cfg = tracker
-        self.sampling = sampling
+    def __init__(self, settings: PipelineSettings, max_queued: int = 2) -> None:
+        settings = settings if settings.batch_size else _with_batch_size(settings, 8)
         self.max_queued = max_queued
-        self.decode = DecodeStage("cpu", sampling, batch_size)
-        self.decode.setup()
-        self.detect = DetectStage(detector, "cpu")
-        self.detect.setup()
-        self.track_seconds = 0.0
-        self.track_frames = 0
+        self.decode = DecodeStage(settings)
+        self.detect = DetectStage(settings)
+        self.track = TrackStage(settings)
+        for stage in (self.decode, self.detect, self.track):
+            stage.setup()
+        self.frames = dict.fromkeys(STAGES, 0)
+        self.busy = dict.fromkeys(STAGES, 0.0)
         self._queue: deque[VideoSource] = deque()
         self._current: Iterator[VideoOutcome | None] | None = None
         self._done = 0
@@ -79,58 +73,58 @@ class InlinePipeline:
     def _run(self, source: VideoSource) -> Iterator[VideoOutcome | None]:
         """One video as a generator: yields None after each batch, then the outcome."""
         t_start = time.perf_counter()
-        vt: VideoTracker | None = None
-        timings = {"decode": 0.0, "detect": 0.0, "track": 0.0}
+        timings = dict.fromkeys(STAGES, 0.0)
+        vid = source.video_id
+        seq = 0
         while True:
-            t0 = time.perf_counter()
-            meta, batch = self.decode.next_batch(source)
-            timings["decode"] += time.perf_counter() - t0
-            if meta.error_type:
-                yield VideoFailure(source.video_id, meta.error_type, meta.error, meta.retryable)
+            decoded, batch = self.decode.process(DecodeRequest(source, seq))
+            self._count("decode", decoded, timings)
+            if batch is None:
+                self.decode.drop(vid)
+                yield VideoFailure(vid, decoded.failure or StageFailed(f"decode: {vid} ended before its last batch"))
                 return
-            if batch is None:  # cannot happen for a fresh stream (the last batch ends it), kept for safety
-                break
-            if vt is None:
-                vt = VideoTracker(source.video_id, self.tracker_cfg, meta.tracker_fps)
-            t1 = time.perf_counter()
-            try:
-                dets = self.detect.detect(batch)
-            except VideoError as e:
-                self.decode.drop(source.video_id)
-                yield VideoFailure(source.video_id, type(e).__name__, str(e), e.retryable)
+            detected, detections = self.detect.process(batch)
+            self._count("detect", detected, timings)
+            tracked, result = (detected, None) if detections is None else self.track.process(detections)
+            if detections is not None:
+                self._count("track", tracked, timings)
+            if tracked.failure is not None:
+                self.decode.drop(vid)
+                self.track.drop(vid)
+                yield VideoFailure(vid, tracked.failure)
                 return
-            t2 = time.perf_counter()
-            vt.add(dets)
-            t3 = time.perf_counter()
-            timings["detect"] += t2 - t1
-            timings["track"] += t3 - t2
-            self.track_seconds += t3 - t2
-            self.track_frames += len(batch)
-            if meta.is_last:
-                result: VideoResult = vt.result(meta.info)
-                timings["total"] = time.perf_counter() - t_start
-                result.timings = timings
-                result.backends = {"decode": meta.info.decoder or "pyav", "detect": self.detect.detector.name}
+            if result is not None:
+                result.timings = {**timings, "total": time.perf_counter() - t_start}
+                result.backends = {"decode": result.info.decoder or "pyav", "detect": self.detect.name}
                 yield result
                 return
+            seq += 1
             yield None
 
-    def stats(self) -> PipelineStats:
-        def st(name: str, frames: int, busy: float) -> StageStats:
-            return StageStats(name=name, actors=1, frames=frames, fps=frames / busy if busy > 0 else 0.0)
+    def _count(self, stage: str, report: StageReport, timings: dict[str, float]) -> None:
+        timings[stage] += report.busy_seconds
+        self.frames[stage] += report.frames
+        self.busy[stage] += report.busy_seconds
 
+    def stats(self) -> PipelineStats:
         return PipelineStats(
             stages=[
-                st("decode", self.decode.frames, self.decode.busy_seconds),
-                st("detect", self.detect.frames, self.detect.busy_seconds),
-                st("track", self.track_frames, self.track_seconds),
+                StageStats(name=n, actors=1, frames=self.frames[n],
+                           fps=self.frames[n] / self.busy[n] if self.busy[n] > 0 else 0.0)
+                for n in STAGES
             ],
             videos_in_flight=self.in_flight(),
             videos_done=self._done,
         )
 
     def close(self) -> None:
-        for vid in list(self.decode.streams):
+        for vid in list(self.decode.open_videos):
             self.decode.drop(vid)
         self._queue.clear()
         self._current = None
+
+
+def _with_batch_size(settings: PipelineSettings, frames: int) -> PipelineSettings:
+    import dataclasses
+
+    return dataclasses.replace(settings, batch_size=frames)

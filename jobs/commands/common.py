@@ -168,7 +168,7 @@ def check_profile(args: argparse.Namespace, config: VidpipeConfig) -> None:
         profile = get_profile(config.profile)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    if "gpu" in (profile.decode.backend, profile.detect.backend) and not config.allow_cpu_fallback:
+    if profile.uses_gpu and not config.allow_cpu_fallback:
         from workers.gpu import require_gpu
 
         require_gpu(False)  # BackendUnavailable (exit 2) names what is missing and --allow-cpu-fallback

@@ -3,18 +3,25 @@
 Plain data and errors only (no Ray, no decoding or model libraries), so every layer can import them.
 """
 
-from workers.contract.batches import DetectionBatch, FrameBatch
+from workers.contract.batches import DetectionBatch, FrameBatch, RenderFrames
 from workers.contract.errors import (
     BackendUnavailable,
     CorruptVideo,
     InputUnavailable,
     ModelError,
     StageCrashed,
+    StageFailed,
     UnsupportedVideo,
     VideoError,
 )
 from workers.contract.processor import PipelineStats, StageStats, VideoProcessor
-from workers.contract.settings import DetectorConfig, SamplingConfig, TrackerConfig
+from workers.contract.settings import (
+    DetectorConfig,
+    PipelineSettings,
+    RenderConfig,
+    SamplingConfig,
+    TrackerConfig,
+)
 from workers.contract.video import (
     LocalVideo,
     VideoFailure,
@@ -34,9 +41,13 @@ __all__ = [
     "InputUnavailable",
     "LocalVideo",
     "ModelError",
+    "PipelineSettings",
     "PipelineStats",
+    "RenderConfig",
+    "RenderFrames",
     "SamplingConfig",
     "StageCrashed",
+    "StageFailed",
     "StageStats",
     "TrackerConfig",
     "UnsupportedVideo",

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from workers.contract.video import VideoInfo
+
 
 @dataclass
 class FrameBatch:
@@ -34,6 +36,8 @@ class FrameBatch:
     # frames were resized from the source by this factor (frame px = source px x source_scale) before
     # leaving the decode actor (HOG at a small input width: small frames travel); detectors divide boxes by it
     source_scale: float = 1.0
+    frame_rate: float = 0.0  # the sampled rate: what the tracker's motion model runs at
+    info: VideoInfo | None = None  # what the decoder knows so far (complete on the last batch)
 
     def __len__(self) -> int:
         return len(self.frame_indices)
@@ -60,3 +64,16 @@ class DetectionBatch:
     scores: np.ndarray  # (M,) float32 in 0..1
     class_ids: np.ndarray  # (M,) int32
     is_last: bool = False
+    frame_rate: float = 0.0  # carried from the FrameBatch
+    info: VideoInfo | None = None  # carried from the FrameBatch
+    render: RenderFrames | None = None  # frames kept for the preview / annotated video, if asked for
+
+
+@dataclass
+class RenderFrames:
+    """Frames of one batch kept for pictures of the results: a few thumbnails for the contact sheet, or every
+    frame for the annotated video. They ride with the detections so nothing is decoded twice."""
+
+    frame_indices: np.ndarray  # (K,) int64, which frames of the batch
+    images: np.ndarray  # K x h x w x 3 uint8 RGB
+    scale: float  # image pixels per source pixel (boxes are in source pixels)

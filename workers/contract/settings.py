@@ -44,3 +44,23 @@ class TrackerConfig:
     match_thresh: float = 0.8
     track_buffer: int = 30
     min_box_area: float = 0.0
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Pictures of the results, drawn by the track stage from frames the pipeline decoded anyway."""
+
+    preview: bool = False  # preview.png: a contact sheet of tracked frames
+    annotate: bool = False  # annotated.mp4: every processed frame with boxes, track ids and class names
+    class_names: tuple[str, ...] = ()  # the model's, in id order, for the labels ("#3 person"); () = ids only
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Everything the stages of one job are built from; both executors take it whole."""
+
+    detector: DetectorConfig = DetectorConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    render: RenderConfig = RenderConfig()
+    batch_size: int = 0  # frames per batch to start with; 0 = the executor's default (the profile's)

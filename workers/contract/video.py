@@ -8,6 +8,8 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
+from workers.contract.errors import VideoError
+
 
 class VideoInput(Protocol):
     """Something a decoder can open: a local file or an object in a bucket.
@@ -91,16 +93,34 @@ class VideoResult:
     tracker_fps: float = 30.0  # frame rate the tracker ran at (the sampled rate)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     backends: dict[str, str] = field(default_factory=dict)  # stage -> backend actually used
+    # pictures drawn from the frames the pipeline decoded, by output file name ("preview.png", "annotated.mp4")
+    renders: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
 class VideoFailure:
-    """A video that could not be processed; the batch goes on without it."""
+    """A video that could not be processed, with the typed error that ended it; the batch goes on without it."""
 
     video_id: str
-    error_type: str  # e.g. "CorruptVideo", "UnsupportedCodec", "ModelError"
-    message: str
-    retryable: bool = False  # True for infrastructure trouble (actor died), False for bad input
+    error: VideoError
+
+    @property
+    def error_type(self) -> str:
+        """The error's class name: "CorruptVideo", "StageCrashed", ... (what the queue and metrics record)."""
+        return type(self.error).__name__
+
+    @property
+    def message(self) -> str:
+        return str(self.error)
+
+    @property
+    def retryable(self) -> bool:
+        return self.error.retryable
+
+    @property
+    def video_fault(self) -> bool:
+        """False when the machine under the video failed, not the video: no attempt is charged."""
+        return self.error.video_fault
 
 
 VideoOutcome = VideoResult | VideoFailure

@@ -12,6 +12,7 @@ class DecodeStream(Protocol):
     """Batches of one video, in order. `info` is filled as decoding goes and complete at the end."""
 
     info: VideoInfo
+    batch_size: int  # frames per batch; may change between batches (the executor grows batches)
 
     def __iter__(self) -> Iterator[FrameBatch]: ...
 

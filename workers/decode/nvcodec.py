@@ -417,6 +417,14 @@ class UploadedStream:
         self.info = inner.info
         self.info.decoder = f"pyav (fallback: {reason})"
 
+    @property
+    def batch_size(self) -> int:
+        return self.inner.batch_size
+
+    @batch_size.setter
+    def batch_size(self, frames: int) -> None:
+        self.inner.batch_size = frames
+
     def __iter__(self) -> Iterator[FrameBatch]:
         import torch
 

@@ -1,17 +1,15 @@
-"""Stage interface, resources and profiles: specs kept apart from execution.
+"""Specs: what runs, with what resources, how many actors and how many batches in flight. Data, kept apart
+from the executor that runs it (pipeline.py), so a profile is read and tested without Ray.
 
-A stage is a small class: `setup()` loads decoders/models once per actor, `process_data()` turns a
-list of inputs into a list of outputs. How many actors run a stage, with what resources and how many
-batches each may hold in flight, is a `StageSpec` in a `Profile`; `workers/executor/pipeline.py` executes it.
+A `Profile` is a chain of `StageSpec`s. The first stage is fed decode requests, one batch of a video at a
+time; each later stage gets the previous one's outputs; the last one returns the video's result. Adding a
+stage (a per-track embedding model, say) is a stage class in workers/stages/ plus a spec in a profile.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Generic, Protocol, TypeVar
-
-In = TypeVar("In", contravariant=True)
-Out = TypeVar("Out", covariant=True)
+from dataclasses import dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,38 +27,62 @@ class Resources:
         return opts
 
 
-class Stage(Protocol, Generic[In, Out]):  # type: ignore[misc]
-    """One step of the data plane. Instances live inside Ray actors."""
-
-    def setup(self) -> None: ...
-
-    def process_data(self, items: list[In]) -> list[Out]: ...
-
-
 @dataclass(frozen=True)
 class StageSpec:
-    """How one stage runs: per-actor resources, actor count bounds and in-flight credits per actor."""
+    """How one stage runs.
+
+    stage: the class (workers/stages/), built in each actor as `stage(settings, context)`.
+    credits_per_actor: calls an actor may hold (queued + running) before it is fed no more.
+    sticky: one actor holds a video from its first batch to its last (an open decode stream, a tracker);
+    otherwise any actor with a free credit takes the next item (detection).
+    """
 
     name: str
+    stage: Any
     resources: Resources
     min_actors: int = 1
     max_actors: int = 1
-    credits_per_actor: int = 2  # batches an actor may hold (queued + running) before we stop feeding it
+    credits_per_actor: int = 2
     backend: str = "cpu"  # "cpu" | "gpu"
+    sticky: bool = False
 
 
 @dataclass(frozen=True)
 class Profile:
-    """A named set of stage specs plus the batching knobs that go with them."""
+    """A named chain of stage specs plus the batching knobs that go with them.
+
+    transport: how frames go from the first stage to the second. "object_store" (Ray's shared memory), a Ray
+    Direct Transport ("cuda_ipc", "nccl"; "gloo" moves CPU tensors, for tests) or "auto" (transport.py decides
+    from the two stages' GPU shares).
+    """
 
     name: str
-    decode: StageSpec
-    detect: StageSpec
-    track: StageSpec
+    stages: tuple[StageSpec, ...]
     batch_size: int = 8  # frames per object ref (8/ref ~3x the throughput of 1/ref, measured here)
     max_videos_in_flight: int = 4
-    fused: bool = False  # GPU option: decode + preprocess + infer in one actor per GPU slice
-    extra: dict[str, str] = field(default_factory=dict)
+    transport: str = "auto"
+    # A video with calls out and none finished for this long has a hung actor: the attempt is abandoned
+    # (retried by the queue) and the actor replaced. Generous: one call is one batch, seconds at most.
+    stall_seconds: float = 300.0
 
-    def with_overrides(self, **kwargs: object) -> Profile:
-        return replace(self, **kwargs)  # type: ignore[arg-type]
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.stages)
+
+    def spec(self, name: str) -> StageSpec:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(f"profile {self.name} has no stage {name!r} (it has {', '.join(self.stage_names)})")
+
+    @property
+    def uses_gpu(self) -> bool:
+        return any(s.backend == "gpu" for s in self.stages)
+
+    def with_stage(self, spec: StageSpec) -> Profile:
+        """This profile with the stage of the same name replaced."""
+        self.spec(spec.name)
+        return replace(self, stages=tuple(spec if s.name == spec.name else s for s in self.stages))
+
+    def with_overrides(self, **kwargs: Any) -> Profile:
+        return replace(self, **kwargs)

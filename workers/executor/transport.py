@@ -19,17 +19,18 @@ transport with CPU torch tensors (tests/test_gpu_cpu_side.py): a FrameBatch data
 torch tensor crosses from one actor to another by RDT. cuda_ipc and nccl have NEVER been run on a GPU
 in this repository's CI.
 
-What the pipeline must do (RDT rules from ray/actor.py and ray/experimental/rdt/):
-1. Declare the decode and detect actor classes with `ray.remote(**actor_class_options(profile))(Cls)`.
+What the executor does (RDT rules from ray/actor.py and ray/experimental/rdt/). The hand-off is between a
+profile's first two stages (decode -> detect); `StagePool` and `StageActor` apply these rules:
+1. Declare the decode and detect actor classes with `ray.remote(**actor_class_options(...))(Cls)`.
    It sets enable_tensor_transport=True, which Ray reads from the class declaration only: passing it
    to `.options()` when creating the actor is silently ignored, and the first call with a
    tensor_transport then fails with "not supported when enable_tensor_transport=False" (checked
    against ray 2.60). Ray then runs the actor's tasks off the main thread (`_ray_system` group).
-2. Call the decode method that returns the FrameBatch with `.options(**decode_call_options(profile))`.
+2. Call the decode method that returns the FrameBatch with `.options(**producer_call_options(profile))`.
    That method must have num_returns=1: Ray rejects tensor_transport with num_returns=2 ("only
    support 1 return value") and with generators. So the GPU path cannot use the CPU path's
-   `next_batch.options(num_returns=2)` (meta, batch) split: return one value, e.g. (meta, FrameBatch),
-   and fetch the meta with a second small call, or return the meta from the detect actor instead.
+   `process.options(num_returns=2)` (report, batch) split: it returns one value, (report, FrameBatch),
+   and the driver fetches the report with a second small call (`StageActor.take_report`).
 3. Pass the ObjectRef straight to the detect actor's method. Never ray.get() it on the driver with
    nccl (two-sided transports refuse that); with cuda_ipc it would work but defeats the purpose.
 4. The decode actor must not modify a returned tensor afterwards: RDT keeps a reference, not a copy
@@ -43,27 +44,33 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from workers.executor.specs import Profile
+from workers.executor.specs import Profile, StageSpec
 
 TRANSPORTS = ("cuda_ipc", "nccl", "gloo", "object_store")  # gloo: CPU tensors, for tests/diagnostics
 COLLECTIVE = ("nccl", "gloo")  # two-sided transports that need a collective group first
 
 
+def handoff(profile: Profile) -> tuple[StageSpec, StageSpec] | None:
+    """The producing and consuming stage of the frame hand-off: the first two stages, if there are two."""
+    return (profile.stages[0], profile.stages[1]) if len(profile.stages) > 2 else None
+
+
 def tensor_transport(profile: Profile) -> str | None:
     """The RDT transport for decode -> detect, or None for the object store.
 
-    profile.extra["tensor_transport"] overrides ("cuda_ipc" | "nccl" | "gloo" | "object_store"). Otherwise:
-    CPU or fused -> None; decode and detect both on GPU and fitting on one card together -> cuda_ipc;
-    whole cards each -> nccl.
+    profile.transport names one ("cuda_ipc" | "nccl" | "gloo" | "object_store"), or "auto": both hand-off
+    stages on GPU and fitting on one card together -> cuda_ipc; whole cards each -> nccl; else the object store
+    (CPU stages, or a fused profile where no frames leave the first stage).
     """
-    forced = profile.extra.get("tensor_transport", "")
-    if forced:
-        if forced not in TRANSPORTS:
-            raise ValueError(f"tensor_transport {forced!r}: use one of {', '.join(TRANSPORTS)}")
-        return None if forced == "object_store" else forced
-    if profile.fused:
+    chosen = profile.transport
+    if chosen != "auto":
+        if chosen not in TRANSPORTS:
+            raise ValueError(f"transport {chosen!r}: use one of auto, {', '.join(TRANSPORTS)}")
+        return None if chosen == "object_store" else chosen
+    pair = handoff(profile)
+    if pair is None:
         return None
-    dec, det = profile.decode, profile.detect
+    dec, det = pair
     if dec.backend != "gpu" or det.backend != "gpu" or dec.resources.gpus <= 0 or det.resources.gpus <= 0:
         return None
     if dec.resources.gpus + det.resources.gpus <= 1.0:
@@ -71,18 +78,21 @@ def tensor_transport(profile: Profile) -> str | None:
     return "nccl"
 
 
-def decode_call_options(profile: Profile) -> dict[str, Any]:
-    """Extra `.options()` for the decode actor's method call; empty = the object store."""
+def producer_call_options(profile: Profile) -> dict[str, Any]:
+    """Extra `.options()` for the decode actor's call; empty = the object store."""
     transport = tensor_transport(profile)
     return {"tensor_transport": transport} if transport else {}
 
 
-def actor_class_options(profile: Profile) -> dict[str, Any]:
-    """Options for `ray.remote(**opts)(ActorClass)` of the decode and detect actors (both RDT ends).
+def actor_class_options(profile: Profile, stage: str) -> dict[str, Any]:
+    """Options for `ray.remote(**opts)(ActorClass)` of `stage`: RDT's flag for both ends of the hand-off.
 
     Class-level on purpose: Ray ignores enable_tensor_transport given to `.options()` at creation.
     """
-    return {"enable_tensor_transport": True} if tensor_transport(profile) else {}
+    pair = handoff(profile)
+    if tensor_transport(profile) and pair is not None and stage in (pair[0].name, pair[1].name):
+        return {"enable_tensor_transport": True}
+    return {}
 
 
 def transport_pairs(profile: Profile, cluster_gpus: float, cluster_cpus: float) -> int:
@@ -92,13 +102,16 @@ def transport_pairs(profile: Profile, cluster_gpus: float, cluster_cpus: float) 
       actors on one card), so asking for more pairs than whole GPUs can never be placed (the old
       `gpus // (0.25 + 0.5)` asked for 4 bundles on a 3-GPU node).
     - nccl: the pair's GPU share, in whole cards, divides the cluster's GPUs.
-    - Bundle CPUs are reserved for the group: the tracker (outside the group) must still find its CPUs,
-      so pairs are capped at (cluster CPUs - the tracker pool's minimum) / CPUs per pair.
+    - Bundle CPUs are reserved for the group: the stages after the pair (the tracker, outside the group) must
+      still find their CPUs, so pairs are capped at (cluster CPUs - their minimum) / CPUs per pair.
     - gloo / no GPUs involved: the decode/detect pools' minimum.
     Always at least one pair and at least the pools' min_actors, never more than their max_actors; a
     cluster too small for that fails loudly at placement (the pipeline's timeout message), never hangs.
     """
-    dec, det, track = profile.decode, profile.detect, profile.track
+    pair = handoff(profile)
+    if pair is None:
+        return 0
+    dec, det = pair
     floor_pairs = max(1, dec.min_actors, det.min_actors)
     ceiling = min(dec.max_actors, det.max_actors)
     transport = tensor_transport(profile)
@@ -110,8 +123,8 @@ def transport_pairs(profile: Profile, cluster_gpus: float, cluster_cpus: float) 
         per_pair = math.ceil(dec.resources.gpus - 1e-9) + math.ceil(det.resources.gpus - 1e-9)
         by_gpu = int((cluster_gpus + 1e-9) // max(1, per_pair))
     pair_cpus = dec.resources.cpus + det.resources.cpus
-    spare_cpus = cluster_cpus - track.resources.cpus * max(1, track.min_actors)
-    by_cpu = int((spare_cpus + 1e-9) // pair_cpus) if pair_cpus > 0 else by_gpu
+    others = sum(s.resources.cpus * max(1, s.min_actors) for s in profile.stages[2:])
+    by_cpu = int((cluster_cpus - others + 1e-9) // pair_cpus) if pair_cpus > 0 else by_gpu
     return max(floor_pairs, min(by_gpu, by_cpu, ceiling))
 
 
@@ -124,14 +137,15 @@ def colocation_bundles(profile: Profile, pairs: int) -> list[dict[str, float]]:
     CPUs and no more: whatever else the node has stays outside the group for the tracker
     (`transport_pairs` sizes `pairs` so that it does).
     """
-    if tensor_transport(profile) != "cuda_ipc":
+    pair = handoff(profile)
+    if tensor_transport(profile) != "cuda_ipc" or pair is None:
         return []
-    dec, det = profile.decode.resources, profile.detect.resources
+    dec, det = pair[0].resources, pair[1].resources
     return [{"GPU": 1.0, "CPU": dec.cpus + det.cpus} for _ in range(pairs)]
 
 
-def setup_transport(profile: Profile, decode_actors: list[Any], detect_actors: list[Any]) -> Any:
-    """Create what the transport needs once the actors exist: a collective group for nccl/gloo.
+def setup_transport(profile: Profile, actors: list[Any]) -> Any:
+    """Create what the transport needs once the hand-off's actors exist: a collective group for nccl/gloo.
 
     Ray allows an actor in one group per backend, so every decode and detect actor joins one group.
     """
@@ -140,4 +154,4 @@ def setup_transport(profile: Profile, decode_actors: list[Any], detect_actors: l
         return None
     from ray.experimental.collective import create_collective_group
 
-    return create_collective_group([*decode_actors, *detect_actors], backend=transport)
+    return create_collective_group(actors, backend=transport)

@@ -1,8 +1,10 @@
-"""Per-video tracking: a ByteTracker per video (one per class id), fed strictly in batch `seq` order.
+"""The track stage: a ByteTracker per video (one per class id), fed strictly in batch `seq` order.
 
 Detection batches of one video can arrive out of order (several detect actors work on the same video);
 `VideoTracker` keeps a small reorder buffer (bounded by the credits in flight for the video) and steps the
-tracker frame by frame in true order. `TrackStage` holds the trackers of every video in flight on one actor.
+tracker frame by frame in true order. `TrackStage` holds the trackers of every video in flight in its process
+and returns a video's `VideoResult` with the call that completes it. The pictures (preview, annotated video)
+are drawn here, where each frame's tracks are first known, from the frames the detect stage kept.
 """
 
 from __future__ import annotations
@@ -12,17 +14,31 @@ from collections import defaultdict
 
 import numpy as np
 
-from workers.contract import DetectionBatch, TrackerConfig, VideoInfo, VideoResult
+from workers.contract import (
+    DetectionBatch,
+    PipelineSettings,
+    RenderConfig,
+    StageFailed,
+    TrackerConfig,
+    VideoInfo,
+    VideoResult,
+)
+from workers.render.pictures import VideoPictures
+from workers.stages.base import StageContext, StageReport
 from workers.track.bytetrack import ByteTracker
 
 
 class VideoTracker:
     """Tracks of one video. Call `add()` with its DetectionBatches in any order, then `result()`."""
 
-    def __init__(self, video_id: str, config: TrackerConfig, frame_rate: float) -> None:
+    def __init__(self, video_id: str, config: TrackerConfig, frame_rate: float,
+                 render: RenderConfig | None = None) -> None:
         self.video_id = video_id
         self.config = config
         self.frame_rate = frame_rate if frame_rate > 0 else 30.0
+        self.info = VideoInfo()  # from the batches: complete once the last one is consumed
+        wants_pictures = render is not None and (render.preview or render.annotate)
+        self.pictures = VideoPictures(render, self.frame_rate) if render and wants_pictures else None
         self._trackers: dict[int, ByteTracker] = {}
         self._id_map: dict[tuple[int, int], int] = {}  # (class id, tracker id) -> per-video id
         self._pending: dict[int, DetectionBatch] = {}
@@ -57,6 +73,9 @@ class VideoTracker:
 
     def _consume(self, b: DetectionBatch) -> None:
         t0 = time.perf_counter()
+        if b.info is not None:
+            self.info = b.info
+        rows_before = len(self._trk["frame"])
         d = self._det
         d["frame"].append(b.det_frame)
         d["boxes"].append(b.boxes)
@@ -83,10 +102,23 @@ class VideoTracker:
                 t["boxes"].append(tf.boxes_xyxy)
                 t["scores"].append(tf.scores)
                 t["class_ids"].append(np.full(len(ids), cls, np.int32))
+        if self.pictures is not None and b.render is not None:
+            t = {k: v[rows_before:] for k, v in self._trk.items()}
+
+            def rows(key: str, dtype: type, shape: tuple[int, ...] = (0,)) -> np.ndarray:
+                return np.concatenate(t[key]).astype(dtype) if t.get(key) else np.zeros(shape, dtype)
+
+            self.pictures.add(b.render, rows("frame", np.int64), rows("boxes", np.float32, (0, 4)),
+                              rows("ids", np.int64), rows("class_ids", np.int32))
         self.frames += len(b.frame_indices)
         self.busy_seconds += time.perf_counter() - t0
         if b.is_last:
             self.done = True
+
+    @property
+    def complete(self) -> bool:
+        """The last batch and every one before it have been consumed."""
+        return self.done and not self._pending
 
     def _renumber(self, class_id: int, track_id: int) -> int:
         """Per-video ids 1, 2, 3... in order of first output: unique across the per-class trackers and
@@ -96,17 +128,18 @@ class VideoTracker:
             self._id_map[key] = len(self._id_map) + 1
         return self._id_map[key]
 
-    def result(self, info: VideoInfo) -> VideoResult:
-        if not self.done or self._pending:
+    def result(self, info: VideoInfo | None = None) -> VideoResult:
+        """The video's detections and tracks (and pictures); `info` defaults to what the batches carried."""
+        if not self.complete:
             raise RuntimeError(f"{self.video_id}: tracking incomplete (next seq {self.next_seq}, waiting on gaps)")
 
         def cat(parts: list[np.ndarray], dtype: type, shape: tuple[int, ...] = (0,)) -> np.ndarray:
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(shape, dtype)
 
         d, t = self._det, self._trk
-        return VideoResult(
+        result = VideoResult(
             video_id=self.video_id,
-            info=info,
+            info=info or self.info,
             det_frame=cat(d["frame"], np.int64),
             det_pts=cat(d["pts"], np.float64),
             det_boxes=cat(d["boxes"], np.float32, (0, 4)),
@@ -120,42 +153,39 @@ class VideoTracker:
             trk_class_ids=cat(t["class_ids"], np.int32),
             tracker_fps=self.frame_rate,
         )
+        if self.pictures is not None:
+            result.renders = self.pictures.finish(result)
+        return result
 
 
 class TrackStage:
-    """The tracking stage: trackers for all videos in flight on this actor."""
+    """Trackers for the videos in flight in this process; a video's result leaves with its completing call."""
 
-    def __init__(self, config: TrackerConfig) -> None:
-        self.config = config
+    def __init__(self, settings: PipelineSettings, context: StageContext | None = None) -> None:
+        self.config = settings.tracker
+        self.render = settings.render
         self.videos: dict[str, VideoTracker] = {}
 
     def setup(self) -> None:
-        pass
+        """Nothing to load: a ByteTracker is created per video and class."""
 
-    def open(self, video_id: str, frame_rate: float) -> None:
-        self.videos[video_id] = VideoTracker(video_id, self.config, frame_rate)
-
-    def add(self, batch: DetectionBatch, frame_rate: float) -> int:
-        """Feed one batch (opening the video on first sight); returns frames consumed by this call."""
-        vt = self.videos.get(batch.video_id)
+    def process(self, batch: DetectionBatch) -> tuple[StageReport, VideoResult | None]:
+        t0 = time.perf_counter()
+        vid = batch.video_id
+        vt = self.videos.get(vid)
         if vt is None:
-            vt = self.videos[batch.video_id] = VideoTracker(batch.video_id, self.config, frame_rate)
+            vt = self.videos[vid] = VideoTracker(vid, self.config, batch.frame_rate, self.render)
         before = vt.frames
-        vt.add(batch)
-        return vt.frames - before
-
-    def finish(self, video_id: str, info: VideoInfo) -> VideoResult:
-        return self.videos.pop(video_id).result(info)
+        try:
+            vt.add(batch)
+            result = vt.result() if vt.complete else None
+        except Exception as e:  # a tracker bug or a batch delivered twice: fail this video only
+            self.drop(vid)
+            return StageReport(vid, batch.seq, failure=StageFailed(f"track: {type(e).__name__}: {e}")), None
+        if result is not None:
+            del self.videos[vid]
+        busy = time.perf_counter() - t0
+        return StageReport(vid, batch.seq, vt.frames - before, busy, is_last=result is not None), result
 
     def drop(self, video_id: str) -> None:
         self.videos.pop(video_id, None)
-
-    def process_data(self, items: list[DetectionBatch]) -> list[VideoResult]:
-        """Stage-protocol form: feed batches, return results of videos whose last batch was consumed."""
-        out = []
-        for b in items:
-            self.add(b, 30.0)
-            vt = self.videos[b.video_id]
-            if vt.done and not vt._pending:
-                out.append(self.finish(b.video_id, VideoInfo()))
-        return out

@@ -39,6 +39,7 @@ from workers.contract import (
     DetectorConfig,
     FrameBatch,
     LocalVideo,
+    PipelineSettings,
     SamplingConfig,
     TrackerConfig,
     VideoResult,
@@ -377,7 +378,7 @@ def main(args: argparse.Namespace) -> int:
         _system_config={"free_objects_period_milliseconds": 5, "worker_niceness": 0},
     )
     try:
-        pipe = VideoPipeline(get_profile("cpu"), cfg, SamplingConfig(), TrackerConfig(), batch_size=args.batch_size)
+        pipe = VideoPipeline(get_profile("cpu"), PipelineSettings(cfg, batch_size=args.batch_size))
         pipe.wait_ready()
         warm_fps, _ = run_pipeline(pipe, clip, 1, frames, infer_fps)  # lets the pool balance (start-up transient)
         say(f"pipeline warm-up     {warm_fps:8.1f} frames/s  (first pass: includes balancing and the tail)")

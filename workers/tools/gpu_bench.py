@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from workers.contract import DetectorConfig, LocalVideo, SamplingConfig, TrackerConfig, VideoSource
+from workers.contract import DetectorConfig, LocalVideo, PipelineSettings, SamplingConfig, VideoSource
 from workers.gpu import gpu_status, require_gpu
 
 BAR_VIDEO_FPS = 30.0  # the reference's 1 hour of video, taken as 30 fps
@@ -136,26 +136,28 @@ def bench_decode(paths: list[str], batch_size: int, result: GpuBenchResult, pref
 def bench_end_to_end(paths: list[str], detector: DetectorConfig, batch_size: int, result: GpuBenchResult) -> None:
     import torch
 
-    from workers.stages.decode import tracker_rate
-    from workers.stages.fused import FusedGpuStage
+    from workers.stages.base import StageContext
+    from workers.stages.decode import DecodeRequest
+    from workers.stages.fused import FusedStage
     from workers.stages.track import TrackStage
 
-    stage = FusedGpuStage(detector, SamplingConfig(), batch_size)
+    settings = PipelineSettings(detector, SamplingConfig(), batch_size=batch_size)
+    stage = FusedStage(settings, StageContext(backend="gpu"))
     stage.setup()  # engine build/load is not timed: it happens once per cluster
-    tracker = TrackStage(TrackerConfig())
+    tracker = TrackStage(settings)
     frames = 0
     t0 = time.perf_counter()
     for path in paths:
         source = VideoSource(path, LocalVideo(path))
+        seq = 0
         while True:
-            meta, out = stage.next_detections(source)
-            if meta.error_type:
-                raise RuntimeError(f"{path}: {meta.error_type}: {meta.error}")
-            if out is not None:
-                tracker.add(out[1], tracker_rate(meta.info, SamplingConfig(), None))
-                frames += len(out[1].frame_indices)
-            if meta.is_last:
-                tracker.finish(path, meta.info)
+            report, detections = stage.process(DecodeRequest(source, seq))
+            if report.failure is not None or detections is None:
+                raise RuntimeError(f"{path}: {type(report.failure).__name__}: {report.failure}")
+            frames += len(detections.frame_indices)
+            _, video = tracker.process(detections)
+            seq += 1
+            if video is not None:
                 break
     torch.cuda.synchronize()
     result.e2e_seconds = time.perf_counter() - t0
@@ -178,7 +180,7 @@ def bench_split(paths: list[str], detector: DetectorConfig, batch_size: int, res
         ray.init(log_to_driver=False, configure_logging=False)
     try:
         profile = get_profile("gpu").with_overrides(batch_size=batch_size)
-        with VideoPipeline(profile, detector, SamplingConfig(), TrackerConfig()) as pipe:
+        with VideoPipeline(profile, PipelineSettings(detector, SamplingConfig())) as pipe:
             t0 = time.perf_counter()
             for i, path in enumerate(paths):
                 pipe.submit(VideoSource(f"v{i}", LocalVideo(path)))

@@ -430,9 +430,11 @@ def step_end_to_end(assets: Path, ref: Any, device: str = "cuda") -> Step:
 
     device "cpu" (dry run): the same loop with the CPU decoder and torch on CPU, to check the code only."""
 
-    from workers.contract import DetectorConfig, LocalVideo, SamplingConfig, TrackerConfig, VideoSource
-    from workers.stages.decode import DecodeStage, DetectStage
-    from workers.stages.track import VideoTracker
+    from workers.contract import DetectorConfig, LocalVideo, PipelineSettings, SamplingConfig, VideoInfo, VideoSource
+    from workers.stages.base import StageContext
+    from workers.stages.decode import DecodeRequest, DecodeStage
+    from workers.stages.detect import DetectStage
+    from workers.stages.track import TrackStage
 
     path = assets / "media" / CLIPS["h264"]
     backend = "gpu" if device == "cuda" else "cpu"
@@ -440,39 +442,39 @@ def step_end_to_end(assets: Path, ref: Any, device: str = "cuda") -> Step:
     sampling = SamplingConfig() if device == "cuda" else SamplingConfig(end_seconds=0.5)
     ref_t = ref["h264_pts"] - ref["h264_pts"][0]
     expected = len(ref_t) if device == "cuda" else int(np.sum(ref_t < 0.5 - 1e-6))  # the CPU decoder's count
-    decode = DecodeStage(backend, sampling, 32)
-    decode.setup()
-    detect = DetectStage(DetectorConfig(kind="onnx", model="nanodet-g", backend="torch"), backend)
-    detect.setup()
+    settings = PipelineSettings(DetectorConfig(kind="onnx", model="nanodet-g", backend="torch"), sampling,
+                                batch_size=32)
+    context = StageContext(backend=backend)
+    decode, detect, track = DecodeStage(settings, context), DetectStage(settings, context), TrackStage(settings)
+    for stage in (decode, detect, track):
+        stage.setup()
     source = VideoSource("e2e", LocalVideo(str(path)))
-    frames, tracker = 0, None
+    frames, seq, info = 0, 0, VideoInfo()
     timings = {"decode": 0.0, "detect": 0.0, "track": 0.0}
     t_start = time.perf_counter()
     while True:
-        t0 = time.perf_counter()
-        meta, batch = decode.next_batch(source)
-        t1 = time.perf_counter()
-        if meta.error_type:
-            return Step("inline end to end", FAILED, f"{meta.error_type}: {meta.error}")
-        if batch is None:
-            break
-        dets = detect.detect(batch)
-        t2 = time.perf_counter()
-        tracker = tracker or VideoTracker("e2e", TrackerConfig(), meta.tracker_fps)
-        tracker.add(dets)
-        t3 = time.perf_counter()
-        timings["decode"] += t1 - t0
-        timings["detect"] += t2 - t1
-        timings["track"] += t3 - t2
+        decoded, batch = decode.process(DecodeRequest(source, seq))
+        failure = decoded.failure
+        if batch is not None:
+            info = batch.info or info
+            detected, dets = detect.process(batch)
+            failure = failure or detected.failure
+            timings["detect"] += detected.busy_seconds
+        if failure is not None or batch is None or dets is None:
+            return Step("inline end to end", FAILED, f"{type(failure).__name__}: {failure}")
+        tracked, result = track.process(dets)
+        timings["decode"] += decoded.busy_seconds
+        timings["track"] += tracked.busy_seconds
         frames += len(batch)
-        if meta.is_last:
+        seq += 1
+        if result is not None:
             break
     _sync(device)
     wall = time.perf_counter() - t_start
     figures = {"frames": frames, "seconds": round(wall, 3), "fps": round(frames / wall, 1),
-               "decoder": meta.info.decoder, "detector": detect.detector.name,
+               "decoder": info.decoder, "detector": detect.name,
                **{f"{k}_s": round(v, 3) for k, v in timings.items()}}
-    ok = frames == expected and (meta.info.decoder == "nvcodec" or device == "cpu")
+    ok = frames == expected and (info.decoder == "nvcodec" or device == "cpu")
     where = "" if device == "cuda" else " [cpu, dry run: not a GPU figure]"
     return Step(f"inline decode -> preprocess -> infer -> track frames/s (1080p H.264){where}",
                 PASSED if ok else FAILED, "" if ok else json.dumps(figures), figures)

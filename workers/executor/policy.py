@@ -1,0 +1,156 @@
+"""The executor's decisions, as pure functions of measured numbers: no Ray, so every rule is unit-tested.
+
+- `RebalancePolicy.decide`: which pool gains or loses an actor, from a `Snapshot` of per-pool rates.
+- `batch_frames`: how many frames per batch, so that a cheap detector's calls are not all overhead.
+- `threads_per_actor`: CPU threads per actor of a pool sharing the node's cores.
+- `window_open`: the backpressure rule between two neighbouring pools (the frame budget).
+- `stalled_videos`: the progress deadline (a hung actor must not hold its video forever).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+GROW_BUSY = 0.75  # a pool whose actors are busier than this is the slow stage...
+UPSTREAM_SLACK = 0.75  # ...if the pool feeding it is less busy than this
+RETIRE_BUSY = 0.3  # actors busy less than this while videos wait are surplus...
+RETIRE_ROUNDS = 3  # ...after this many rounds in a row (damping: one slow round must not retire an actor)
+SOURCE_GROW_BUSY = 0.8  # the first pool grows when its actors are this busy and the next pool starves
+TARGET_BATCH_SECONDS = 0.1  # grow batches until one call of the frame consumer takes about this long...
+MAX_BATCH_BYTES = 48 << 20  # ...but never beyond this many bytes of frames per batch
+
+
+@dataclass(frozen=True)
+class PoolSnapshot:
+    """One pool, as the policy sees it. Rates are over the executor's recent window."""
+
+    name: str
+    actors: int  # live, not draining
+    min_actors: int = 1
+    max_actors: int = 1
+    sticky: bool = False
+    resizable: bool = True  # False: fixed by its transport (RDT pairs)
+    ready: bool = True  # every live actor has finished setup()
+    fits: bool = True  # the cluster has the resources for one more actor now
+    busy: float = 0.0  # busy actor-seconds per second (0 .. actors)
+    frames_per_busy_second: float = 0.0  # one actor's throughput while working
+    queued: int = 0  # items waiting for a credit
+    starved: bool = False  # free credits and nothing to do while videos are in flight
+
+    @property
+    def busy_fraction(self) -> float:
+        return self.busy / max(1, self.actors)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    pools: tuple[PoolSnapshot, ...]  # in stage order
+    videos_in_flight: int
+    videos_waiting: int
+
+
+@dataclass(frozen=True)
+class Grow:
+    pool: str
+
+
+@dataclass(frozen=True)
+class Retire:
+    pool: str
+
+
+Decision = Grow | Retire
+
+
+class RebalancePolicy:
+    """Moves actor counts toward the measured bottleneck, one actor per round, every `interval` seconds.
+
+    - A non-sticky pool grows while its actors are near saturation (> GROW_BUSY) and the pool feeding it is
+      not (< UPSTREAM_SLACK), up to ceil(upstream throughput / one actor's throughput), if the node has room.
+    - It retires one actor after RETIRE_ROUNDS rounds in a row below RETIRE_BUSY with nothing queued while
+      videos wait (not at a video's tail, where idling is expected).
+    - The first pool (decode) grows when the pool it feeds starves and its own actors are busy, and there are
+      more videos than decoders (a decoder holds whole videos).
+    The last pool is never resized: it is the cheap tracker, sized by the profile.
+    """
+
+    def __init__(self, interval: float = 1.5) -> None:
+        self.interval = interval
+        self._last = -math.inf
+        self._idle_rounds: dict[str, int] = {}
+
+    def decide(self, snap: Snapshot, now: float) -> list[Decision]:
+        if now - self._last < self.interval or not snap.videos_in_flight:
+            return []  # no videos in flight: rates are stale, keep the pools as they are
+        self._last = now
+        decisions: list[Decision] = []
+        pools = snap.pools
+        for up, pool in itertools.pairwise(pools[:-1]):  # the last pool (the tracker) is never resized
+            if pool.sticky or not pool.resizable:
+                continue
+            decision = self._rebalance(up, pool, snap)
+            if decision is not None:
+                decisions.append(decision)
+        source, fed = pools[0], pools[1] if len(pools) > 1 else None
+        if (
+            source.resizable
+            and fed is not None
+            and fed.starved
+            and source.busy_fraction > SOURCE_GROW_BUSY
+            and source.actors < source.max_actors
+            and snap.videos_waiting + snap.videos_in_flight > source.actors
+            and source.fits
+        ):
+            decisions.append(Grow(source.name))
+        return decisions
+
+    def _rebalance(self, up: PoolSnapshot, pool: PoolSnapshot, snap: Snapshot) -> Decision | None:
+        n = pool.actors
+        if up.frames_per_busy_second <= 0 or pool.frames_per_busy_second <= 0:
+            return None
+        want = math.ceil(up.frames_per_busy_second * max(1, up.actors) / pool.frames_per_busy_second)
+        want = max(pool.min_actors, min(pool.max_actors, want))
+        pressured = pool.busy_fraction > GROW_BUSY and up.busy_fraction < UPSTREAM_SLACK
+        if want > n and pressured and pool.ready:
+            self._idle_rounds[pool.name] = 0
+            return Grow(pool.name) if pool.fits else None
+        idle = n > max(1, pool.min_actors) and pool.busy_fraction < RETIRE_BUSY and not pool.queued
+        if idle and snap.videos_waiting:
+            rounds = self._idle_rounds.get(pool.name, 0) + 1
+            self._idle_rounds[pool.name] = 0 if rounds >= RETIRE_ROUNDS else rounds
+            return Retire(pool.name) if rounds >= RETIRE_ROUNDS else None
+        self._idle_rounds[pool.name] = 0
+        return None
+
+
+def batch_frames(base: int, consumer_frames_per_busy_second: float, frame_bytes: int) -> int:
+    """Frames per batch: the profile's batch size, grown for cheap detectors so that one call does about
+    TARGET_BATCH_SECONDS of work (per-ref costs, ~ms per batch in each process, stop dominating), capped at
+    MAX_BATCH_BYTES per batch so the memory bound stays credits x batch bytes."""
+    if consumer_frames_per_busy_second <= 0 or frame_bytes <= 0:
+        return base
+    want = int(consumer_frames_per_busy_second * TARGET_BATCH_SECONDS)
+    cap = max(base, MAX_BATCH_BYTES // frame_bytes)
+    return max(base, min(want, cap))
+
+
+def threads_per_actor(actors: int, cluster_cpus: float, largest_node_cpus: float) -> int:
+    """Intra-op threads per CPU actor of a pool: together the pool uses about the cluster's cores, so one
+    actor alone uses a whole node (as the library's default would) and N actors do not oversubscribe it."""
+    return int(max(1, min(largest_node_cpus, cluster_cpus // max(1, actors))))
+
+
+def window_open(upstream_in_flight: int, downstream_queued: int, downstream_credits: int) -> bool:
+    """May the upstream pool start one more call? Only while everything it has in flight, plus what waits
+    for the downstream pool, fits in one round of downstream credits. Between decode and detect this is the
+    frame budget: frames alive <= decode credits + one round of detect credits waiting + detect credits."""
+    return upstream_in_flight + downstream_queued < max(1, downstream_credits)
+
+
+def stalled_videos(last_progress: dict[str, float], waiting_on_calls: set[str], now: float,
+                   limit_seconds: float) -> list[str]:
+    """Videos with calls outstanding and no call finished for `limit_seconds`: a hung (stopped, deadlocked)
+    actor. Their attempt is abandoned and the actor replaced; the queue retries the video elsewhere."""
+    return sorted(v for v in waiting_on_calls if now - last_progress.get(v, now) > limit_seconds)
