@@ -125,7 +125,7 @@ class Job:
 class SpiedPipeline:
     """The job runner's RayPipeline, plus a record of which decode actor each video was given to.
 
-    Wraps the pipeline's private `_start_waiting_videos` to read its `_videos` map right after videos are
+    Wraps the pipeline's private `_admit` to ask the decode pool who holds each video right after videos are
     assigned (test-only: the public API has no per-video placement)."""
 
     def __init__(self, config: Any, decoded_by: dict[str, list[str]]):
@@ -135,17 +135,20 @@ class SpiedPipeline:
         self.decoded_by = decoded_by
 
         pipe = self.inner._pipe
-        start_videos = pipe._start_waiting_videos
+        admit = pipe._admit
 
         def noted() -> None:
-            start_videos()
-            for vid, v in list(pipe._videos.items()):
+            admit()
+            for vid in list(pipe._videos):
+                holder = pipe.pools[0].holder(vid)
+                if holder is None:
+                    continue
                 seen = self.decoded_by.setdefault(vid, [])
-                actor = v.decode.handle._actor_id.hex()
+                actor = holder.handle._actor_id.hex()
                 if not seen or seen[-1] != actor:
                     seen.append(actor)
 
-        pipe._start_waiting_videos = noted
+        pipe._admit = noted
 
     def capacity(self) -> int:
         return self.inner.capacity()
@@ -230,41 +233,48 @@ def crossing(names: dict[str, str], reps: int = 6, frames_per_batch: int = 4) ->
     from ray.experimental import get_object_locations
 
     from tests.videos import decoded_index, make_video
-    from workers.contract import DetectorConfig, LocalVideo, SamplingConfig, VideoSource
-    from workers.executor.pipeline import DecodeActor, DetectActor
+    from workers.contract import DetectorConfig, LocalVideo, PipelineSettings, VideoSource
+    from workers.executor.actor import actor_class
+    from workers.stages.base import StageContext
+    from workers.stages.decode import DecodeRequest, DecodeStage
+    from workers.stages.detect import DetectStage
 
     @ray.remote
     class Probe:
         """A consumer that times only the fetch of a batch (what crossing a node costs), then reads it."""
 
         def fetch(self, refs: list[Any]) -> dict[str, Any]:
+            """Times the fetch of refs[0]; what the frames look like there (a read-only, borrowed view?)."""
             t0 = time.perf_counter()
             batch = ray.get(refs[0])
             seconds = time.perf_counter() - t0
             frames = batch.frames
+            again = ray.get(refs[0]).frames
             return {"seconds": seconds, "nbytes": int(frames.nbytes), "writeable": bool(frames.flags.writeable),
-                    "owns_data": bool(frames.flags.owndata),
+                    "owns_data": bool(frames.flags.owndata), "shares_memory": bool(np.shares_memory(frames, again)),
                     "levels": [decoded_index(f) for f in frames]}
 
     tmp = Path(tempfile.mkdtemp(prefix="vp-cross-"))
     # 68 frames keep every grey level distinct (tests/videos.py), 4 per batch -> 17 consecutive batches
     clip = make_video(tmp / "cross.mp4", frames=68, width=960, height=540)
-    decoder = ray.remote(DecodeActor).options(num_cpus=0.25, resources={"node_w1": 0.01}).remote(
-        "cpu", SamplingConfig(), 8)
+    settings = PipelineSettings(DetectorConfig(kind="hog", input_width=160), batch_size=frames_per_batch)
+    context = StageContext(threads=1, outputs_copied=True)
+    decoder = actor_class("decode", {}).options(num_cpus=0.25, resources={"node_w1": 0.01}).remote(
+        "decode", DecodeStage, settings, context)
     near = Probe.options(num_cpus=0.05, resources={"node_w1": 0.01}).remote()
     far = Probe.options(num_cpus=0.05, resources={"node_w2": 0.01}).remote()
-    det_near = ray.remote(DetectActor).options(num_cpus=0.25, resources={"node_w1": 0.01}).remote(
-        DetectorConfig(kind="hog", input_width=160), "cpu", 1)
-    det_far = ray.remote(DetectActor).options(num_cpus=0.25, resources={"node_w2": 0.01}).remote(
-        DetectorConfig(kind="hog", input_width=160), "cpu", 1)
+    det_near = actor_class("detect", {}).options(num_cpus=0.25, resources={"node_w1": 0.01}).remote(
+        "detect", DetectStage, settings, context)
+    det_far = actor_class("detect", {}).options(num_cpus=0.25, resources={"node_w2": 0.01}).remote(
+        "detect", DetectStage, settings, context)
     source = VideoSource("cross", LocalVideo(str(clip)))
     rows: dict[str, list[dict[str, Any]]] = {"same_node": [], "cross_node": []}
     locations: dict[str, list[str]] = {}
     views: dict[str, Any] = {}
     try:
         for seq in range(reps * 2 + 1):
-            meta_ref, batch_ref = decoder.next_batch.options(num_returns=2).remote(source, seq, frames_per_batch)
-            ray.get(meta_ref)
+            report_ref, batch_ref = decoder.process.options(num_returns=2).remote(DecodeRequest(source, seq))
+            ray.get(report_ref)
             ray.wait([batch_ref], fetch_local=False)
             kind = "same_node" if seq % 2 else "cross_node"
             row = ray.get((near if kind == "same_node" else far).fetch.remote([batch_ref]))
@@ -273,13 +283,13 @@ def crossing(names: dict[str, str], reps: int = 6, frames_per_batch: int = 4) ->
             rows[kind].append(row)
             where = get_object_locations([batch_ref])[batch_ref]["node_ids"]
             locations.setdefault(kind, sorted(names.get(n, n[:8]) for n in where))
-        # The real consumer: DetectActor.inspect (the pipeline's own test hook) on each side, same ref.
-        meta_ref, batch_ref = decoder.next_batch.options(num_returns=2).remote(source, reps * 2 + 1, frames_per_batch)
-        ray.get(meta_ref)
-        views["same_node"] = ray.get(det_near.inspect.remote([batch_ref]))
-        views["cross_node"] = ray.get(det_far.inspect.remote([batch_ref]))
-        dets_near = ray.get(det_near.detect.options(num_returns=2).remote(batch_ref)[1])
-        dets_far = ray.get(det_far.detect.options(num_returns=2).remote(batch_ref)[1])
+        # The real consumers, the pipeline's detect actors, on each side of the same ref.
+        report_ref, batch_ref = decoder.process.options(num_returns=2).remote(DecodeRequest(source, reps * 2 + 1))
+        ray.get(report_ref)
+        views["same_node"] = ray.get(near.fetch.remote([batch_ref]))
+        views["cross_node"] = ray.get(far.fetch.remote([batch_ref]))
+        dets_near = ray.get(det_near.process.options(num_returns=2).remote(batch_ref)[1])
+        dets_far = ray.get(det_far.process.options(num_returns=2).remote(batch_ref)[1])
         same_detections = bool(np.array_equal(dets_near.frame_indices, dets_far.frame_indices)
                                and np.array_equal(dets_near.boxes, dets_far.boxes))
     finally:

@@ -23,6 +23,9 @@ from jobs.autoscale import (
 )
 from workers.executor.profiles import get_profile
 from workers.executor.specs import Profile, Resources, StageSpec
+from workers.stages.decode import DecodeStage
+from workers.stages.detect import DetectStage
+from workers.stages.track import TrackStage
 
 GPU_UNIT = ({"CPU": 1.0, "GPU": 0.25}, {"CPU": 1.0, "GPU": 0.5}, {"CPU": 1.0})
 
@@ -80,20 +83,18 @@ def test_invalid_policy_is_a_clear_error() -> None:
 
 
 def test_unit_bundles_from_profiles() -> None:
-    gpu = Profile(
-        "gpu",
-        decode=StageSpec("decode", Resources(cpus=1, gpus=0.25)),
-        detect=StageSpec("detect", Resources(cpus=1, gpus=0.5)),
-        track=StageSpec("track", Resources(cpus=0.5)),
-    )
+    gpu = Profile("gpu", (
+        StageSpec("decode", DecodeStage, Resources(cpus=1, gpus=0.25)),
+        StageSpec("detect", DetectStage, Resources(cpus=1, gpus=0.5)),
+        StageSpec("track", TrackStage, Resources(cpus=0.5)),
+    ))
     assert unit_bundles(gpu) == ({"CPU": 1.0, "GPU": 0.25}, {"CPU": 1.0, "GPU": 0.5}, {"CPU": 0.5})
     # a profile whose replica needs a quarter GPU fits 4 replicas on one GPU
-    small = Profile(
-        "gpu-small",
-        decode=StageSpec("decode", Resources(cpus=1, gpus=0.125)),
-        detect=StageSpec("detect", Resources(cpus=1, gpus=0.125)),
-        track=StageSpec("track", Resources(cpus=1)),
-    )
+    small = Profile("gpu-small", (
+        StageSpec("decode", DecodeStage, Resources(cpus=1, gpus=0.125)),
+        StageSpec("detect", DetectStage, Resources(cpus=1, gpus=0.125)),
+        StageSpec("track", TrackStage, Resources(cpus=1)),
+    ))
     assert sum(b.get("GPU", 0.0) for b in unit_bundles(small)) == pytest.approx(1.0)
     assert len(unit_bundles(small)) == 12
 

@@ -7,6 +7,7 @@ its NVDEC capability decision, the letterbox plan against the CPU letterbox, and
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,11 @@ import pytest
 
 from workers.contract import BackendUnavailable, DetectorConfig, SamplingConfig
 from workers.executor.profiles import get_profile
-from workers.executor.specs import Resources, StageSpec
+from workers.executor.specs import Resources
 from workers.executor.transport import (
     actor_class_options,
     colocation_bundles,
-    decode_call_options,
+    producer_call_options,
     setup_transport,
     tensor_transport,
 )
@@ -111,21 +112,20 @@ def test_gpu_ordinal_maps_ray_ids_to_visible_devices(ray_ids: list[str], visible
 
 def test_transport_per_profile() -> None:
     cpu, gpu, fused = get_profile("cpu"), get_profile("gpu"), get_profile("gpu-fused")
-    assert decode_call_options(cpu) == {} and actor_class_options(cpu) == {}
-    assert decode_call_options(fused) == {} and actor_class_options(fused) == {}
+    assert producer_call_options(cpu) == {} and actor_class_options(cpu, "decode") == {}
+    assert producer_call_options(fused) == {} and actor_class_options(fused, "fused") == {}
     # decode 0.25 + detect 0.5 of a card fit on one GPU: CUDA IPC, actors co-located
-    assert decode_call_options(gpu) == {"tensor_transport": "cuda_ipc"}
-    assert actor_class_options(gpu) == {"enable_tensor_transport": True}
+    assert producer_call_options(gpu) == {"tensor_transport": "cuda_ipc"}
+    assert actor_class_options(gpu, "decode") == actor_class_options(gpu, "detect") == {"enable_tensor_transport": True}
+    assert actor_class_options(gpu, "track") == {}  # only the two ends of the frame hand-off
     assert colocation_bundles(gpu, 2) == [{"GPU": 1.0, "CPU": 1.0}, {"GPU": 1.0, "CPU": 1.0}]
-    whole = gpu.with_overrides(
-        decode=StageSpec("decode", Resources(cpus=1, gpus=1), backend="gpu"),
-        detect=StageSpec("detect", Resources(cpus=1, gpus=1), backend="gpu"),
-    )
+    whole = gpu.with_stage(dataclasses.replace(gpu.spec("decode"), resources=Resources(cpus=1, gpus=1)))
+    whole = whole.with_stage(dataclasses.replace(gpu.spec("detect"), resources=Resources(cpus=1, gpus=1)))
     assert tensor_transport(whole) == "nccl" and colocation_bundles(whole, 2) == []
-    assert tensor_transport(gpu.with_overrides(extra={"tensor_transport": "object_store"})) is None
-    assert tensor_transport(gpu.with_overrides(extra={"tensor_transport": "nccl"})) == "nccl"
-    with pytest.raises(ValueError, match="tensor_transport"):
-        tensor_transport(gpu.with_overrides(extra={"tensor_transport": "pcie"}))
+    assert tensor_transport(gpu.with_overrides(transport="object_store")) is None
+    assert tensor_transport(gpu.with_overrides(transport="nccl")) == "nccl"
+    with pytest.raises(ValueError, match="transport"):
+        tensor_transport(gpu.with_overrides(transport="pcie"))
 
 
 def test_transport_names_and_actor_option_exist_in_installed_ray() -> None:
@@ -164,19 +164,19 @@ def test_rdt_call_pattern_moves_a_framebatch_between_actors(ray_session: dict[st
     import ray
     import torch
 
-    profile = get_profile("gpu").with_overrides(extra={"tensor_transport": "gloo"})
-    cls_opts = actor_class_options(profile)
+    profile = get_profile("gpu").with_overrides(transport="gloo")
+    cls_opts = actor_class_options(profile, "decode")
     assert cls_opts == {"enable_tensor_transport": True}
     producer: Any = ray.remote(**cls_opts)(_Producer).options(num_cpus=0.1).remote()
     consumer: Any = ray.remote(**cls_opts)(_Consumer).options(num_cpus=0.1).remote()
     try:
-        assert setup_transport(profile, [producer], [consumer]) is not None
-        ref = producer.make.options(**decode_call_options(profile)).remote(5)
+        assert setup_transport(profile, [producer, consumer]) is not None
+        ref = producer.make.options(**producer_call_options(profile)).remote(5)
         expected = int(torch.arange(5 * 4 * 4 * 3, dtype=torch.uint8).sum())
         assert ray.get(consumer.check.remote(ref), timeout=60) == ("Tensor", expected, 3, True)
         # the CPU path's (meta, batch) split cannot carry a tensor transport: Ray refuses it up front
         with pytest.raises(ValueError, match="only support 1 return value"):
-            producer.make.options(num_returns=2, **decode_call_options(profile)).remote(5)
+            producer.make.options(num_returns=2, **producer_call_options(profile)).remote(5)
     finally:
         ray.kill(producer)
         ray.kill(consumer)
@@ -290,31 +290,34 @@ def test_letterbox_plan_matches_cpu_letterbox(w: int, h: int) -> None:
 
 
 def test_fused_stage_equals_separate_stages_on_cpu(media_dir: Path) -> None:
-    from workers.contract import LocalVideo, VideoSource
-    from workers.stages.decode import DecodeStage, DetectStage
-    from workers.stages.fused import FusedGpuStage
+    from workers.contract import LocalVideo, PipelineSettings, VideoSource
+    from workers.stages.decode import DecodeRequest, DecodeStage
+    from workers.stages.detect import DetectStage
+    from workers.stages.fused import FusedStage
 
-    sampling = SamplingConfig(mode="every_nth", every_nth=50)
-    cfg = DetectorConfig()
+    settings = PipelineSettings(DetectorConfig(), SamplingConfig(mode="every_nth", every_nth=50), batch_size=4)
     source = VideoSource("bikes", LocalVideo(str(media_dir / "bikes.mp4")))
-    fused = FusedGpuStage(cfg, sampling, 4, backend="cpu")
+    fused = FusedStage(settings)
     fused.setup()
-    dec, det = DecodeStage("cpu", sampling, 4), DetectStage(cfg, "cpu")
+    dec, det = DecodeStage(settings), DetectStage(settings)
     dec.setup()
     det.setup()
+    frames, seq = 0, 0
     while True:
-        meta_f, out_f = fused.next_detections(source)
-        meta_s, batch = dec.next_batch(source)
-        assert meta_f.seq == meta_s.seq and meta_f.error_type == "" == meta_s.error_type
-        assert (out_f is None) == (batch is None)
-        if batch is not None and out_f is not None:
-            ref = det.detect(batch)
-            got = out_f[1]
+        report_f, got = fused.process(DecodeRequest(source, seq))
+        report_s, batch = dec.process(DecodeRequest(source, seq))
+        assert report_f.seq == report_s.seq and report_f.failure is None and report_s.failure is None
+        assert (got is None) == (batch is None)
+        if batch is not None and got is not None:
+            _, ref = det.process(batch)
+            assert ref is not None
             assert np.array_equal(got.frame_indices, ref.frame_indices)
             assert np.array_equal(got.boxes, ref.boxes) and np.array_equal(got.scores, ref.scores)
-        if meta_f.is_last:
+        frames += report_f.frames
+        seq += 1
+        if report_f.is_last:
             break
-    assert fused.frames == 5  # frames 0, 50, 100, 150, 200 of 250
+    assert frames == 5  # frames 0, 50, 100, 150, 200 of 250
 
 
 # --- TensorRT module pieces that need no TensorRT ----------------------------------------------------

@@ -6,6 +6,7 @@ and has not run in this repository.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,17 @@ import numpy as np
 import pytest
 
 from workers.executor.profiles import get_profile
-from workers.executor.specs import Resources, StageSpec
+from workers.executor.specs import Profile, Resources
 from workers.executor.transport import colocation_bundles, transport_pairs
 
 # --- finding 1: placement-group sizing ------------------------------------------------------------
+
+
+def with_pair(profile: Profile, decode: Resources, detect: Resources) -> Profile:
+    """`profile` with its decode and detect actors reserving these resources (8 actors at most each)."""
+    for name, res in (("decode", decode), ("detect", detect)):
+        profile = profile.with_stage(dataclasses.replace(profile.spec(name), resources=res, max_actors=8))
+    return profile
 
 
 @pytest.mark.parametrize("gpus", [1, 2, 3, 4, 5, 6, 7, 8])
@@ -32,19 +40,16 @@ def test_bundles_leave_the_trackers_cpu_outside_the_group() -> None:
     # the 2-CPU test Ray with one GPU: one pair, and the tracker's 0.5 CPU is not in the bundle
     pairs = transport_pairs(gpu, cluster_gpus=1, cluster_cpus=2)
     reserved = sum(b["CPU"] for b in colocation_bundles(gpu, pairs))
-    assert pairs == 1 and 2 - reserved >= gpu.track.resources.cpus
+    assert pairs == 1 and 2 - reserved >= gpu.spec("track").resources.cpus
     # 8 GPUs but only 4 CPUs: the CPUs cap the pairs so the tracker still fits
     pairs = transport_pairs(gpu, cluster_gpus=8, cluster_cpus=4)
-    assert 4 - sum(b["CPU"] for b in colocation_bundles(gpu, pairs)) >= gpu.track.resources.cpus
+    assert 4 - sum(b["CPU"] for b in colocation_bundles(gpu, pairs)) >= gpu.spec("track").resources.cpus
     assert pairs == 3
 
 
 def test_heavy_pairs_are_capped_by_cpus_and_never_drop_below_one() -> None:
     gpu = get_profile("gpu")
-    heavy = gpu.with_overrides(
-        decode=StageSpec("decode", Resources(cpus=2, gpus=0.25), max_actors=8, backend="gpu"),
-        detect=StageSpec("detect", Resources(cpus=2, gpus=0.5), max_actors=8, backend="gpu"),
-    )
+    heavy = with_pair(gpu, Resources(cpus=2, gpus=0.25), Resources(cpus=2, gpus=0.5))
     assert transport_pairs(heavy, cluster_gpus=8, cluster_cpus=16) == 3  # (16 - 0.5) // 4
     assert transport_pairs(heavy, cluster_gpus=8, cluster_cpus=2) == 1  # too small: placement says so
     assert transport_pairs(heavy, cluster_gpus=0, cluster_cpus=64) == 1
@@ -52,15 +57,13 @@ def test_heavy_pairs_are_capped_by_cpus_and_never_drop_below_one() -> None:
 
 def test_nccl_pairs_count_whole_cards_and_gloo_uses_the_pool_minimum() -> None:
     gpu = get_profile("gpu")
-    whole = gpu.with_overrides(
-        decode=StageSpec("decode", Resources(cpus=1, gpus=1), max_actors=8, backend="gpu"),
-        detect=StageSpec("detect", Resources(cpus=1, gpus=1), max_actors=8, backend="gpu"),
-    )
+    whole = with_pair(gpu, Resources(cpus=1, gpus=1), Resources(cpus=1, gpus=1))
     assert transport_pairs(whole, cluster_gpus=8, cluster_cpus=64) == 4
     assert transport_pairs(whole, cluster_gpus=3, cluster_cpus=64) == 1
-    gloo = gpu.with_overrides(extra={"tensor_transport": "gloo"})
+    gloo = gpu.with_overrides(transport="gloo")
     assert transport_pairs(gloo, cluster_gpus=0, cluster_cpus=2) == 1
-    assert transport_pairs(gpu, cluster_gpus=64, cluster_cpus=1024) == min(gpu.decode.max_actors, gpu.detect.max_actors)
+    ceiling = min(gpu.spec("decode").max_actors, gpu.spec("detect").max_actors)
+    assert transport_pairs(gpu, cluster_gpus=64, cluster_cpus=1024) == ceiling
 
 
 # --- findings 3 and 4: shapes planned from the ONNX + configured size; a static batch is honoured ---------

@@ -14,8 +14,8 @@ from workers.contract import (
     FrameBatch,
     LocalVideo,
     ModelError,
+    PipelineSettings,
     SamplingConfig,
-    TrackerConfig,
     VideoResult,
     VideoSource,
 )
@@ -74,7 +74,7 @@ def test_onnx_through_our_decoder(grid_model: str, tmp_path: Path) -> None:
 
 
 def run_inline(cfg: DetectorConfig, path: Path) -> list:
-    pipe = InlinePipeline(cfg, SamplingConfig(), TrackerConfig())
+    pipe = InlinePipeline(PipelineSettings(cfg))
     pipe.submit(VideoSource("v", LocalVideo(str(path))))
     out = []
     while pipe.in_flight():

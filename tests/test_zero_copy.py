@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import ray
 
 from tests.videos import make_video
-from workers.contract import DetectorConfig, LocalVideo, SamplingConfig, VideoSource
-from workers.executor.pipeline import DecodeActor, DetectActor
+from workers.contract import DetectorConfig, FrameBatch, LocalVideo, PipelineSettings, VideoSource
+from workers.executor.actor import actor_class
+from workers.stages.base import StageContext, StageReport
+from workers.stages.decode import DecodeRequest, DecodeStage
+from workers.stages.detect import DetectStage
 
 
 @pytest.fixture(scope="module")
@@ -19,17 +23,47 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_consumer_reads_a_read_only_shared_view(ray_session: dict[str, str], clip: Path) -> None:
-    decoder = ray.remote(DecodeActor).options(num_cpus=0.25).remote("cpu", SamplingConfig(), 8)
-    hog = DetectorConfig(kind="hog", input_width=320)
-    detector = ray.remote(DetectActor).options(num_cpus=0.25).remote(hog, "cpu", 1)
+    class FrameInspectingStage:
+        """A stage that reports how its input's frames look inside the consuming actor's process."""
+
+        def __init__(self, settings: PipelineSettings, context: StageContext) -> None:
+            pass
+
+        def setup(self) -> None:
+            pass
+
+        def process(self, refs: list[ray.ObjectRef]) -> tuple[StageReport, dict[str, Any]]:
+            batch: FrameBatch = ray.get(refs[0])  # a ref inside a list reaches the stage unresolved
+            a, b = batch.frames, ray.get(refs[0]).frames
+            base = a
+            while getattr(base, "base", None) is not None:
+                base = base.base
+            view = {
+                "writeable": bool(a.flags.writeable),
+                "shares_memory": bool(np.shares_memory(a, b)),
+                "owns_data": bool(a.flags.owndata),
+                "base_type": type(base).__name__,
+            }
+            return StageReport(batch.video_id, batch.seq, len(batch)), view
+
+        def drop(self, video_id: str) -> None:
+            pass
+
+    settings = PipelineSettings(DetectorConfig(kind="hog", input_width=320), batch_size=8)
+    context = StageContext(threads=1, outputs_copied=True)
+    decoder = actor_class("decode", {}).options(num_cpus=0.25).remote("decode", DecodeStage, settings, context)
+    inspector = actor_class("inspect", {}).options(num_cpus=0.25).remote(
+        "inspect", FrameInspectingStage, settings, StageContext())
+    detector = actor_class("detect", {}).options(num_cpus=0.25).remote("detect", DetectStage, settings, context)
     try:
-        meta_ref, batch_ref = decoder.next_batch.options(num_returns=2).remote(
-            VideoSource("zc", LocalVideo(str(clip))), 0
+        report_ref, batch_ref = decoder.process.options(num_returns=2).remote(
+            DecodeRequest(VideoSource("zc", LocalVideo(str(clip))), 0)
         )
-        meta = ray.get(meta_ref)
-        assert meta.frames == 8 and meta.nbytes == 8 * 240 * 320 * 3
+        report = ray.get(report_ref)
+        assert report.frames == 8 and report.nbytes == 8 * 240 * 320 * 3
         # Inside another actor process: two gets of the same ref are views of one shared buffer.
-        seen = ray.get(detector.inspect.remote([batch_ref]))
+        _, view_ref = inspector.process.options(num_returns=2).remote([batch_ref])
+        seen = ray.get(view_ref)
         assert seen["writeable"] is False  # a read-only view: writing would raise, nobody can corrupt it
         assert seen["shares_memory"] is True  # no per-get copy: both views point at the same memory
         assert seen["owns_data"] is False  # the array does not own its buffer: the object store does
@@ -39,8 +73,9 @@ def test_consumer_reads_a_read_only_shared_view(ray_session: dict[str, str], cli
         with pytest.raises(ValueError, match="read-only"):
             a[0, 0, 0, 0] = 1
         # The detector consumes the view directly (no defensive copy needed).
-        stats, dets = ray.get(detector.detect.options(num_returns=2).remote(batch_ref))
-        assert stats[0] == 8 and len(dets.frame_indices) == 8
+        det_report_ref, dets_ref = detector.process.options(num_returns=2).remote(batch_ref)
+        det_report, dets = ray.get([det_report_ref, dets_ref])
+        assert det_report.frames == 8 and det_report.failure is None and len(dets.frame_indices) == 8
     finally:
-        ray.kill(decoder)
-        ray.kill(detector)
+        for actor in (decoder, inspector, detector):
+            ray.kill(actor)

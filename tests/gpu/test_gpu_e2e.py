@@ -9,23 +9,23 @@ import numpy as np
 import pytest
 
 from tests.gpu.conftest import need
-from workers.contract import DetectorConfig, LocalVideo, SamplingConfig, TrackerConfig, VideoResult, VideoSource
+from workers.contract import DetectorConfig, LocalVideo, PipelineSettings, SamplingConfig, VideoResult, VideoSource
 
 pytestmark = pytest.mark.gpu
 
 
-def _run(stage_next: object, source: VideoSource, sampling: SamplingConfig) -> VideoResult:
-    from workers.stages.decode import tracker_rate
+def _run(detections_of: Any, source: VideoSource, settings: PipelineSettings) -> VideoResult:
+    """Feed `detections_of(request)` -> DetectionBatch to a track stage until the video's result comes out."""
+    from workers.stages.decode import DecodeRequest
     from workers.stages.track import TrackStage
 
-    tracker = TrackStage(TrackerConfig())
+    tracker = TrackStage(settings)
+    seq = 0
     while True:
-        meta, det = stage_next(source)  # type: ignore[operator]
-        assert not meta.error_type, meta.error
-        if det is not None:
-            tracker.add(det, tracker_rate(meta.info, sampling, None))
-        if meta.is_last:
-            return tracker.finish(source.video_id, meta.info)
+        _, result = tracker.process(detections_of(DecodeRequest(source, seq)))
+        if result is not None:
+            return result
+        seq += 1
 
 
 @pytest.mark.parametrize(("clip", "model_hw"), [("bikes.mp4", (288, 640)), ("vtest.avi", (576, 768))])
@@ -42,34 +42,39 @@ def test_gpu_tracks_equal_cpu_tracks(media_dir: Path, tmp_path: Path, engine_dir
     """
     need("PyNvVideoCodec", "cvcuda", "tensorrt")
     from tests.gpu.tiny_yolo import build_tiny_yolo
-    from workers.stages.decode import DecodeStage, DetectStage
-    from workers.stages.fused import FusedGpuStage
+    from workers.stages.base import StageContext
+    from workers.stages.decode import DecodeRequest, DecodeStage
+    from workers.stages.detect import DetectStage
+    from workers.stages.fused import FusedStage
 
     monkeypatch.setenv("VIDPIPE_TRT_PRECISION", "fp32")
-    sampling = SamplingConfig(end_seconds=8.0)
     model = build_tiny_yolo(tmp_path / "m.onnx", height=model_hw[0], width=model_hw[1])
     cfg = DetectorConfig(kind="onnx", model=str(model), score_threshold=0.4)
+    settings = PipelineSettings(cfg, SamplingConfig(end_seconds=8.0), batch_size=16)
     source = VideoSource(clip, LocalVideo(str(media_dir / clip)))
+    on_gpu = StageContext(backend="gpu")
 
-    gpu = FusedGpuStage(cfg, sampling, 16, backend="gpu")
-    gpu.setup()
+    fused = FusedStage(settings, on_gpu)
+    fused.setup()
 
-    def gpu_next(s: VideoSource) -> tuple[object, object]:
-        meta, out = gpu.next_detections(s)
-        return meta, (out[1] if out else None)
+    def gpu_detections(request: DecodeRequest) -> object:
+        report, detections = fused.process(request)
+        assert report.failure is None and detections is not None, report
+        return detections
 
-    dec, det = DecodeStage("gpu", sampling, 16), DetectStage(cfg, "cpu")
+    dec, det = DecodeStage(settings, on_gpu), DetectStage(settings)
     dec.setup()
     det.setup()
 
-    def cpu_next(s: VideoSource) -> tuple[object, object]:
-        meta, batch = dec.next_batch(s)
-        if batch is None:
-            return meta, None
+    def cpu_detections(request: DecodeRequest) -> object:
+        report, batch = dec.process(request)
+        assert report.failure is None and batch is not None, report
         batch.frames = batch.frames.cpu().numpy()  # the same pixels, detected on the CPU
-        return meta, det.detect(batch)
+        report, detections = det.process(batch)
+        assert report.failure is None and detections is not None, report
+        return detections
 
-    g, c = _run(gpu_next, source, sampling), _run(cpu_next, source, sampling)
+    g, c = _run(gpu_detections, source, settings), _run(cpu_detections, source, settings)
     print(f"{clip}: GPU {len(set(g.trk_ids.tolist()))} tracks / CPU {len(set(c.trk_ids.tolist()))} tracks, "
           f"{len(g.trk_frame)} / {len(c.trk_frame)} track rows")
     assert np.array_equal(g.trk_frame, c.trk_frame)
@@ -86,7 +91,7 @@ def test_cuda_ipc_hands_frames_between_actors_on_one_gpu(ray_session: dict[str, 
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     from workers.executor.profiles import get_profile
-    from workers.executor.transport import actor_class_options, colocation_bundles, decode_call_options
+    from workers.executor.transport import actor_class_options, colocation_bundles, producer_call_options
 
     if ray.cluster_resources().get("GPU", 0) < 1:
         pytest.skip("the Ray session has no GPU resource")
@@ -112,10 +117,10 @@ def test_cuda_ipc_hands_frames_between_actors_on_one_gpu(ray_session: dict[str, 
             return bool(frames.is_cuda), list(frames.shape), int(frames.float().sum().item())
 
     res = {"num_cpus": 1, "num_gpus": 0.25, "scheduling_strategy": strategy}
-    cls_opts = actor_class_options(profile)  # enable_tensor_transport is a class-level option
+    cls_opts = actor_class_options(profile, "decode")  # enable_tensor_transport is a class-level option
     producer: Any = ray.remote(**cls_opts)(Producer).options(**res).remote()
     consumer: Any = ray.remote(**cls_opts)(Consumer).options(**res).remote()
-    ref = producer.first_batch.options(**decode_call_options(profile)).remote(str(media_dir / "bikes.mp4"))
+    ref = producer.first_batch.options(**producer_call_options(profile)).remote(str(media_dir / "bikes.mp4"))
     is_cuda, shape, checksum = ray.get(consumer.check.remote(ref))
     assert is_cuda and shape == [8, 272, 640, 3] and checksum > 0
     ray.util.remove_placement_group(pg)

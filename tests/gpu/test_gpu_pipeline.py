@@ -4,6 +4,7 @@ and detect actors) and the `gpu-fused` profile give the same detections. Never r
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,8 @@ from tests.gpu.conftest import need
 from workers.contract import (
     DetectorConfig,
     LocalVideo,
+    PipelineSettings,
     SamplingConfig,
-    TrackerConfig,
     VideoOutcome,
     VideoResult,
     VideoSource,
@@ -36,26 +37,40 @@ def _run(pipe: Any, source: VideoSource, limit: float = 300) -> VideoOutcome:
 
 
 def test_gpu_profile_hands_frames_by_cuda_ipc_and_matches_fused(
-    ray_session: dict[str, str], media_dir: Path, tiny_yolo: Path, engine_dir: Path
+    ray_session: dict[str, str], media_dir: Path, tiny_yolo: Path, engine_dir: Path, tmp_path: Path
 ) -> None:
     need("PyNvVideoCodec", "cvcuda", "tensorrt")
     import ray
 
+    from workers.contract import DetectionBatch, FrameBatch
     from workers.executor.pipeline import VideoPipeline
     from workers.executor.profiles import get_profile
+    from workers.stages.base import StageReport
+    from workers.stages.detect import DetectStage
 
     if ray.cluster_resources().get("GPU", 0) < 1:
         pytest.skip("the Ray session has no GPU resource")
+    log_path = tmp_path / "received.txt"
+
+    class FrameTypeRecordingDetectStage(DetectStage):
+        """The detect stage, writing down where each batch's frames arrived (a CUDA tensor: by RDT)."""
+
+        def process(self, batch: FrameBatch) -> tuple[StageReport, DetectionBatch | None]:
+            with open(log_path, "a") as log:
+                log.write(f"{type(batch.frames).__name__}:{getattr(batch.frames, 'is_cuda', False)}\n")
+            return super().process(batch)
+
     cfg = DetectorConfig(kind="onnx", model=str(tiny_yolo), score_threshold=0.4)
-    sampling = SamplingConfig(end_seconds=4.0)
+    settings = PipelineSettings(cfg, SamplingConfig(end_seconds=4.0))
     source = VideoSource("bikes", LocalVideo(str(media_dir / "bikes.mp4")))
-    with VideoPipeline(get_profile("gpu"), cfg, sampling, TrackerConfig()) as pipe:
+    gpu = get_profile("gpu")
+    profile = gpu.with_stage(dataclasses.replace(gpu.spec("detect"), stage=FrameTypeRecordingDetectStage))
+    with VideoPipeline(profile, settings) as pipe:
         assert pipe.transport == "cuda_ipc" and pipe._placement is not None
         split = _run(pipe, source)
-        (det,) = pipe._live("detect")
-        received = ray.get(det.handle.received_types.remote())
-    assert set(received) == {"Tensor"}  # device tensors arrived by RDT, not host arrays via the object store
-    with VideoPipeline(get_profile("gpu-fused"), cfg, sampling, TrackerConfig()) as pipe:
+    # device tensors arrived by RDT, not host arrays via the object store
+    assert set(log_path.read_text().split()) == {"Tensor:True"}
+    with VideoPipeline(get_profile("gpu-fused"), settings) as pipe:
         fused = _run(pipe, source)
     assert isinstance(split, VideoResult) and isinstance(fused, VideoResult)
     assert split.info.sampled_frames == fused.info.sampled_frames > 0

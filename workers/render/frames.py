@@ -40,8 +40,11 @@ def preview_positions(pts: np.ndarray, frame_rate: float, slot: float) -> list[i
     frame period earlier, lay in an earlier slot). Depends on the frame alone, not on which batches an actor
     saw, so the kept set is the same whatever the batching."""
     period = 1.0 / frame_rate if frame_rate > 0 else 0.0
+    def slot_of(t: float) -> int:
+        return math.floor(t / slot + 1e-6)  # pts arithmetic is inexact: t - period may land a hair below a slot edge
+
     times = np.asarray(pts, np.float64).tolist()
-    return [i for i, t in enumerate(times) if math.floor(t / slot) != math.floor((t - period) / slot)]
+    return [i for i, t in enumerate(times) if slot_of(t) != slot_of(t - period)]
 
 
 def frames_to_render(batch: FrameBatch, render: RenderConfig) -> RenderFrames | None:
