@@ -20,6 +20,7 @@ from collections.abc import Iterator
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _deferred: list[int] | None = None  # signals that arrived inside signals_deferred(); None outside it
+_raised: int | None = None  # the SIGTERM or SIGHUP last raised as SignalExit (see raised_signal())
 
 
 class SignalExit(SystemExit):
@@ -31,9 +32,21 @@ class SignalExit(SystemExit):
 
 
 def _raise(signum: int) -> None:
+    global _raised
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
+    _raised = signum
     raise SignalExit(signum)
+
+
+def raised_signal() -> int | None:
+    """The SIGTERM or SIGHUP this process already raised as SignalExit, if any.
+
+    The SignalExit itself may not reach the top: a Ray blocking call (ray.wait, ray.get) in the driver runs
+    Python's signal handlers itself (_raylet.pyx check_signals: PyErr_CheckSignals), catches a SystemExit
+    with a non-zero code as an "unexpected system exit" status, and check_status re-raises it as a plain
+    SystemExit(1) ("Exit code: 143" survives only in its message). KeyboardInterrupt comes back as itself."""
+    return _raised
 
 
 def _handler(signum: int, frame: object) -> None:

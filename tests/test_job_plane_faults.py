@@ -364,9 +364,6 @@ def test_external_redis_gone_ends_resumably_with_exit_3(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 13 finding 11a, still open: with the Ray pipeline, SIGTERM hands the "
-                   "lease back but the process exits 1, not 143 (vidpipe's handler is restored after ray.init; "
-                   "something in Ray's shutdown path replaces the exit); strict: remove this mark once it passes")
 def test_sigterm_exits_143_with_the_ray_pipeline(redis_url: str, tmp_path: Path) -> None:
     from tests.test_run_e2e import make_video
 
@@ -389,6 +386,7 @@ def test_sigterm_exits_143_with_the_ray_pipeline(redis_url: str, tmp_path: Path)
         if p.poll() is None:
             p.kill()
     assert p.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err, err
     item = q.item("term-ray", "long.mp4")
     assert item is not None and item["s"] == "queued"  # handed back untouched
 

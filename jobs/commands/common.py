@@ -274,9 +274,13 @@ def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
         except KeyboardInterrupt:
             log.warning("stopped by Ctrl-C (SIGINT)")
             return 128 + signal.SIGINT
-        except interrupts.SignalExit as exc:
-            log.warning("stopped by %s", signal.Signals(exc.signum).name)
-            return 128 + exc.signum
+        except SystemExit as exc:
+            # Not only SignalExit: inside a Ray call Ray swaps it for SystemExit(1) (interrupts.raised_signal).
+            signum = exc.signum if isinstance(exc, interrupts.SignalExit) else interrupts.raised_signal()
+            if signum is None:
+                raise
+            log.warning("stopped by %s", signal.Signals(signum).name)
+            return 128 + signum
         except QueueLost as exc:
             log.error("%s", exc)
             return EXIT_QUEUE_LOST
