@@ -3,6 +3,7 @@ actor death, and gives the same results as the inline pipeline."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -280,3 +281,62 @@ def test_onnx_pipeline_equals_inline(ray_session: dict[str, str], media_dir: Pat
     assert len(inline.det_frame) > 0
     np.testing.assert_array_equal(piped.det_frame, inline.det_frame)
     np.testing.assert_allclose(piped.det_boxes, inline.det_boxes, rtol=1e-5, atol=1e-3)
+
+
+def test_stage_timings_reach_the_result(ray_session: dict[str, str], clips: dict[str, Path]) -> None:
+    """The manifest's per-stage timings: each stage's busy seconds for the video, from its calls' reports."""
+    with VideoPipeline(get_profile("cpu"), settings()) as pipe:
+        (res,) = run_all(pipe, [VideoSource("a", LocalVideo(str(clips["a"])))])
+    assert isinstance(res, VideoResult)
+    assert set(res.timings) == {"decode", "detect", "track", "total"}
+    assert all(res.timings[s] > 0 for s in res.timings)
+    assert res.timings["decode"] + res.timings["detect"] + res.timings["track"] < 3 * res.timings["total"]
+
+
+def test_a_model_that_cannot_load_fails_the_videos_with_its_own_error(
+    ray_session: dict[str, str], clips: dict[str, Path], tmp_path: Path
+) -> None:
+    """Detect actors whose setup() fails are replaced a few times, then the videos fail with the model's error
+    (typed, naming the file) instead of waiting forever for an actor that can never start."""
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not an onnx model" * 100)
+    cfg = DetectorConfig(kind="onnx", model=str(bad), input_width=320)
+    with VideoPipeline(get_profile("cpu"), settings(cfg)) as pipe:
+        outcomes = run_all(pipe, [VideoSource(k, LocalVideo(str(clips[k]))) for k in ("a", "b")], limit=90)
+        later = run_all(pipe, [VideoSource("late", LocalVideo(str(clips["a"])))], limit=10)
+    for o in outcomes + later:
+        assert isinstance(o, VideoFailure) and o.error_type == "ModelError" and "broken.onnx" in o.message, o
+
+
+def test_a_stopped_actor_is_abandoned_and_replaced(ray_session: dict[str, str], clips: dict[str, Path]) -> None:
+    """A detect actor frozen with SIGSTOP (a real stopped process) holds its video only until the progress
+    deadline: the attempt fails as retryable StageCrashed, the actor is killed and replaced, work goes on."""
+    import os
+    import signal
+
+    profile = get_profile("cpu").with_overrides(stall_seconds=4.0)
+    with VideoPipeline(profile, settings(DetectorConfig(kind="hog", input_width=640))) as pipe:
+        pipe.wait_ready()
+        pipe.submit(VideoSource("victim", LocalVideo(str(clips["big"]))))
+        outcomes: list[VideoOutcome] = []
+        deadline = time.monotonic() + 60
+        while pipe.stats().stages[1].frames < 8 and time.monotonic() < deadline:
+            outcomes += pipe.poll(0.1)
+        assert not outcomes, "the victim finished before the stop: make the clip longer"
+        frozen = ray.get([a.handle.__ray_call__.remote(lambda actor: os.getpid()) for a in pipe.pools[1].live])
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            outcomes += run_all(pipe, [], limit=60)
+            waited = time.monotonic() - t0
+            (victim,) = outcomes
+            assert isinstance(victim, VideoFailure) and victim.error_type == "StageCrashed" and victim.retryable
+            assert not victim.video_fault and "no progress for 4 s" in victim.message
+            assert waited < 4.0 + 10.0  # the deadline, plus a poll round and the kill
+            (after,) = run_all(pipe, [VideoSource("after", LocalVideo(str(clips["a"])))])
+            assert isinstance(after, VideoResult) and after.info.sampled_frames == 40
+        finally:
+            for pid in frozen:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)

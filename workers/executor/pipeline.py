@@ -74,7 +74,6 @@ PLACEMENT_TIMEOUT_SECONDS = 60.0  # cuda_ipc: how long to wait for the GPU bundl
 class _Video:
     source: VideoSource
     submitted_at: float
-    last_progress: float
     next_seq: int = 0  # the next batch to request
     requests_out: int = 0
     decoded_all: bool = False
@@ -276,8 +275,7 @@ class VideoPipeline:
             source = self._waiting.popleft()
             for pool in sticky:
                 pool.assign(source.video_id)
-            now = time.monotonic()
-            self._videos[source.video_id] = _Video(source, now, now)
+            self._videos[source.video_id] = _Video(source, time.monotonic())
 
     def _request_batches(self) -> None:
         """Decode requests, round-robin over the videos, each within its decode actor's credits and the window
@@ -375,7 +373,6 @@ class VideoPipeline:
         v = self._videos.get(call.video_id)
         if v is None:
             return  # an abandoned attempt's late call
-        v.last_progress = now
         v.busy[pool.name] = v.busy.get(pool.name, 0.0) + report.busy_seconds
         if i == 0:
             v.requests_out -= 1
@@ -478,23 +475,25 @@ class VideoPipeline:
             self._join_transport_group()
 
     def _abandon_stalled(self) -> None:
-        """A video with calls out and none finished for profile.stall_seconds: its actor hangs (stopped,
-        deadlocked). Fail the attempt (retryable: the queue redelivers it) and replace the hung actor."""
-        now = time.monotonic()
-        waiting = {c.video_id for c in self._calls.values() if c.video_id and not c.ready_check}
-        progress = {vid: v.last_progress for vid, v in self._videos.items()}
-        for vid in policy.stalled_videos(progress, waiting, now, self.profile.stall_seconds):
-            hung = {c.actor for c in self._calls.values() if c.video_id == vid}
-            hung = {a for a in hung if now - a.last_completion > self.profile.stall_seconds}
-            names = ", ".join(f"{c.pool.name} actor {c.actor.id}" for c in self._calls.values()
-                              if c.video_id == vid and c.actor in hung)
-            log.warning("%s: no progress for %.0f s (%s); abandoning the attempt", vid, self.profile.stall_seconds,
-                        names or "no actor")
-            self._fail(vid, StageCrashed(f"no progress for {self.profile.stall_seconds:.0f} s on {names}: the "
-                                         "actor is hung; attempt abandoned"))
-            for actor in hung:
-                pool = next(p for p in self.pools if actor in p.actors)
-                self._lost(Call(pool, actor, ""), RayActorError(error_msg="hung: killed by the progress deadline"))
+        """The progress deadline: an actor with calls out that finished none for profile.stall_seconds hangs
+        (stopped, deadlocked). It is killed and replaced like a dead one; its videos fail as retryable
+        StageCrashed, so the queue redelivers them instead of their leases being renewed forever."""
+        now, limit = time.monotonic(), self.profile.stall_seconds
+        oldest: dict[int, float] = {}
+        actors: dict[int, Call] = {}
+        for call in self._calls.values():
+            if call.ready_check:
+                continue
+            key = id(call.actor)
+            if call.sent_at < oldest.get(key, now):
+                oldest[key], actors[key] = call.sent_at, call
+        last = {key: call.actor.last_completion for key, call in actors.items()}
+        for key in policy.hung_actors(oldest, last, now, limit):
+            call = actors[key]
+            log.warning("%s actor %d finished no call for %.0f s: killing it (progress deadline)",
+                        call.pool.name, call.actor.id, limit)
+            self._lost(call, RayActorError(error_msg=f"no progress for {limit:.0f} s: hung, killed by the "
+                                                     "progress deadline"))
 
     # -- balancing -----------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
 - `batch_frames`: how many frames per batch, so that a cheap detector's calls are not all overhead.
 - `threads_per_actor`: CPU threads per actor of a pool sharing the node's cores.
 - `window_open`: the backpressure rule between two neighbouring pools (the frame budget).
-- `stalled_videos`: the progress deadline (a hung actor must not hold its video forever).
+- `hung_actors`: the progress deadline (a hung actor must not hold its videos forever).
 """
 
 from __future__ import annotations
@@ -149,8 +149,10 @@ def window_open(upstream_in_flight: int, downstream_queued: int, downstream_cred
     return upstream_in_flight + downstream_queued < max(1, downstream_credits)
 
 
-def stalled_videos(last_progress: dict[str, float], waiting_on_calls: set[str], now: float,
-                   limit_seconds: float) -> list[str]:
-    """Videos with calls outstanding and no call finished for `limit_seconds`: a hung (stopped, deadlocked)
-    actor. Their attempt is abandoned and the actor replaced; the queue retries the video elsewhere."""
-    return sorted(v for v in waiting_on_calls if now - last_progress.get(v, now) > limit_seconds)
+def hung_actors(oldest_call_sent: dict[int, float], last_completion: dict[int, float], now: float,
+                limit_seconds: float) -> list[int]:
+    """Actors with calls out that finished nothing for `limit_seconds` since the oldest of those calls was sent:
+    stopped, deadlocked or lost. Their videos' attempts are abandoned (the queue retries them) and the actors
+    replaced, so a hung actor cannot hold a video forever while its lease keeps being renewed."""
+    return sorted(a for a, sent in oldest_call_sent.items()
+                  if now - max(sent, last_completion.get(a, sent)) > limit_seconds)

@@ -53,6 +53,7 @@ class Call:
     output_ref: Any = None
     nbytes_in: int = 0  # frame bytes of the input, alive until this call completes
     ready_check: bool = False  # the actor's `ready()` call, not work
+    sent_at: float = field(default_factory=time.monotonic)
 
 
 class RateWindow:
