@@ -249,7 +249,7 @@ def test_tensor_transport_handoff_runs_end_to_end_on_cpu(
     profile = cpu.with_stage(recording).with_overrides(transport="gloo")
     sources = [VideoSource(k, LocalVideo(str(clips[k]))) for k in ("a", "b", "bad")]
     with VideoPipeline(profile, settings(batch_size=8)) as pipe:
-        assert pipe.transport == "gloo" and pipe._group is not None
+        assert pipe.graph.transport == "gloo" and pipe.graph.group is not None
         pipe.adaptive_batches = False  # batches of 8: a known number of hand-offs
         outcomes = {o.video_id: o for o in run_all(pipe, sources)}
     received = log_path.read_text().split()
@@ -275,7 +275,7 @@ def test_onnx_pipeline_equals_inline(ray_session: dict[str, str], media_dir: Pat
     (inline,) = run_all(InlinePipeline(settings(cfg, sampling)), [src])
     with VideoPipeline(get_profile("cpu"), settings(cfg, sampling, batch_size=4)) as pipe:
         (piped,) = run_all(pipe, [src])
-        fit_box = pipe.prescale.box if pipe.prescale else None
+        fit_box = pipe.graph.prescale.box if pipe.graph.prescale else None
     assert fit_box == (320, 320)  # the frames really were fitted in the decode actor
     assert isinstance(inline, VideoResult) and isinstance(piped, VideoResult)
     assert len(inline.det_frame) > 0

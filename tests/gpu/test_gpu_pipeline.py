@@ -66,7 +66,7 @@ def test_gpu_profile_hands_frames_by_cuda_ipc_and_matches_fused(
     gpu = get_profile("gpu")
     profile = gpu.with_stage(dataclasses.replace(gpu.spec("detect"), stage=FrameTypeRecordingDetectStage))
     with VideoPipeline(profile, settings) as pipe:
-        assert pipe.transport == "cuda_ipc" and pipe._placement is not None
+        assert pipe.graph.transport == "cuda_ipc" and pipe.graph.placement is not None
         split = _run(pipe, source)
     # device tensors arrived by RDT, not host arrays via the object store
     assert set(log_path.read_text().split()) == {"Tensor:True"}

@@ -9,15 +9,9 @@ let the policy resize pools, abandon stalled videos, wait for completions. Every
 stage reads it, zero-copy on the node. Which pools exist, their resources and credits are the profile's;
 when to grow a pool, how big a batch is and how much may wait between two pools are policy.py's.
 
-Why actor pools and credits, not Ray's DAG API / Compiled Graphs / Ray Data:
-- Compiled Graphs pin a static set of actors (no adding detect actors when detect turns out to be the slow
-  stage) and tear down on any actor death; here an actor death fails only the videos it held (retryable,
-  StageCrashed) while the rest continue, and the dead actor is replaced.
-- Work is streams, not items: each video is a variable-length sequence of batches, many videos are in flight,
-  and the tracker needs each video's batches in order. A `.bind()` DAG has no per-stage credits or streams.
-What is hand-written here because no library does it for this shape: credits per actor, the bounded hand-off
-between pools, per-video request order and rebalancing from measured rates. Ray provides scheduling, the
-object store, zero-copy reads and metrics.
+Why actor pools and credits rather than Ray's DAG API, Compiled Graphs or Ray Data: README, "Architecture".
+Hand-written here because no library does it for this shape: per-video request order, the bounded hand-off
+between pools and rebalancing from measured rates.
 
 Memory bound: frame batches alive <= decode credits + one round of detect credits waiting + detect credits,
 whatever the video length or the number of videos (policy.window_open). Deadlock freedom on a small node:
@@ -50,25 +44,13 @@ from workers.contract import (
 from workers.decode.sampling import validate_sampling
 from workers.detect.factory import model_backend
 from workers.executor import policy
+from workers.executor.graph import StageGraph, fits
 from workers.executor.pool import Call, StagePool
 from workers.executor.specs import Profile
-from workers.executor.transport import (
-    COLLECTIVE,
-    actor_class_options,
-    colocation_bundles,
-    handoff,
-    producer_call_options,
-    setup_transport,
-    tensor_transport,
-    transport_pairs,
-)
-from workers.stages.base import Prescale, StageContext, StageReport
+from workers.stages.base import StageReport
 from workers.stages.decode import DecodeRequest
 
 log = logging.getLogger(__name__)
-
-PLACEMENT_TIMEOUT_SECONDS = 60.0  # cuda_ipc: how long to wait for the GPU bundles of the decode/detect pairs
-
 
 @dataclass
 class _Video:
@@ -104,7 +86,6 @@ class VideoPipeline:
         self.batch_size = settings.batch_size or profile.batch_size
         self.batch_frames = self.batch_size  # current frames per batch (grows for cheap detectors)
         self.adaptive_batches = True
-        self.transport = tensor_transport(profile)
         self.policy = policy.RebalancePolicy()
         self.peak_frame_bytes = 0  # peak bytes of frame batches alive between the first two pools
         self.peak_batch_bytes = 0  # largest batch seen
@@ -115,82 +96,11 @@ class VideoPipeline:
         self._outcomes: list[VideoOutcome] = []
         self._done = 0
         self._closed = False
-        self._placement: Any = None  # cuda_ipc: one {"GPU": 1} bundle per decode/detect pair
-        self._group: Any = None  # nccl/gloo: the collective group over the pair pools
-        self.pools = self._make_pools()
+        self.graph = StageGraph(profile, settings)
+        self.pools = self.graph.pools
         self._queues: list[deque[_Handoff]] = [deque() for _ in self.pools]  # [0] unused: the source is fed requests
-        self.prescale = self.pools[0].context.prescale
-        self._start()
-
-    # -- construction --------------------------------------------------------------------------------
-
-    def _make_pools(self) -> list[StagePool]:
-        profile, pair = self.profile, handoff(self.profile)
-        paired = {s.name for s in pair} if pair is not None and self.transport else set()
-        bundles = colocation_bundles(profile, self._pairs()) if self.transport else []
-        if bundles:
-            self._placement = _place(profile, bundles)
-        pools = []
-        for i, spec in enumerate(profile.stages):
-            cpu = spec.backend == "cpu"
-            context = StageContext(
-                backend=spec.backend,
-                outputs_copied=i == 0 and not self.transport,
-                tensor_frames=i == 0 and self.transport is not None,
-                prescale=self._prescale() if i == 0 else None,
-            )
-            if not cpu:
-                threads_for: Any = _no_threads
-            elif spec.sticky:
-                threads_for = _reserved_threads(spec.resources.cpus)  # one per reserved CPU: CPU per frame first
-            else:
-                threads_for = _node_share
-            pools.append(StagePool(
-                spec, self.settings, context,
-                class_options=actor_class_options(profile, spec.name),
-                call_options=producer_call_options(profile) if i == 0 else {},
-                threads_for=threads_for,
-                placement=self._placement if spec.name in paired else None,
-                fixed=spec.name in paired,
-            ))
-        return pools
-
-    def _pairs(self) -> int:
-        resources = ray.cluster_resources()
-        return transport_pairs(self.profile, resources.get("GPU", 0.0), resources.get("CPU", 0.0))
-
-    def _start(self) -> None:
-        if self.transport:  # RDT needs its peers known up front: fixed decode/detect pairs
-            for slot in range(self._pairs()):
-                for pool in self.pools[:2]:
-                    self._track(pool.add_actor(slot))
-            self._join_transport_group()
-        for pool in self.pools[2 if self.transport else 0:]:
-            for _ in range(max(1, pool.spec.min_actors)):
-                self._track(pool.add_actor())
-
-    def _prescale(self) -> Prescale | None:
-        """Frames resized in the decode stage exactly as the CPU detector would first (HOG to its input width,
-        ONNX to fit its input box): the same work, a fraction of the bytes through the object store. Not when
-        the annotated video wants every frame at source size."""
-        pair = handoff(self.profile)
-        cfg = self.settings.detector
-        if pair is None or self.settings.render.annotate or any(s.backend != "cpu" for s in pair):
-            return None
-        if cfg.kind == "hog":
-            return Prescale(width=cfg.input_width) if cfg.input_width > 0 else None
-        box = _model_input_box(self.settings)
-        return Prescale(box=box) if box else None
-
-    def _join_transport_group(self) -> None:
-        """nccl/gloo: (re)create the collective group over every live decode and detect actor."""
-        if self.transport not in COLLECTIVE:
-            return
-        from ray.experimental.collective import destroy_collective_group
-
-        if self._group is not None:
-            destroy_collective_group(self._group)
-        self._group = setup_transport(self.profile, [a.handle for p in self.pools[:2] for a in p.live])
+        for call in self.graph.start():
+            self._track(call)
 
     def _track(self, call: Call) -> None:
         self._calls[call.actor.handle.ready.remote()] = call
@@ -245,13 +155,7 @@ class VideoPipeline:
             return
         self._closed = True
         self._calls.clear()
-        for pool in self.pools:
-            pool.close()
-        if self._placement is not None:
-            from ray.util.placement_group import remove_placement_group
-
-            remove_placement_group(self._placement)
-            self._placement = None
+        self.graph.close()
 
     def __enter__(self) -> VideoPipeline:
         return self
@@ -305,7 +209,7 @@ class VideoPipeline:
         source.state = "blocked" if blocked else ("starved" if not self._videos else "ok")
 
     def _batch_frames(self, v: _Video) -> int:
-        consumer = self.pools[1] if handoff(self.profile) is not None else None
+        consumer = self.graph.frame_consumer
         if not self.adaptive_batches or consumer is None:
             return self.batch_size
         self.batch_frames = policy.batch_frames(self.batch_size, consumer.rate.rates()[2], v.frame_bytes)
@@ -323,10 +227,11 @@ class VideoPipeline:
             if item.video_id not in self._videos:  # the video failed meanwhile
                 self._settle_bytes(i, item.nbytes)
                 continue
-            actor = pool.actor_for(item.video_id, item.slot if self._placement is not None else -1)
+            affine = self.graph.placement is not None  # CUDA IPC: the consumer must share the producer's card
+            actor = pool.actor_for(item.video_id, item.slot if affine else -1)
             if actor is None:
                 kept.append(item)
-                if not pool.spec.sticky and self._placement is None:
+                if not pool.spec.sticky and not affine:
                     break  # nobody free: the rest must wait too
                 continue
             refs, call = pool.call(actor, item.ref, item.video_id, item.seq, nbytes_in=item.nbytes if i == 1 else 0)
@@ -408,7 +313,7 @@ class VideoPipeline:
         for pool in self.pools:
             pool.release(v.source.video_id)
         result.timings = {**v.busy, "total": now - v.submitted_at}
-        detect = self.pools[1] if handoff(self.profile) is not None else self.pools[0]
+        detect = self.graph.frame_consumer or self.pools[0]  # the stage that runs the detector
         result.backends = {
             "decode": result.info.decoder or "pyav",
             "detect": model_backend(self.settings.detector, detect.spec.backend),  # "torch" where no TensorRT
@@ -468,11 +373,9 @@ class VideoPipeline:
         self._replace(call.pool, call.actor.slot)
 
     def _replace(self, pool: StagePool, slot: int) -> None:
-        if self._closed or not pool.needs_actor():
-            return
-        self._track(pool.add_actor(slot))
-        if self.transport and pool in self.pools[:2]:
-            self._join_transport_group()
+        call = None if self._closed else self.graph.replace(pool, slot)
+        if call is not None:
+            self._track(call)
 
     def _abandon_stalled(self) -> None:
         """The progress deadline: an actor with calls out that finished none for profile.stall_seconds hangs
@@ -502,7 +405,7 @@ class VideoPipeline:
             return
         free = ray.available_resources() if self._videos else {}
         snapshot = policy.Snapshot(
-            pools=tuple(p.snapshot(len(q), _fits(free, p)) for p, q in zip(self.pools, self._queues, strict=True)),
+            pools=tuple(p.snapshot(len(q), fits(free, p)) for p, q in zip(self.pools, self._queues, strict=True)),
             videos_in_flight=len(self._videos),
             videos_waiting=len(self._waiting),
         )
@@ -517,54 +420,3 @@ class VideoPipeline:
             pool.resize_threads()
         for pool in self.pools:
             pool.reap()
-
-
-def _fits(free: dict[str, float], pool: StagePool) -> bool:
-    """Only add an actor the node can start now: a stage must never wait on resources another stage holds
-    (the 2-CPU deadlock rule)."""
-    res = pool.spec.resources
-    return free.get("CPU", 0.0) >= res.cpus - 1e-9 and free.get("GPU", 0.0) >= res.gpus - 1e-9
-
-
-def _no_threads(actors: int) -> int | None:
-    return None
-
-
-def _reserved_threads(cpus: float) -> Any:
-    return lambda actors: max(1, round(cpus))
-
-
-def _node_share(actors: int) -> int:
-    total = ray.cluster_resources().get("CPU", 1.0)
-    largest = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=total)
-    return policy.threads_per_actor(actors, total, largest)
-
-
-def _model_input_box(settings: PipelineSettings) -> tuple[int, int] | None:
-    """(w, h) the ONNX detector letterboxes into, read once here; None if the model cannot be read (its detect
-    actors then fail the videos with the model's own error)."""
-    from workers.detect.model_config import local_model_path, resolve
-    from workers.detect.model_io import read_model_io
-
-    try:
-        cfg = resolve(settings.detector)
-        io = read_model_io(local_model_path(cfg), cfg.input_width)
-    except VideoError:
-        return None
-    return io.width, io.height
-
-
-def _place(profile: Profile, bundles: list[dict[str, float]]) -> Any:
-    from ray.util.placement_group import placement_group, remove_placement_group
-
-    group = placement_group(bundles, strategy="PACK")
-    ready, _ = ray.wait([group.ready()], timeout=PLACEMENT_TIMEOUT_SECONDS)
-    if not ready:
-        remove_placement_group(group)
-        gpus = ray.cluster_resources().get("GPU", 0.0)
-        raise RuntimeError(
-            f"profile {profile.name}: the cluster cannot place {len(bundles)} decode/detect pair(s) on "
-            f"{bundles[0]} bundles within {PLACEMENT_TIMEOUT_SECONDS:.0f} s (cluster has {gpus:g} GPUs); use "
-            "--profile cpu or add GPU nodes"
-        )
-    return group
