@@ -386,9 +386,10 @@ def run_node_loss(result: dict[str, Any]) -> None:
             removed: dict[str, Any] = {}
 
             def remove_busy_node() -> None:
-                """When the first video is committed, remove the worker that hosts a decode actor."""
+                """Once a video is committed and others are in flight, remove the worker hosting a decode actor."""
                 deadline = time.monotonic() + 240
-                while time.monotonic() < deadline and not job.commits:
+                while time.monotonic() < deadline and not (
+                        job.commits and job.queue.status(spec.job_id, failures_limit=0).running):
                     time.sleep(0.1)
                 actors = actor_nodes()
                 decode_nodes = [a["node"] for a in actors.values()

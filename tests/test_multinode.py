@@ -71,11 +71,6 @@ def test_job_spreads_over_three_nodes_and_frames_cross_them_correctly() -> None:
     assert c["same_detections_both_sides"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 14, open: passed as a script on the issue-14 branch (64 s), but on the integrated main the "
-    "node-loss scenario ran past its 600 s limit once (2026-12-02, idle machine); cause not yet found",
-)
 def test_worker_node_removed_mid_job_its_videos_are_redone_elsewhere_once() -> None:
     r = run_scenario("node-loss")
     removed = r["removed"]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import RayActorError, RayError
 
 from workers.contract import (
     PipelineSettings,
@@ -51,6 +51,8 @@ from workers.stages.base import StageReport
 from workers.stages.decode import DecodeRequest
 
 log = logging.getLogger(__name__)
+
+RESULT_FETCH_SECONDS = 120.0  # a finished video's result is fetched from its tracker's node; lost after this
 
 @dataclass
 class _Video:
@@ -258,11 +260,17 @@ class VideoPipeline:
                 continue
             try:
                 value = ray.get(ref)
-            except RayActorError as e:
+            except RayActorError as e:  # the actor is gone: every video on it fails, it is replaced
                 self._lost(call, e)
                 continue
-            except RayTaskError as e:  # only `ready()` raises: the stage's setup() failed
-                self._setup_failed(call, e)
+            except RayError as e:
+                if call.ready_check:  # `ready()` raises the stage's setup() error
+                    self._setup_failed(call, e)
+                else:  # the call itself could not run (its input was lost with a node): this video retries
+                    call.pool.completed(call, StageReport(call.video_id), now)
+                    self._settle_bytes(self.pools.index(call.pool), call.nbytes_in)
+                    if call.video_id:
+                        self._fail(call.video_id, StageCrashed(f"{call.pool.name} call failed: {e}"))
                 continue
             if call.ready_check:
                 call.pool.became_ready(call.actor)
@@ -308,7 +316,11 @@ class VideoPipeline:
             self._frame_bytes_alive -= nbytes
 
     def _finish(self, v: _Video, result_ref: Any, now: float) -> None:
-        result: VideoResult = ray.get(result_ref)
+        try:  # the result lives on the tracker's node: lost if that node went since the report came back
+            result: VideoResult = ray.get(result_ref, timeout=RESULT_FETCH_SECONDS)
+        except RayError as e:
+            self._fail(v.source.video_id, StageCrashed(f"the result was lost on its way back: {e}"))
+            return
         del self._videos[v.source.video_id]
         for pool in self.pools:
             pool.release(v.source.video_id)
@@ -361,7 +373,7 @@ class VideoPipeline:
                 self._settle_bytes(self.pools.index(pool), c.nbytes_in)
         self._replace(pool, actor.slot)
 
-    def _setup_failed(self, call: Call, error: Exception) -> None:
+    def _setup_failed(self, call: Call, error: RayError) -> None:
         cause = getattr(error, "cause", None)
         reason = cause if isinstance(cause, VideoError) else StageFailed(f"{call.pool.name} setup: {error}")
         log.error("%s actor %d could not start: %s", call.pool.name, call.actor.id, reason)
