@@ -129,7 +129,7 @@ class LocalEngineCache:
 class S3EngineCache:
     """Engines shared through a bucket: put-if-absent uploads, a build marker, sha256-verified downloads.
 
-    `client` is a boto3 S3 client (created by the caller with the standard credential chain).
+    `client` is a boto3 S3 client (workers/s3.py builds it).
     """
 
     def __init__(self, client: Any, bucket: str, prefix: str = "vidpipe/engines/") -> None:

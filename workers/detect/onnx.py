@@ -7,7 +7,7 @@ export format (B, 4 + nc, N), decoded and NMS-ed in postprocess.py, boxes mapped
 A dynamic batch dimension runs a whole FrameBatch in one call; a fixed batch of 1 runs frame by frame.
 
 s3:// models are downloaded once per node into a cache keyed by the URI and ETag (boto3's transfer manager,
-credentials from the standard chain; nothing secret is logged).
+with the client of workers/s3.py; nothing secret is logged).
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ def resolve_model(uri: str) -> str:
         if not Path(uri).is_file():
             raise ModelError(f"ONNX model not found: {uri} does not exist; {FIX_MODEL}")
         return uri
-    import boto3
+    from workers.s3 import s3_client
 
     bucket, _, key = uri[len("s3://") :].partition("/")
     if not bucket or not key:
         raise ModelError(f"bad model URI {uri!r}: expected s3://bucket/key.onnx")
-    s3 = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    s3 = s3_client()
     try:
         etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
     except Exception as e:

@@ -66,14 +66,10 @@ def engine_store_from_env() -> EngineStore:
     if uri:
         if not uri.startswith("s3://"):
             raise ValueError(f"VIDPIPE_ENGINE_S3={uri!r}: expected s3://bucket/prefix")
-        import boto3
+        from workers.s3 import s3_client
 
         bucket, _, prefix = uri[len("s3://"):].partition("/")
-        from botocore.config import Config
-
-        # boto3 reads AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL itself (S3-compatible stores); adaptive retries.
-        client = boto3.client("s3", config=Config(retries={"mode": "adaptive", "max_attempts": 10}))
-        shared = S3EngineCache(client, bucket, prefix or "vidpipe/engines/")
+        shared = S3EngineCache(s3_client(), bucket, prefix or "vidpipe/engines/")
     return EngineStore(local, shared)
 
 
