@@ -100,7 +100,7 @@ def _class_names(config: VidpipeConfig) -> tuple[str, ...]:
     from workers.detect.model_config import class_names
 
     try:
-        return class_names(config.detector)
+        return class_names(config.detector, config.runtime_settings())
     except VideoError as exc:
         log.warning("class names unavailable (%s): writing class_<id>", exc)
         return ()

@@ -139,7 +139,7 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
     if detector:
         over["detector"] = detector
     config = load_config(get("config"), overrides=over)
-    logsafe.install(config.redis_url)
+    logsafe.install(config.redis_url, debug_aws=config.debug_aws)
     return config
 
 

@@ -29,8 +29,7 @@ def _run(stage_next: object, source: VideoSource, sampling: SamplingConfig) -> V
 
 
 @pytest.mark.parametrize(("clip", "model_hw"), [("bikes.mp4", (288, 640)), ("vtest.avi", (576, 768))])
-def test_gpu_tracks_equal_cpu_tracks(media_dir: Path, tmp_path: Path, engine_dir: Path, clip: str,
-                                     model_hw: tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gpu_tracks_equal_cpu_tracks(media_dir: Path, tmp_path: Path, clip: str, model_hw: tuple[int, int]) -> None:
     """GPU run (NVDEC + CV-CUDA + TensorRT fp32 + NMS + ByteTrack) vs CPU run (ONNX Runtime + NMS +
     ByteTrack) on the same decoded frames: identical tracks.
 
@@ -45,10 +44,9 @@ def test_gpu_tracks_equal_cpu_tracks(media_dir: Path, tmp_path: Path, engine_dir
     from workers.stages.decode import DecodeStage, DetectStage
     from workers.stages.fused import FusedGpuStage
 
-    monkeypatch.setenv("VIDPIPE_TRT_PRECISION", "fp32")
     sampling = SamplingConfig(end_seconds=8.0)
     model = build_tiny_yolo(tmp_path / "m.onnx", height=model_hw[0], width=model_hw[1])
-    cfg = DetectorConfig(kind="onnx", model=str(model), score_threshold=0.4)
+    cfg = DetectorConfig(kind="onnx", model=str(model), score_threshold=0.4, precision="fp32")
     source = VideoSource(clip, LocalVideo(str(media_dir / clip)))
 
     gpu = FusedGpuStage(cfg, sampling, 16, backend="gpu")

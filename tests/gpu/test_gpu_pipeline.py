@@ -36,7 +36,7 @@ def _run(pipe: Any, source: VideoSource, limit: float = 300) -> VideoOutcome:
 
 
 def test_gpu_profile_hands_frames_by_cuda_ipc_and_matches_fused(
-    ray_session: dict[str, str], media_dir: Path, tiny_yolo: Path, engine_dir: Path
+    ray_session: dict[str, str], media_dir: Path, tiny_yolo: Path
 ) -> None:
     need("PyNvVideoCodec", "cvcuda", "tensorrt")
     import ray

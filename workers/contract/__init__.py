@@ -14,7 +14,7 @@ from workers.contract.errors import (
     VideoError,
 )
 from workers.contract.processor import PipelineStats, StageStats, VideoProcessor
-from workers.contract.settings import DetectorConfig, SamplingConfig, TrackerConfig
+from workers.contract.settings import DetectorConfig, RuntimeSettings, SamplingConfig, TrackerConfig
 from workers.contract.video import (
     LocalVideo,
     VideoFailure,
@@ -35,6 +35,7 @@ __all__ = [
     "LocalVideo",
     "ModelError",
     "PipelineStats",
+    "RuntimeSettings",
     "SamplingConfig",
     "StageCrashed",
     "StageStats",
