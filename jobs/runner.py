@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import signal
 import sys
 import threading
@@ -55,6 +54,7 @@ from workers.contract import (
     VideoResult,
     VideoSource,
 )
+from workers.local_ray import use_local_ray_auth_mode
 
 log = logging.getLogger(__name__)
 
@@ -197,20 +197,6 @@ class RayPipeline:
 
             ray.shutdown()
             self._owns_ray = False
-
-
-LOCAL_RAY_AUTH_MODE = "disabled"
-
-
-def use_local_ray_auth_mode() -> None:
-    """The private local Ray's auth mode, set deliberately instead of Ray's default (token auth, announced
-    with a warning on every run): "disabled". Why not "token": Ray (2.x here) started with an explicit
-    RAY_AUTH_MODE=token and no token file aborts its GCS ("couldn't find an authentication token"), and a
-    token passed in RAY_AUTH_TOKEN was refused by the driver's own client (tried; both seen here). The
-    instance is private to this run and listens on 127.0.0.1 only, with no dashboard; on a machine shared
-    with untrusted users, set RAY_AUTH_MODE=token yourself after `ray get-auth-token --generate`: an explicit
-    RAY_AUTH_MODE always wins. Clusters (`ray_address`) keep their own setting (cluster/README.md)."""
-    os.environ.setdefault("RAY_AUTH_MODE", LOCAL_RAY_AUTH_MODE)
 
 
 class LeaseKeeper(threading.Thread):
