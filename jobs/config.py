@@ -1,5 +1,9 @@
 """One typed configuration: defaults < config file (YAML/JSON) < environment < command line.
 
+This is the one place vidpipe reads its settings, environment variables included (ENV_OVERRIDES); the data
+plane gets them as the settings dataclasses of workers/contract/settings.py, never from the environment.
+Variables that Ray and boto3 read themselves (RAY_*, AWS credentials, AWS_ENDPOINT_URL) are left to them.
+
 `config_hash()` covers only what changes the results (detector, sampling, tracker...), so two runs
 that would write the same outputs share a hash: that is what makes re-submission idempotent and the
 nightly batch incremental. Connection settings (Redis URL, endpoints) are never hashed or written
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from workers.contract import DetectorConfig, SamplingConfig, TrackerConfig
+from workers.contract import DetectorConfig, RuntimeSettings, SamplingConfig, TrackerConfig
 
 __all__ = ["ConfigError", "DetectorConfig", "SamplingConfig", "TrackerConfig", "VidpipeConfig", "load_config"]
 
@@ -57,11 +61,25 @@ class VidpipeConfig:
     s3_endpoint_url: str = ""  # for S3-compatible stores (MinIO, SeaweedFS...)
     s3_region: str = ""
     queue: QueueConfig = field(default_factory=QueueConfig)
-    preview: bool = False  # write an annotated preview per video (the demo turns it on)
+    # Pictures drawn from the decoded frames (workers/render/); each enters the hash once asked for, so a rerun
+    # that asks for one reprocesses the videos committed without it.
+    preview: bool = False  # preview.png per video: a contact sheet of tracked frames (the demo turns it on)
+    annotate: bool = False  # annotated.mp4 per video: every processed frame with its tracks drawn
     ray_address: str = ""  # empty = auto (connect if RAY_ADDRESS is set, else start a local Ray)
     embedded_redis_dir: str = ".vidpipe/redis"  # AOF + lock of the embedded server (no redis_url), cwd-relative
+    debug_aws: bool = False  # let botocore's DEBUG lines through (secrets are still masked: jobs/logsafe.py)
+    # --- how the backends run on each node (not hashed): carried to them as RuntimeSettings ---
+    model_cache: str = RuntimeSettings.model_cache
+    engine_cache: str = RuntimeSettings.engine_cache
+    engine_s3: str = RuntimeSettings.engine_s3
+    trt_max_batch: int = RuntimeSettings.trt_max_batch
+    trt_calibration_cache: str = RuntimeSettings.trt_calibration_cache
+    nvdec_prefetch: bool = RuntimeSettings.nvdec_prefetch
 
     HASHED = ("detector", "sampling", "tracker")
+    # Hashed settings added after results were committed, with the default that reproduces what ran before: at
+    # that default they stay out of the hash, so existing configs keep their hash and their committed results.
+    HASHED_UNLESS_DEFAULT = (("detector", "precision"),)
 
     def config_hash(self) -> str:
         blob = json.dumps(self.hashed_dict(), sort_keys=True, separators=(",", ":")).encode()
@@ -72,8 +90,18 @@ class VidpipeConfig:
         (workers/detect/model_config.py), so replacing the file behind the same path changes the hash."""
         from workers.detect.model_config import resolve
 
-        resolved = dataclasses.replace(self, detector=resolve(self.detector))
-        return {name: dataclasses.asdict(getattr(resolved, name)) for name in self.HASHED}
+        resolved = dataclasses.replace(self, detector=resolve(self.detector, runtime=self.runtime_settings()))
+        hashed = {name: dataclasses.asdict(getattr(resolved, name)) for name in self.HASHED}
+        for section, key in self.HASHED_UNLESS_DEFAULT:
+            if hashed[section][key] == getattr(type(getattr(self, section))(), key):
+                del hashed[section][key]
+        if self.preview or self.annotate:
+            hashed["pictures"] = {"preview": self.preview, "annotate": self.annotate}
+        return hashed
+
+    def runtime_settings(self) -> RuntimeSettings:
+        """What the backends need of this config besides the hashed settings (same field names)."""
+        return RuntimeSettings(**{f.name: getattr(self, f.name) for f in fields(RuntimeSettings)})
 
 
 def redact_url(url: str) -> str:
@@ -92,7 +120,8 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-# Environment variables that override config keys.
+# Every environment variable vidpipe reads for a setting, and the config key it sets (of two for one key, the
+# later wins). README, "Configuration", lists them.
 ENV_OVERRIDES = {
     "REDIS_URL": "redis_url",
     "VIDPIPE_REDIS_URL": "redis_url",
@@ -101,6 +130,14 @@ ENV_OVERRIDES = {
     "VIDPIPE_PROFILE": "profile",
     "RAY_ADDRESS": "ray_address",
     "VIDPIPE_EMBEDDED_REDIS_DIR": "embedded_redis_dir",
+    "VIDPIPE_DEBUG_AWS": "debug_aws",
+    "VIDPIPE_TRT_PRECISION": "detector.precision",
+    "VIDPIPE_MODEL_CACHE": "model_cache",
+    "VIDPIPE_ENGINE_CACHE": "engine_cache",
+    "VIDPIPE_ENGINE_S3": "engine_s3",
+    "VIDPIPE_TRT_MAX_BATCH": "trt_max_batch",
+    "VIDPIPE_TRT_CALIBRATION_CACHE": "trt_calibration_cache",
+    "VIDPIPE_NVDEC_PREFETCH": "nvdec_prefetch",
 }
 
 
@@ -212,7 +249,7 @@ def load_config(
     environ = os.environ if env is None else env
     for var, key in ENV_OVERRIDES.items():
         if environ.get(var):
-            data[key] = environ[var]
+            data = _deep_merge(data, expand_dotted({key: environ[var]}))
     if overrides:
         data = _deep_merge(data, overrides)
     config: VidpipeConfig = _build(VidpipeConfig, data, "")

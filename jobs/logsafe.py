@@ -3,8 +3,10 @@
 Two layers: (1) our own messages only ever show URLs through `redact_url`; (2) this filter, put on
 every root handler by the job-plane commands, masks the values of known secrets (AWS keys and
 session token from the environment, the Redis password) in any record, including third-party ones.
-botocore's DEBUG output (request headers with the access key id) is also kept at WARNING unless
-VIDPIPE_DEBUG_AWS=1 is set.
+botocore's DEBUG output (request headers with the access key id) is also kept at WARNING unless the
+config's `debug_aws` (VIDPIPE_DEBUG_AWS=1) asks for it.
+
+The environment is read here only to learn which values to mask, never for settings (jobs/config.py).
 """
 
 from __future__ import annotations
@@ -59,14 +61,14 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def install(redis_url: str = "") -> None:
-    """Mask known secrets in every root handler's output; quiet AWS SDK debug logs."""
+def install(redis_url: str = "", debug_aws: bool = False) -> None:
+    """Mask known secrets in every root handler's output; quiet AWS SDK debug logs unless `debug_aws`."""
     flt = RedactSecrets(known_secrets(redis_url))
     root = logging.getLogger()
     for handler in root.handlers:
         for old in [f for f in handler.filters if isinstance(f, RedactSecrets)]:
             handler.removeFilter(old)
         handler.addFilter(flt)
-    if os.environ.get("VIDPIPE_DEBUG_AWS") != "1":
+    if not debug_aws:
         for name in NOISY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,4 +1,5 @@
-"""`vidpipe nightly INPUT OUTPUT`: the scheduled incremental batch.
+"""The scheduled incremental batch's parts: the per-input lock with fencing, the night's record and timeline, and
+the report. The use case that puts them together, `vidpipe nightly INPUT OUTPUT`, is jobs/app/nightly.py.
 
 What makes it incremental: every night submits INPUT to the SAME job (the job plane's deterministic job
 id for input + output + config). The queue remembers each video's version (ETag, or size + mtime), so
@@ -22,7 +23,6 @@ The report goes to OUTPUT/_reports/nightly-<date>.json (and .png when matplotlib
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import io
@@ -33,16 +33,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
-from jobs.config import VidpipeConfig
 from jobs.queue import PREFIX, JobSpec, SubmitCounts, WorkQueue
-from jobs.runner import JobRunner, ProcessorFactory
-from jobs.storage import Storage, open_storage
+from jobs.storage import Storage
 
 log = logging.getLogger("vidpipe.nightly")
 
@@ -401,182 +398,9 @@ class NightResult:
         return EXIT_FAILURES if self.report["processed"]["failed"] or not self.report["complete"] else 0
 
 
-def run_night(
-    queue: WorkQueue,
-    config: VidpipeConfig,
-    input_url: str,
-    output_url: str,
-    factory: ProcessorFactory,
-    *,
-    date: str | None = None,
-    lock_ttl: float = 300.0,
-    wait_lock: float = 0.0,
-    retry_failed: bool = False,
-    progress: bool = False,
-    sample_every: float = 5.0,
-    autoscale: Callable[[JobSpec], Any] | None = None,
-) -> NightResult:
-    """One night: lock, submit (incremental), process, commit the report (fenced), write it."""
-    from jobs.commands.common import submit
-
-    date = date or dt.datetime.now(dt.UTC).date().isoformat()
-    norm_input = open_storage(input_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region).url
-    lock = NightlyLock(queue.r, norm_input, ttl_seconds=lock_ttl)
-    fence = lock.acquire(wait_seconds=wait_lock)
-    log.info("nightly %s for %s: lock taken (fence %d)", date, norm_input, fence)
-    lock.start_keeper()
-    run_started = time.time()
-    scaler = None
-    try:
-        job, counts = submit(queue, config, input_url, output_url, retry_failed=retry_failed)
-        night = night_key(norm_input, date)
-        record = begin_night(queue.r, night, job, queue, counts)
-        this_run = run_counts(counts)
-        log.info("nightly %s: job %s, run %s of this night: %s", date, job.job_id, record["runs"],
-                 submitted_line(this_run))
-        if int(record["runs"]) > 1:
-            log.info("nightly %s: the whole night so far: %s", date, submitted_line(night_submitted(record)))
-        timeline = Timeline.of_night(queue.r, night)
-        sampler = Sampler(queue, job.job_id, timeline, t0=int(record["started_ms"]) / 1000.0, interval=sample_every)
-        sampler.take()
-        sampler.start()
-        if autoscale is not None:
-            scaler = autoscale(job)
-        try:
-            JobRunner(queue, job, factory, config, progress=progress).run()
-        finally:
-            sampler.stop()
-            if scaler is not None:
-                scaler.stop(release=True)
-        sampler.take()
-        report = build_report(date=date, job=job, queue=queue, night=record, fence=fence, run_started=run_started,
-                              timeline=timeline, this_run=this_run)
-        if lock.lost.is_set():
-            raise StaleLock(f"the nightly lock (fence {fence}) was lost during the run: not committing the report")
-        lock.commit(date, report, night)
-        out = open_storage(output_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region)
-        files = write_report(out, report)
-        log.info("nightly %s committed: %s", date, ", ".join(f"{out.url.rstrip('/')}/{f}" for f in files))
-        return NightResult(report, files)
-    finally:
-        lock.release()
-
-
 def last_committed(r: redis.Redis, input_url: str) -> dict[str, Any] | None:
     """The last committed night for an input (date, fence, report), or None."""
     raw = r.hgetall(nightly_keys(input_url)["last"])
     if not raw:
         return None
     return {"date": raw["date"], "fence": int(raw["fence"]), "report": json.loads(raw["report"])}
-
-
-# ----------------------------------------------------------------------------- autoscaling hook
-
-
-def make_autoscaler(queue: WorkQueue, config: VidpipeConfig, args: argparse.Namespace) -> Callable[[JobSpec], Any]:
-    """Start jobs.autoscale's loop for the night's job (needs a Ray connection: RAY_ADDRESS or local)."""
-    from jobs.autoscale import AutoscaleLoop, QueueDepth, ScalingPolicy, unit_bundles
-    from workers.executor.profiles import get_profile
-
-    def start(job: JobSpec) -> AutoscaleLoop:
-        import ray
-
-        if not ray.is_initialized():
-            ray.init(address=config.ray_address or None, log_to_driver=False)
-        profile = get_profile(config.profile)
-        status = queue.status(job.job_id)
-        finished = status.done
-        frames_per_video = status.frames / finished if finished and status.frames else args.frames_per_video
-        policy = ScalingPolicy(
-            unit_fps=args.unit_fps,
-            frames_per_video=frames_per_video,
-            target_seconds=_seconds_until(args.deadline),
-            max_units=args.max_units,
-            videos_per_unit=profile.max_videos_in_flight,
-            unit=unit_bundles(profile),
-        )
-
-        def depth() -> QueueDepth:
-            s = queue.status(job.job_id)
-            return QueueDepth(queued=s.queued, running=s.running)
-
-        return AutoscaleLoop(depth, policy, interval=30.0, profile_name=profile.name).start()
-
-    return start
-
-
-def _seconds_until(hhmm: str) -> float:
-    """Seconds from now until the next HH:MM UTC."""
-    h, m = (int(x) for x in hhmm.split(":"))
-    now = dt.datetime.now(dt.UTC)
-    target = now.replace(hour=h, minute=m, second=0, microsecond=0)
-    if target <= now:
-        target += dt.timedelta(days=1)
-    return (target - now).total_seconds()
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    from jobs.commands.common import add_config_options, add_processing_options, add_results_options
-
-    parser.add_argument("input", metavar="INPUT", help="s3://bucket/prefix/ or a local folder with videos")
-    parser.add_argument("output", metavar="OUTPUT", help="s3://bucket/prefix/ or a local folder for results")
-    add_config_options(parser)
-    add_processing_options(parser)
-    add_results_options(parser)
-    parser.add_argument("--date", help="the night's date, YYYY-MM-DD (default: today, UTC); re-runs of a "
-                        "night use the same date")
-    parser.add_argument("--lock-ttl", type=float, default=300.0, metavar="S",
-                        help="lock time-to-live, renewed every TTL/3 while running (default 300)")
-    parser.add_argument("--wait-lock", type=float, default=0.0, metavar="S",
-                        help="wait up to S seconds for a running nightly of this input to finish (default: fail)")
-    parser.add_argument("--retry-failed", action="store_true", help="also re-queue videos that failed before")
-    a = parser.add_argument_group("autoscaling (on a Ray cluster with an autoscaler)")
-    a.add_argument("--autoscale", action="store_true",
-                   help="request workers from Ray's autoscaler in proportion to the queue (jobs/autoscale.py)")
-    a.add_argument("--unit-fps", type=float, default=150.0, help="frames/s one unit (GPU) sustains (vidpipe bench)")
-    a.add_argument("--frames-per-video", type=float, default=3000.0,
-                   help="expected frames per video until the job has measured it")
-    a.add_argument("--deadline", default="06:00", metavar="HH:MM", help="finish by this UTC time (default 06:00)")
-    a.add_argument("--max-units", type=int, default=16, help="never request more units than this")
-
-
-def main(args: argparse.Namespace) -> int:
-    from jobs.commands.common import USER_ERRORS, config_from_args, processor_factory, queue_session
-
-    if args.date:
-        try:
-            dt.date.fromisoformat(args.date)
-        except ValueError:
-            log.error("--date %r: expected YYYY-MM-DD", args.date)
-            return 2
-    try:
-        config = config_from_args(args)
-        with queue_session(config) as queue:
-            result = run_night(
-                queue, config, args.input, args.output, processor_factory(args),
-                date=args.date, lock_ttl=args.lock_ttl, wait_lock=args.wait_lock, retry_failed=args.retry_failed,
-                progress=not args.no_progress,
-                autoscale=make_autoscaler(queue, config, args) if args.autoscale else None,
-            )
-    except NightlyBusy as exc:
-        log.error("%s", exc)
-        return EXIT_BUSY
-    except StaleLock as exc:
-        log.error("%s", exc)
-        return EXIT_STALE
-    except USER_ERRORS as exc:
-        log.error("%s", exc)
-        return 2
-    r = result.report
-    p, sub = r["processed"], r["submitted"]
-    print(f"night {r['date']} ({r['input']} -> {r['output']}, job {r['job_id']}, run {r['runs']}):")
-    print(f"  {submitted_line(sub)}" + (f" (the whole night, {r['runs']} runs)" if r["runs"] > 1 else ""))
-    print(f"  processed: {p['done']} done, {p['skipped']} skipped, {p['failed']} failed, {p['frames']} frames "
-          f"in {r['duration_s']:.1f} s ({r['throughput']['frames_per_s']:.1f} frames/s)")
-    for f in r["failures"]:
-        print(f"  FAILED {f['key']}: {f['error']} (after {f['attempts']} attempt(s))")
-    print(f"  report: {', '.join(result.files)}")
-    return result.exit_code

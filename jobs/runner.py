@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import signal
 import sys
 import threading
@@ -57,20 +56,25 @@ from workers.contract import (
     VideoResult,
     VideoSource,
 )
+from workers.local_ray import use_local_ray_auth_mode
 
 log = logging.getLogger(__name__)
 
 ProcessorFactory = Callable[[VidpipeConfig], VideoProcessor]
 MAX_IN_FLIGHT = 256  # claims held by one worker at most, whatever capacity() says
 
+
 def job_config(job: JobSpec, base: VidpipeConfig) -> VidpipeConfig:
     """The worker's runtime config with the job's results-affecting settings (they define the output)."""
     c = job.config
+    pictures = c.get("pictures", {})  # the job's outputs, not the worker's own flags
     return dataclasses.replace(
         base,
         detector=_from_json(DetectorConfig, c.get("detector", {})),
         sampling=_from_json(SamplingConfig, c.get("sampling", {})),
         tracker=_from_json(TrackerConfig, c.get("tracker", {})),
+        preview=bool(pictures.get("preview", False)),
+        annotate=bool(pictures.get("annotate", False)),
         queue=job.queue,
     )
 
@@ -88,16 +92,19 @@ def _class_names(config: VidpipeConfig) -> tuple[str, ...]:
     from workers.detect.model_config import class_names
 
     try:
-        return class_names(config.detector)
+        return class_names(config.detector, config.runtime_settings())
     except VideoError as exc:
         log.warning("class names unavailable (%s): writing class_<id>", exc)
         return ()
 
 
 def pipeline_settings(config: VidpipeConfig) -> PipelineSettings:
-    """What the stages are built from: the job's results-affecting settings and the pictures to draw."""
-    render = RenderConfig(preview=config.preview, class_names=_class_names(config) if config.preview else ())
-    return PipelineSettings(config.detector, config.sampling, config.tracker, render, config.batch_size)
+    """What the stages are built from: the job's results-affecting settings, the pictures to draw, and how the
+    backends run on each node."""
+    pictures = config.preview or config.annotate
+    render = RenderConfig(config.preview, config.annotate, _class_names(config) if pictures else ())
+    return PipelineSettings(config.detector, config.sampling, config.tracker, render, config.batch_size,
+                            config.runtime_settings())
 
 
 def default_processor_factory(inline: bool = False) -> ProcessorFactory:
@@ -191,20 +198,6 @@ class RayPipeline:
 
             ray.shutdown()
             self._owns_ray = False
-
-
-LOCAL_RAY_AUTH_MODE = "disabled"
-
-
-def use_local_ray_auth_mode() -> None:
-    """The private local Ray's auth mode, set deliberately instead of Ray's default (token auth, announced
-    with a warning on every run): "disabled". Why not "token": Ray (2.x here) started with an explicit
-    RAY_AUTH_MODE=token and no token file aborts its GCS ("couldn't find an authentication token"), and a
-    token passed in RAY_AUTH_TOKEN was refused by the driver's own client (tried; both seen here). The
-    instance is private to this run and listens on 127.0.0.1 only, with no dashboard; on a machine shared
-    with untrusted users, set RAY_AUTH_MODE=token yourself after `ray get-auth-token --generate`: an explicit
-    RAY_AUTH_MODE always wins. Clusters (`ray_address`) keep their own setting (cluster/README.md)."""
-    os.environ.setdefault("RAY_AUTH_MODE", LOCAL_RAY_AUTH_MODE)
 
 
 class LeaseKeeper(threading.Thread):

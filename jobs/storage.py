@@ -5,10 +5,9 @@ so a key with `..`, a leading `/`, NUL or odd Unicode can never read or write ou
 Local paths are additionally resolved (`realpath`) and must stay under the root, which also stops
 symlinks that point elsewhere.
 
-S3 uses boto3's standard credential chain (env, profile, SSO, instance role...), an optional
-`endpoint_url` for S3-compatible stores, adaptive client-side retries, and the transfer manager
-(multipart above a threshold) for uploads. Listing is a generator over paginated responses, so a
-prefix with a million objects is never held in memory.
+S3 clients come from `workers.s3.s3_client` (one endpoint, credential and retry rule for every client
+vidpipe builds); uploads use the transfer manager (multipart above a threshold). Listing is a generator
+over paginated responses, so a prefix with a million objects is never held in memory.
 
 Objects handed to the data plane (`S3Video`, `LocalVideo`) pickle without credentials: a decode
 actor opens them itself with the standard chain of the node it runs on.
@@ -24,7 +23,6 @@ import io
 import logging
 import os
 import tempfile
-import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -34,6 +32,7 @@ from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
 from workers.contract import InputUnavailable, LocalVideo, VideoInput
+from workers.s3 import s3_client
 
 log = logging.getLogger(__name__)
 
@@ -389,40 +388,6 @@ class LocalStorage:
 
 
 # ------------------------------------------------------------------------------------------------ s3
-
-_clients: dict[tuple[str, str], Any] = {}
-_clients_lock = threading.Lock()
-
-
-def s3_client(endpoint_url: str = "", region: str = "") -> Any:
-    """A cached boto3 S3 client per (endpoint, region): standard credential chain, adaptive retries.
-
-    boto3 clients are thread-safe but their creation is not, hence the lock.
-    """
-    import boto3
-    from botocore.config import Config
-
-    with _clients_lock:
-        client = _clients.get((endpoint_url, region))
-        if client is None:
-            config = Config(
-                retries={"mode": "adaptive", "max_attempts": 5},
-                connect_timeout=5,
-                read_timeout=60,
-                max_pool_connections=32,
-            )
-            client = boto3.session.Session().client(
-                "s3", endpoint_url=endpoint_url or None, region_name=region or None, config=config
-            )
-            _clients[(endpoint_url, region)] = client
-        return client
-
-
-def reset_clients() -> None:
-    """Forget cached clients (credentials are read when a client is created)."""
-    with _clients_lock:
-        _clients.clear()
-
 
 def _transfer_config() -> Any:
     from boto3.s3.transfer import TransferConfig

@@ -92,7 +92,7 @@ class Job:
         return load_config(None, overrides=overrides, env={})
 
     def submit(self, config: Any) -> Any:
-        from jobs.commands.common import submit
+        from jobs.app.submit import submit
         from jobs.queue import WorkQueue
 
         self.queue = WorkQueue.from_url(self.redis.url)

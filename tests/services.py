@@ -162,16 +162,16 @@ def s3_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Service]:
 @pytest.fixture
 def s3_endpoint(s3_service: S3Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The endpoint URL; the test's environment holds the credentials (boto3's standard chain)."""
-    from jobs import storage
+    from workers import s3
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_service.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_service.secret_key)
     monkeypatch.setenv("AWS_DEFAULT_REGION", s3_service.region)
     for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(var, raising=False)
-    storage.reset_clients()
+    s3.reset_clients()
     yield s3_service.endpoint
-    storage.reset_clients()
+    s3.reset_clients()
 
 
 @pytest.fixture

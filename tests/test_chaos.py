@@ -44,9 +44,10 @@ import pytest
 from jobs.embedded import EmbeddedRedis
 from jobs.queue import WorkQueue
 from jobs.results import DETECTIONS, MANIFEST, MOT, TRACKS, ResultWriter
-from jobs.storage import S3Storage, reset_clients
+from jobs.storage import S3Storage
 from tests.faultproxy import FaultPlan, FaultProxy
 from tests.services import S3Service
+from workers.s3 import reset_clients
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 13

@@ -216,7 +216,7 @@ def test_demo_sample_clips_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     import importlib.metadata
     import logging
 
-    from jobs.commands import demo
+    from jobs.app import demo
     from jobs.storage import StorageError
 
     monkeypatch.setattr(demo, "SHARED_MEDIA", tmp_path / "no-shared")

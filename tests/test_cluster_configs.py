@@ -496,7 +496,6 @@ def test_example_commands_stay_inside_the_granted_prefixes() -> None:
 
 def test_nightly_cli_accepts_the_scheduled_arguments() -> None:
     """The arguments the schedules pass parse with the real `vidpipe nightly` parser."""
-    pytest.importorskip("jobs.commands.common", reason="job-plane commands not landed yet")
     from jobs.cli import build_parser
 
     lines = [

@@ -72,3 +72,42 @@ def test_scalar_for_a_section_shows_the_nested_form(tmp_path: Path) -> None:
         load_config(cfg, env={})
     msg = str(info.value)
     assert "'detector' must be a mapping" in msg and "detector.kind: ..." in msg and "'detector:'" in msg
+
+
+@pytest.mark.parametrize(("variable", "value", "field", "expected"), [
+    ("VIDPIPE_MODEL_CACHE", "/m", "model_cache", "/m"),
+    ("VIDPIPE_ENGINE_CACHE", "/e", "engine_cache", "/e"),
+    ("VIDPIPE_ENGINE_S3", "s3://b/engines", "engine_s3", "s3://b/engines"),
+    ("VIDPIPE_TRT_MAX_BATCH", "16", "trt_max_batch", 16),
+    ("VIDPIPE_TRT_CALIBRATION_CACHE", "/c.cache", "trt_calibration_cache", "/c.cache"),
+    ("VIDPIPE_NVDEC_PREFETCH", "1", "nvdec_prefetch", True),
+    ("AWS_ENDPOINT_URL_S3", "http://s3.local:8333", "s3_endpoint_url", "http://s3.local:8333"),
+])
+def test_environment_reaches_the_backends_settings(variable: str, value: str, field: str, expected: Any) -> None:
+    """Read once here, carried to the backends as RuntimeSettings (they read no environment themselves)."""
+    runtime = load_config(env={variable: value}).runtime_settings()
+    assert getattr(runtime, field) == expected
+    assert getattr(load_config(env={}).runtime_settings(), field) != expected
+
+
+def test_backend_defaults_are_the_config_defaults() -> None:
+    from workers.contract import RuntimeSettings
+
+    assert VidpipeConfig().runtime_settings() == RuntimeSettings()
+
+
+def test_precision_is_hashed_once_set_and_old_configs_keep_their_hash() -> None:
+    default = load_config(env={})
+    assert "precision" not in default.hashed_dict()["detector"]  # unset: the hash every earlier run committed
+    fp32 = load_config(env={"VIDPIPE_TRT_PRECISION": "fp32"})
+    assert fp32.detector.precision == "fp32" and fp32.hashed_dict()["detector"]["precision"] == "fp32"
+    assert len({default.config_hash(), fp32.config_hash(),
+                load_config(overrides={"detector": {"precision": "int8"}}, env={}).config_hash()}) == 3
+    # not hashed: where the backends cache and how TensorRT batches
+    assert load_config(env={"VIDPIPE_ENGINE_CACHE": "/e", "VIDPIPE_TRT_MAX_BATCH": "8"}).config_hash() == \
+        default.config_hash()
+
+
+def test_debug_aws_is_a_config_key_read_from_the_environment() -> None:
+    assert load_config(env={"VIDPIPE_DEBUG_AWS": "1"}).debug_aws is True
+    assert load_config(env={}).debug_aws is False

@@ -172,7 +172,7 @@ def test_non_utf8_name_is_rejected_alone(redis_url: str, tmp_path: Path) -> None
 def test_key_too_long_for_the_output_is_rejected_at_submit(
     redis_url: str, s3_bucket: str, s3_endpoint: str, tmp_path: Path
 ) -> None:
-    from jobs.commands.common import submit
+    from jobs.app.submit import submit
     from jobs.config import load_config
     from jobs.results import output_key_problem
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from jobs.cli import main as vidpipe_main
-from workers.track.cli import track_sequence
 from workers.track.mot_io import format_row, read_detections, read_seqinfo
+from workers.track.sequence import track_sequence
 
 SEQUENCES = ["MOT17-02-FRCNN", "MOT17-04-FRCNN", "MOT17-05-FRCNN"]
 REFERENCE_FRAME_RATE = 30.0

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import redis
 
+from jobs.app.nightly import run_night
 from jobs.config import VidpipeConfig, load_config
 from jobs.nightly import (
     EXIT_BUSY,
@@ -28,7 +29,6 @@ from jobs.nightly import (
     chart_series,
     last_committed,
     nightly_keys,
-    run_night,
 )
 from jobs.queue import WorkQueue
 from jobs.runner import default_processor_factory
@@ -235,21 +235,19 @@ def test_autoscale_hook_requests_resources_for_the_nights_queue_and_releases_the
     setup: dict[str, Any], ray_session: dict[str, str]
 ) -> None:
     """`vidpipe nightly --autoscale` wiring: queue depth -> request_resources on the (test) Ray GCS."""
-    import argparse
-
     from ray._private.ray_constants import AUTOSCALER_RESOURCE_REQUEST_CHANNEL
     from ray.autoscaler.v2.utils import is_autoscaler_v2
     from ray.experimental.internal_kv import _internal_kv_get
 
-    from jobs.commands.common import submit
-    from jobs.nightly import make_autoscaler
+    from jobs.app.nightly import AutoscaleOptions, make_autoscaler
+    from jobs.app.submit import submit
 
     if is_autoscaler_v2():
         pytest.skip("autoscaler v2 keeps requests in the GCS autoscaler state, not the KV read here")
     s = setup
     job, _ = submit(s["queue"], s["config"], str(s["in"]), str(s["out"]))
-    args = argparse.Namespace(unit_fps=1.0, frames_per_video=1e6, deadline="06:00", max_units=4)
-    loop = make_autoscaler(s["queue"], s["config"], args)(job)
+    options = AutoscaleOptions(unit_fps=1.0, frames_per_video=1e6, deadline="06:00", max_units=4)
+    loop = make_autoscaler(s["queue"], s["config"], options)(job)
     try:
         deadline = time.monotonic() + 30
         while loop.last is None and time.monotonic() < deadline:

@@ -86,7 +86,7 @@ def test_log_lines_print_above_the_bar_not_glued_to_it() -> None:
 
 
 def test_local_ray_auth_mode_is_chosen_not_left_to_rays_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    from jobs.runner import use_local_ray_auth_mode
+    from workers.local_ray import use_local_ray_auth_mode
 
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     use_local_ray_auth_mode()

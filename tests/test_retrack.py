@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from jobs.app.retrack import track_detections
 from jobs.cli import main as vidpipe_main
-from jobs.commands.track import track_detections
 from jobs.results import ResultWriter
 from jobs.storage import LocalStorage, ObjectInfo
 from tests.test_cli_jobs import vidpipe

@@ -66,7 +66,7 @@ def test_vidpipe_run_inline_s3_end_to_end(
 
 def test_job_runner_drives_the_ray_pipeline(ray_session: dict[str, str], redis_url: str, tmp_path: Path) -> None:
     """The default processor (workers.executor.pipeline.VideoPipeline on the test run's Ray) through the job runner."""
-    from jobs.commands.common import submit
+    from jobs.app.submit import submit
     from jobs.config import load_config
     from jobs.queue import WorkQueue
     from jobs.runner import JobRunner, default_processor_factory

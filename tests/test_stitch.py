@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from workers.contract import TrackerConfig
-from workers.track.cli import track_sequence
 from workers.track.mot_io import TrackRow, read_detections, read_seqinfo, write_results
+from workers.track.sequence import track_sequence
 from workers.track.stitch import (
     SegmentTracks,
     recommended_overlap,

@@ -20,9 +20,9 @@ from jobs.storage import (
     UnsafeKey,
     check_key,
     open_storage,
-    reset_clients,
 )
 from tests.services import S3Service
+from workers.s3 import reset_clients
 
 VIDEO_EXT = (".mp4", ".avi")
 

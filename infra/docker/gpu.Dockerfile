@@ -24,8 +24,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility,video \
     PIP_NO_CACHE_DIR=1 \
-    PYTHONUNBUFFERED=1 \
-    VIDPIPE_ENGINE_CACHE=/var/cache/vidpipe/engines
+    PYTHONUNBUFFERED=1
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv python3-dev ca-certificates \
@@ -63,7 +62,6 @@ RUN pip install ".[report]"
 ENV CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps \
     CUDA_MPS_LOG_DIRECTORY=/tmp/nvidia-log
 
-RUN mkdir -p /var/cache/vidpipe/engines
 WORKDIR /work
 ENTRYPOINT []
 CMD ["vidpipe", "--help"]

@@ -29,7 +29,7 @@ def tiny_yolo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def engine_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("VIDPIPE_ENGINE_CACHE", str(tmp_path / "engines"))
-    monkeypatch.delenv("VIDPIPE_ENGINE_S3", raising=False)
+def engine_dir(tmp_path: Path) -> Path:
+    """A fresh engine cache for the tests that build engines through their own EngineStore (stages build theirs
+    in RuntimeSettings().engine_cache)."""
     return tmp_path / "engines"

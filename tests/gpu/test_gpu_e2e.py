@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from tests.gpu.conftest import need
-from workers.contract import DetectorConfig, LocalVideo, PipelineSettings, SamplingConfig, VideoResult, VideoSource
+from workers.contract import (
+    DetectorConfig,
+    LocalVideo,
+    PipelineSettings,
+    RuntimeSettings,
+    SamplingConfig,
+    VideoResult,
+    VideoSource,
+)
 
 pytestmark = pytest.mark.gpu
 
@@ -29,8 +37,7 @@ def _run(detections_of: Any, source: VideoSource, settings: PipelineSettings) ->
 
 
 @pytest.mark.parametrize(("clip", "model_hw"), [("bikes.mp4", (288, 640)), ("vtest.avi", (576, 768))])
-def test_gpu_tracks_equal_cpu_tracks(media_dir: Path, tmp_path: Path, engine_dir: Path, clip: str,
-                                     model_hw: tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gpu_tracks_equal_cpu_tracks(media_dir: Path, tmp_path: Path, clip: str, model_hw: tuple[int, int]) -> None:
     """GPU run (NVDEC + CV-CUDA + TensorRT fp32 + NMS + ByteTrack) vs CPU run (ONNX Runtime + NMS +
     ByteTrack) on the same decoded frames: identical tracks.
 
@@ -47,10 +54,10 @@ def test_gpu_tracks_equal_cpu_tracks(media_dir: Path, tmp_path: Path, engine_dir
     from workers.stages.detect import DetectStage
     from workers.stages.fused import FusedStage
 
-    monkeypatch.setenv("VIDPIPE_TRT_PRECISION", "fp32")
     model = build_tiny_yolo(tmp_path / "m.onnx", height=model_hw[0], width=model_hw[1])
-    cfg = DetectorConfig(kind="onnx", model=str(model), score_threshold=0.4)
-    settings = PipelineSettings(cfg, SamplingConfig(end_seconds=8.0), batch_size=16)
+    cfg = DetectorConfig(kind="onnx", model=str(model), score_threshold=0.4, precision="fp32")
+    settings = PipelineSettings(cfg, SamplingConfig(end_seconds=8.0), batch_size=16,
+                                runtime=RuntimeSettings(engine_cache=str(tmp_path / "engines")))
     source = VideoSource(clip, LocalVideo(str(media_dir / clip)))
     on_gpu = StageContext(backend="gpu")
 

@@ -17,6 +17,7 @@ from workers.contract import (
     DetectorConfig,
     LocalVideo,
     PipelineSettings,
+    RuntimeSettings,
     SamplingConfig,
     VideoOutcome,
     VideoResult,
@@ -37,7 +38,7 @@ def _run(pipe: Any, source: VideoSource, limit: float = 300) -> VideoOutcome:
 
 
 def test_gpu_profile_hands_frames_by_cuda_ipc_and_matches_fused(
-    ray_session: dict[str, str], media_dir: Path, tiny_yolo: Path, engine_dir: Path, tmp_path: Path
+    ray_session: dict[str, str], media_dir: Path, tiny_yolo: Path, tmp_path: Path
 ) -> None:
     need("PyNvVideoCodec", "cvcuda", "tensorrt")
     import ray
@@ -61,7 +62,8 @@ def test_gpu_profile_hands_frames_by_cuda_ipc_and_matches_fused(
             return super().process(batch)
 
     cfg = DetectorConfig(kind="onnx", model=str(tiny_yolo), score_threshold=0.4)
-    settings = PipelineSettings(cfg, SamplingConfig(end_seconds=4.0))
+    settings = PipelineSettings(cfg, SamplingConfig(end_seconds=4.0),
+                                runtime=RuntimeSettings(engine_cache=str(tmp_path / "engines")))
     source = VideoSource("bikes", LocalVideo(str(media_dir / "bikes.mp4")))
     gpu = get_profile("gpu")
     profile = gpu.with_stage(dataclasses.replace(gpu.spec("detect"), stage=FrameTypeRecordingDetectStage))

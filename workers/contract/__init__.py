@@ -19,6 +19,7 @@ from workers.contract.settings import (
     DetectorConfig,
     PipelineSettings,
     RenderConfig,
+    RuntimeSettings,
     SamplingConfig,
     TrackerConfig,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "PipelineStats",
     "RenderConfig",
     "RenderFrames",
+    "RuntimeSettings",
     "SamplingConfig",
     "StageCrashed",
     "StageFailed",

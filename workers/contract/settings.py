@@ -1,6 +1,8 @@
-"""The data-plane settings that change results (and so are part of the config hash).
+"""The data-plane settings: those that change results (part of the config hash) and `RuntimeSettings`, how the
+backends run on a node (not hashed).
 
-They live here, not in `jobs/config.py`, so the data plane never imports the job plane.
+They live here, not in `jobs/config.py`, so the data plane never imports the job plane. jobs/config.py is the one
+place that fills them: from defaults, the config file, the environment and the command line.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ class DetectorConfig:
     classes: tuple[int | str, ...] | None = None
     hog_win_stride: int = 8
     hog_scale: float = 1.05
+    # Inference precision: "" = the runtime's own (fp16 on a GPU: TensorRT, torch; fp32 on CPU), or fp32 | fp16 |
+    # int8 (int8: TensorRT only, with RuntimeSettings.trt_calibration_cache).
+    precision: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,25 @@ class TrackerConfig:
     match_thresh: float = 0.8
     track_buffer: int = 30
     min_box_area: float = 0.0
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """How the backends run on a node: caches, the TensorRT build, NVDEC prefetching, where S3 is.
+
+    Not hashed: none of it changes results (the inference precision, which does, is DetectorConfig.precision),
+    except that an int8 engine's results depend on its calibration cache, which is not hashed either: a path says
+    nothing of the file's content. Paths may start with ~, expanded on the node that uses them.
+    """
+
+    model_cache: str = "~/.cache/vidpipe/models"  # s3:// models are downloaded here, once per node
+    engine_cache: str = "~/.cache/vidpipe/engines"  # TensorRT engines built or fetched on this node
+    engine_s3: str = ""  # s3://bucket/prefix: engines shared by the cluster, so each is built once
+    trt_max_batch: int = 32  # TensorRT batch profile (1, min(8, max), max) of a dynamic-batch model
+    trt_calibration_cache: str = ""  # int8: a TensorRT calibration cache, read (or written after calibrating)
+    nvdec_prefetch: bool = False  # NVDEC through PyNvVideoCodec's prefetching ThreadedDecoder
+    s3_endpoint_url: str = ""  # for s3:// models and engine_s3: the job's S3 endpoint (workers/s3.py)
+    s3_region: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,3 +88,4 @@ class PipelineSettings:
     tracker: TrackerConfig = TrackerConfig()
     render: RenderConfig = RenderConfig()
     batch_size: int = 0  # frames per batch to start with; 0 = the executor's default (the profile's)
+    runtime: RuntimeSettings = RuntimeSettings()  # how the backends run on each node (not hashed)

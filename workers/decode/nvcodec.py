@@ -11,7 +11,7 @@ How it works:
   creating the NVDEC session. Frames are then uploaded so the GPU detector always gets CUDA tensors.
 - SimpleDecoder reads a local path directly, or an object in a bucket through the seekable stream
   `VideoInput.open()` returns (PyNvVideoCodec 2.2 reads a BinaryIO on demand: no full download).
-  With prefetch on (NvDecoder(prefetch=True) or VIDPIPE_NVDEC_PREFETCH=1) local files go through
+  With prefetch on (NvDecoder(prefetch=True): the nvdec_prefetch setting) local files go through
   ThreadedDecoder instead, which decodes ahead on a background thread (it takes paths only).
 - Colour: 8-bit 4:2:0 streams (nearly all H.264/HEVC/AV1) are decoded to NVDEC's native NV12 and
   converted to RGB by torch on the device with the matrix workers/decode/color.py picks from the
@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -443,9 +442,9 @@ class NvDecoder:
 
     name = "nvcodec"
 
-    def __init__(self, allow_cpu_fallback: bool = False, prefetch: bool | None = None) -> None:
+    def __init__(self, allow_cpu_fallback: bool = False, prefetch: bool = False) -> None:
         self.allow_cpu_fallback = allow_cpu_fallback
-        self.prefetch = os.environ.get("VIDPIPE_NVDEC_PREFETCH", "0") == "1" if prefetch is None else prefetch
+        self.prefetch = prefetch
         self.gpu_id = 0
         self._nvc: Any = None  # the PyNvVideoCodec module, imported in setup()
         self._caps: dict[tuple[str, str], dict[str, int] | None] = {}

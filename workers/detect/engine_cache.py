@@ -74,10 +74,10 @@ def sha256_bytes(blob: bytes) -> str:
 
 
 class LocalEngineCache:
-    """Engines under one directory (default ~/.cache/vidpipe/engines), safe for concurrent processes."""
+    """Engines under one directory (RuntimeSettings.engine_cache), safe for concurrent processes."""
 
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.root = Path(root or os.environ.get("VIDPIPE_ENGINE_CACHE") or Path.home() / ".cache/vidpipe/engines")
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, key: EngineKey) -> Path:
@@ -129,7 +129,7 @@ class LocalEngineCache:
 class S3EngineCache:
     """Engines shared through a bucket: put-if-absent uploads, a build marker, sha256-verified downloads.
 
-    `client` is a boto3 S3 client (created by the caller with the standard credential chain).
+    `client` is a boto3 S3 client (workers/s3.py builds it).
     """
 
     def __init__(self, client: Any, bucket: str, prefix: str = "vidpipe/engines/") -> None:

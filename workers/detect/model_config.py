@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from functools import lru_cache
 
-from workers.contract import DetectorConfig, ModelError
+from workers.contract import DetectorConfig, ModelError, RuntimeSettings
 from workers.detect.bundled import bundled, file_sha256, verified_path
 from workers.detect.classes import names_from_metadata, resolve_classes
 
@@ -29,24 +29,25 @@ def uses_model_file(cfg: DetectorConfig) -> bool:
     return cfg.kind != "hog"
 
 
-def local_model_path(cfg: DetectorConfig) -> str:
-    """The model file on this machine: the verified bundled file, a local path, or the s3:// download's cache."""
+def local_model_path(cfg: DetectorConfig, runtime: RuntimeSettings | None = None) -> str:
+    """The model file on this machine: the verified bundled file, a local path, or the s3:// download's cache
+    (`runtime` says where that cache is and which S3 endpoint serves the model)."""
     spec = bundled(cfg.model)
     if spec is not None:
         return verified_path(spec)
     from workers.detect.onnx import resolve_model  # boto3 only when a URI needs it
 
-    return resolve_model(cfg.model)
+    return resolve_model(cfg.model, runtime or RuntimeSettings())
 
 
-def class_names(cfg: DetectorConfig) -> tuple[str, ...]:
+def class_names(cfg: DetectorConfig, runtime: RuntimeSettings | None = None) -> tuple[str, ...]:
     """The model's class names in id order (HOG: person; an ONNX file: its `names` metadata, else COCO/class_N)."""
     if not uses_model_file(cfg):
         return HOG_CLASS_NAMES
     spec = bundled(cfg.model)
     if spec is not None:
         return spec.class_names
-    return _file_class_names(local_model_path(cfg))
+    return _file_class_names(local_model_path(cfg, runtime))
 
 
 @lru_cache(maxsize=8)
@@ -71,11 +72,12 @@ FIX_MODEL = (
 )
 
 
-def resolve(cfg: DetectorConfig, check_file: bool = True) -> DetectorConfig:
+def resolve(cfg: DetectorConfig, check_file: bool = True, runtime: RuntimeSettings | None = None) -> DetectorConfig:
     """`cfg` with the per-model defaults applied, classes as ids, and (for model files) model_sha256 filled in.
 
     check_file=False leaves the file alone (no digest, no existence check) unless class names given for a user's
     model need its metadata: for backends that check their device before they load the model (TensorRT).
+    `runtime` locates an s3:// model's download (default: RuntimeSettings()).
     """
     spec = bundled(cfg.model) if uses_model_file(cfg) else None
     try:
@@ -94,12 +96,12 @@ def resolve(cfg: DetectorConfig, check_file: bool = True) -> DetectorConfig:
         ids = tuple(sorted(set(int(w) for w in wanted)))  # ids alone need no model file to resolve
     else:
         try:
-            ids = resolve_classes(wanted, class_names(cfg))
+            ids = resolve_classes(wanted, class_names(cfg, runtime))
         except ValueError as e:
             raise ModelError(str(e)) from None
     digest = cfg.model_sha256
     if uses_model_file(cfg) and check_file:
-        actual = spec.sha256 if spec else file_sha256(local_model_path(cfg))
+        actual = spec.sha256 if spec else file_sha256(local_model_path(cfg, runtime))
         if spec is not None:
             verified_path(spec)  # a damaged bundled file fails here, naming the fix
         if digest and digest != actual:

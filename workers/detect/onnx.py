@@ -7,7 +7,7 @@ export format (B, 4 + nc, N), decoded and NMS-ed in postprocess.py, boxes mapped
 A dynamic batch dimension runs a whole FrameBatch in one call; a fixed batch of 1 runs frame by frame.
 
 s3:// models are downloaded once per node into a cache keyed by the URI and ETag (boto3's transfer manager,
-credentials from the standard chain; nothing secret is logged).
+with the client of workers/s3.py; nothing secret is logged).
 """
 
 from __future__ import annotations
@@ -19,16 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from workers.contract import DetectionBatch, DetectorConfig, FrameBatch, ModelError
+from workers.contract import DetectionBatch, DetectorConfig, FrameBatch, ModelError, RuntimeSettings
 from workers.detect.model_config import FIX_MODEL, local_model_path, resolve
 from workers.detect.postprocess import detections_from_outputs
 from workers.detect.preprocess import LetterboxInto
 
-MODEL_CACHE = Path(os.environ.get("VIDPIPE_MODEL_CACHE", Path.home() / ".cache" / "vidpipe" / "models"))
 
-
-def resolve_model(uri: str) -> str:
-    """A local path for `uri` (downloading s3://bucket/key once into MODEL_CACHE)."""
+def resolve_model(uri: str, runtime: RuntimeSettings) -> str:
+    """A local path for `uri` (downloading s3://bucket/key once into runtime.model_cache, from runtime's endpoint)."""
     from workers.detect.bundled import bundled, verified_path
 
     spec = bundled(uri)
@@ -38,20 +36,21 @@ def resolve_model(uri: str) -> str:
         if not Path(uri).is_file():
             raise ModelError(f"ONNX model not found: {uri} does not exist; {FIX_MODEL}")
         return uri
-    import boto3
+    from workers.s3 import s3_client
 
     bucket, _, key = uri[len("s3://") :].partition("/")
     if not bucket or not key:
         raise ModelError(f"bad model URI {uri!r}: expected s3://bucket/key.onnx")
-    s3 = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    s3 = s3_client(runtime.s3_endpoint_url, runtime.s3_region)
     try:
         etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
     except Exception as e:
         raise ModelError(f"cannot read model {uri}: {type(e).__name__}: {e}") from e
     digest = hashlib.sha256(f"{uri}\n{etag}".encode()).hexdigest()[:16]
-    local = MODEL_CACHE / f"{digest}-{Path(key).name}"
+    cache = Path(runtime.model_cache).expanduser()
+    local = cache / f"{digest}-{Path(key).name}"
     if not local.is_file():
-        MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
         tmp = local.with_suffix(f".part{os.getpid()}")
         s3.download_file(bucket, key, str(tmp))
         tmp.replace(local)  # atomic: concurrent actors on the node never read a half-written model
@@ -63,16 +62,18 @@ class ONNXDetector:
 
     name = "onnx"
 
-    def __init__(self, config: DetectorConfig, threads: int | None = None) -> None:
+    def __init__(self, config: DetectorConfig, threads: int | None = None,
+                 runtime: RuntimeSettings | None = None) -> None:
         self.config = config
         self.threads = threads
+        self.runtime = runtime or RuntimeSettings()
         self._session: Any = None
 
     def setup(self) -> None:
         import onnxruntime as ort
 
-        self.config = resolve(self.config)  # per-model threshold and classes; checks the model's sha256
-        path = local_model_path(self.config)
+        self.config = resolve(self.config, runtime=self.runtime)  # per-model threshold and classes; checks the sha256
+        path = local_model_path(self.config, self.runtime)
         opts = ort.SessionOptions()
         if self.threads:
             opts.intra_op_num_threads = self.threads

@@ -12,23 +12,22 @@ Per batch, on one CUDA stream:
    only the surviving candidates go to the host, where the CPU path's own `cxcywh_to_xyxy` + `nms`
    finish, so TensorRT, torch and ONNX Runtime detections go through identical decoding code.
 
-Engine options come from the environment until DetectorConfig carries them:
-VIDPIPE_TRT_PRECISION (fp16 | fp32 | int8, default fp16), VIDPIPE_TRT_MAX_BATCH (default 32),
-VIDPIPE_TRT_CALIBRATION_CACHE (int8), VIDPIPE_ENGINE_CACHE (local dir), VIDPIPE_ENGINE_S3 (s3://bucket/prefix
-to share engines across the cluster). The model path/URI is resolved by model_config.local_model_path
-(s3:// models are downloaded once per node), so both detectors load the very same file.
+Engine options: the precision from DetectorConfig.precision (default fp16; it is hashed), the batch profile,
+int8 calibration cache and engine caches (local dir, optional s3://bucket/prefix shared by the cluster) from
+RuntimeSettings. The model path/URI is resolved by model_config.local_model_path (s3:// models are downloaded
+once per node), so both detectors load the very same file.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workers.contract import DetectionBatch, DetectorConfig, FrameBatch, ModelError
+from workers.contract import DetectionBatch, DetectorConfig, FrameBatch, ModelError, RuntimeSettings
 from workers.detect.engine_cache import EngineStore, LocalEngineCache, S3EngineCache
 from workers.detect.model_config import local_model_path, resolve
 from workers.detect.postprocess import decode_yolo, decode_yolo_tensor, export_layout
@@ -46,34 +45,33 @@ log = logging.getLogger(__name__)
 MAX_DETECTIONS = int(inspect.signature(decode_yolo).parameters["max_detections"].default)
 
 
-def build_options_from_env() -> BuildOptions:
+DEFAULT_PRECISION = "fp16"  # what detector.precision "" means for TensorRT
+
+
+def build_options(cfg: DetectorConfig, runtime: RuntimeSettings) -> BuildOptions:
     from workers.detect.trt_engine import BuildOptions
 
-    max_batch = int(os.environ.get("VIDPIPE_TRT_MAX_BATCH", "32"))
     return BuildOptions(
-        precision=os.environ.get("VIDPIPE_TRT_PRECISION", "fp16"),
+        precision=cfg.precision or DEFAULT_PRECISION,
         min_batch=1,
-        opt_batch=min(8, max_batch),
-        max_batch=max_batch,
-        calibration_cache=os.environ.get("VIDPIPE_TRT_CALIBRATION_CACHE", ""),
+        opt_batch=min(8, runtime.trt_max_batch),
+        max_batch=runtime.trt_max_batch,
+        calibration_cache=runtime.trt_calibration_cache,
     )
 
 
-def engine_store_from_env() -> EngineStore:
-    local = LocalEngineCache(os.environ.get("VIDPIPE_ENGINE_CACHE") or None)
-    uri = os.environ.get("VIDPIPE_ENGINE_S3", "")
+def engine_store(runtime: RuntimeSettings) -> EngineStore:
+    local = LocalEngineCache(Path(runtime.engine_cache).expanduser())
+    uri = runtime.engine_s3
     shared = None
     if uri:
         if not uri.startswith("s3://"):
-            raise ValueError(f"VIDPIPE_ENGINE_S3={uri!r}: expected s3://bucket/prefix")
-        import boto3
+            raise ValueError(f"engine_s3 {uri!r}: expected s3://bucket/prefix")
+        from workers.s3 import s3_client
 
         bucket, _, prefix = uri[len("s3://"):].partition("/")
-        from botocore.config import Config
-
-        # boto3 reads AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL itself (S3-compatible stores); adaptive retries.
-        client = boto3.client("s3", config=Config(retries={"mode": "adaptive", "max_attempts": 10}))
-        shared = S3EngineCache(client, bucket, prefix or "vidpipe/engines/")
+        shared = S3EngineCache(s3_client(runtime.s3_endpoint_url, runtime.s3_region), bucket,
+                               prefix or "vidpipe/engines/")
     return EngineStore(local, shared)
 
 
@@ -83,10 +81,11 @@ class TensorRTDetector:
     name = "tensorrt"
 
     def __init__(self, cfg: DetectorConfig, options: BuildOptions | None = None,
-                 store: EngineStore | None = None) -> None:
+                 store: EngineStore | None = None, runtime: RuntimeSettings | None = None) -> None:
         self.cfg = cfg
-        self.options = options
-        self.store = store
+        self.runtime = runtime or RuntimeSettings()
+        self.options = options  # default: build_options(cfg, runtime)
+        self.store = store  # default: engine_store(runtime)
         self.engine_origin = ""
         self._runner: TrtRunner | None = None
         self._pre: CvCudaPreprocessor | None = None
@@ -100,12 +99,12 @@ class TensorRTDetector:
         from workers.detect.cvcuda_preprocess import CvCudaPreprocessor
         from workers.detect.trt_engine import load_runner
 
-        self.cfg = resolve(self.cfg)  # per-model threshold and class ids; checks the model's sha256
+        self.cfg = resolve(self.cfg, runtime=self.runtime)  # per-model threshold and class ids; checks the sha256
         device = torch.device("cuda", assigned_gpu_index())
-        opts = self.options or build_options_from_env()
-        store = self.store or engine_store_from_env()
+        opts = self.options or build_options(self.cfg, self.runtime)
+        store = self.store or engine_store(self.runtime)
         self._runner, self.engine_origin = load_runner(
-            local_model_path(self.cfg), opts, store, device, dynamic_size=self.cfg.input_width
+            local_model_path(self.cfg, self.runtime), opts, store, device, dynamic_size=self.cfg.input_width
         )
         c, h, w = self._runner.input_chw
         if c != 3:

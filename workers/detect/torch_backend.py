@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workers.contract import DetectionBatch, DetectorConfig, FrameBatch, ModelError
+from workers.contract import DetectionBatch, DetectorConfig, FrameBatch, ModelError, RuntimeSettings
 from workers.detect.hog import make_detection_batch
 from workers.detect.model_config import local_model_path, resolve
 from workers.detect.model_io import ModelIO, read_model_io
@@ -122,8 +122,10 @@ def convert_onnx(onnx_path: str) -> torch.nn.Module:
 class TorchDetector:
     """`Detector` running an ONNX YOLO model with torch on `device` ("cuda" or "cpu")."""
 
-    def __init__(self, cfg: DetectorConfig, device: str = "cuda", fp16: bool = True) -> None:
+    def __init__(self, cfg: DetectorConfig, device: str = "cuda", fp16: bool = True,
+                 runtime: RuntimeSettings | None = None) -> None:
         self.cfg = cfg
+        self.runtime = runtime or RuntimeSettings()
         self.device_type = device
         self.fp16 = fp16 and device == "cuda"  # autocast on CUDA; CPU always runs fp32
         self.name = f"torch ({device} {'fp16' if self.fp16 else 'fp32'})"
@@ -142,8 +144,8 @@ class TorchDetector:
             self._device = torch.device("cuda", assigned_gpu_index())
         else:
             self._device = torch.device("cpu")
-        self.cfg = resolve(self.cfg)  # per-model threshold and class ids; checks the model's sha256
-        path = local_model_path(self.cfg)
+        self.cfg = resolve(self.cfg, runtime=self.runtime)  # per-model threshold and class ids; checks the sha256
+        path = local_model_path(self.cfg, self.runtime)
         self.model_io = read_model_io(path, self.cfg.input_width)
         if self.model_io.channels != 3:
             raise ModelError(f"model input has {self.model_io.channels} channels; the detector feeds RGB (3)")

@@ -156,8 +156,8 @@ def _model_input_box(settings: PipelineSettings) -> tuple[int, int] | None:
     from workers.detect.model_io import read_model_io
 
     try:
-        cfg = resolve(settings.detector)
-        io = read_model_io(local_model_path(cfg), cfg.input_width)
+        cfg = resolve(settings.detector, runtime=settings.runtime)
+        io = read_model_io(local_model_path(cfg, settings.runtime), cfg.input_width)
     except VideoError:
         return None
     return io.width, io.height

@@ -61,6 +61,7 @@ class DecodeStage:
 
     def __init__(self, settings: PipelineSettings, context: StageContext | None = None) -> None:
         self.sampling = settings.sampling
+        self.runtime = settings.runtime
         self.batch_size = settings.batch_size or 8
         self.context = context or StageContext()
         self.open_videos: dict[str, _OpenVideo] = {}
@@ -74,7 +75,7 @@ class DecodeStage:
         return time.thread_time() if ctx.backend == "cpu" and ctx.threads == 1 else time.perf_counter()
 
     def setup(self) -> None:
-        self.decoder = make_decoder(self.context.backend, self.context.threads)
+        self.decoder = make_decoder(self.context.backend, self.context.threads, self.runtime)
         self.decoder.setup()
 
     @property

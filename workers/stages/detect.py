@@ -19,11 +19,12 @@ from workers.stages.base import StageContext, StageReport
 class DetectStage:
     def __init__(self, settings: PipelineSettings, context: StageContext | None = None) -> None:
         self.config = settings.detector
+        self.runtime = settings.runtime
         self.render = settings.render
         self.context = context or StageContext()
 
     def setup(self) -> None:
-        self.detector = make_detector(self.config, self.context.backend, threads=self.context.threads)
+        self.detector = make_detector(self.config, self.context.backend, self.context.threads, self.runtime)
         self.detector.setup()
 
     @property

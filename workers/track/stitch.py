@@ -37,6 +37,7 @@ from scipy.optimize import linear_sum_assignment
 from workers.contract import TrackerConfig
 from workers.track.matching import iou_matrix
 from workers.track.mot_io import FrameDetections, TrackRow
+from workers.track.sequence import track_sequence
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -180,8 +181,6 @@ def stitch_segments(
 
 def _track_span(args: tuple[dict[int, FrameDetections], TrackerConfig, float, int, int]) -> SegmentTracks:
     """Track one segment with a fresh tracker (runs in a worker process when an executor is used)."""
-    from workers.track.cli import track_sequence  # late import: cli is the command module
-
     span, config, frame_rate, start, end = args
     return SegmentTracks.from_rows(start, end, track_sequence(span, config, frame_rate, end, first_frame=start))
 

@@ -1,7 +1,5 @@
-"""`vidpipe track`: ByteTrack over MOTChallenge detections (workers/track/cli.py), or re-tracking a committed
-`detections.parquet` with new tracker settings, without decoding the video again.
-
-    vidpipe track --detections OUT/cam1/a.mp4/detections.parquet --track-buffer 60 --out retracked/
+"""`vidpipe track --detections`: re-track a committed `detections.parquet` with new tracker settings, without
+decoding the video again.
 
 Re-tracking runs the pipeline's own per-video tracker (`workers.stages.track.VideoTracker`, one ByteTrack
 per class) over the same sampled frames, at the same sampled frame rate, so with unchanged settings it
@@ -10,12 +8,11 @@ detections: every frame (sampling `all`) or every n-th (`every_nth`) of `video.f
 modes (`fps`, `keyframes`, a start offset) keep frames by their timestamps, which the results do not record
 for frames without detections, so they are refused rather than tracked on a guessed frame list.
 It writes tracks.parquet, tracks.mot.txt, tracks_summary.parquet and retrack.json (source, settings, counts)
-into --out, never next to the committed results (their manifest checksums would no longer verify).
+into the output folder, never next to the committed results (their manifest checksums would no longer verify).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -25,34 +22,16 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from jobs.app.track import TrackerOverrides
 from jobs.results import MANIFEST, MOT, TRACKS, TRACKS_SUMMARY, mot_text, tracks_summary_table, tracks_table
 from workers.contract import DetectionBatch, SamplingConfig, TrackerConfig, VideoInfo, VideoResult
 from workers.decode.sampling import sampled_rate
 from workers.stages.track import VideoTracker
-from workers.track import cli as mot_cli
 
 log = logging.getLogger("vidpipe")
 
 RETRACK_REPORT = "retrack.json"
 FRAMES_PER_BATCH = 256  # the tracker's result does not depend on batching; this only bounds each step's arrays
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detections", type=Path, default=None, metavar="PARQUET",
-                        help="re-track this vidpipe detections.parquet (its manifest.json must be beside it) "
-                        "instead of --mot-det; writes into the --out folder")
-    mot_cli.configure(parser)
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.detections is None:
-        return mot_cli.main(args)
-    try:
-        retrack(args.detections, args.out, args)
-    except (FileNotFoundError, ValueError) as exc:  # bad input: one clear line, no traceback
-        log.error("%s", exc)
-        return 2
-    return 0
 
 
 def frame_list(manifest: dict[str, Any]) -> np.ndarray:
@@ -115,7 +94,11 @@ def committed_class_names(manifest: dict[str, Any]) -> list[str]:
     return [named.get(i, f"class_{i}") for i in range(max(named, default=-1) + 1)]
 
 
-def retrack(detections: Path, out: Path, args: argparse.Namespace) -> VideoResult:
+def retrack(detections: Path, out: Path, tracker_overrides: TrackerOverrides,
+            frame_rate: float | None = None) -> VideoResult:
+    """Re-track `detections` (a committed detections.parquet) into `out`, with `tracker_overrides` over the committed
+    tracker settings, at `frame_rate` (default: the committed sampled rate). Bad input raises ValueError or
+    FileNotFoundError before anything is written."""
     cols, manifest = _read_inputs(detections)
     if out.resolve() == detections.parent.resolve():
         raise ValueError(f"--out {out} is the committed results' folder: re-tracked files there would no longer "
@@ -123,10 +106,10 @@ def retrack(detections: Path, out: Path, args: argparse.Namespace) -> VideoResul
     committed = manifest.get("config", {}).get("tracker", {})
     base = TrackerConfig(**{k: v for k, v in committed.items() if k in {f.name for f in dataclasses.fields(
         TrackerConfig)}})
-    tracker = mot_cli.config_from_args(args, base)
+    tracker = tracker_overrides.apply(base)
     sampling = SamplingConfig(**{k: v for k, v in manifest.get("config", {}).get("sampling", {}).items()
                                  if k in {f.name for f in dataclasses.fields(SamplingConfig)}})
-    fps = args.frame_rate or sampled_rate(float(manifest.get("video", {}).get("fps", 0.0)), sampling)
+    fps = frame_rate or sampled_rate(float(manifest.get("video", {}).get("fps", 0.0)), sampling)
     result = track_detections(cols, frame_list(manifest), fps, tracker)
     out.mkdir(parents=True, exist_ok=True)
     kv = {"input_key": str(manifest.get("input", {}).get("key", "")), "retracked_from": str(detections)}

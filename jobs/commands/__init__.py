@@ -1,1 +1,0 @@
-"""One module per `vidpipe` subcommand of the job plane (see jobs/cli.py)."""
