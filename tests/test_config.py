@@ -55,7 +55,7 @@ def test_dotted_keys_as_the_readme_writes_them(tmp_path: Path) -> None:
     ("detector:\n  input_widht: 512\n",
      "unknown config key 'detector.input_widht': did you mean 'detector.input_width'?"),
     ("detector.scor_threshold: 0.2\n", "did you mean 'detector.score_threshold'?"),
-    ("zzz: 1\n", "valid keys: allow_cpu_fallback, batch_size"),
+    ("zzz: 1\n", "valid keys: allow_cpu_fallback, annotate, batch_size"),
 ])
 def test_unknown_keys_suggest_the_close_match(tmp_path: Path, text: str, expected: str) -> None:
     cfg = tmp_path / "c.yaml"

@@ -84,3 +84,39 @@ def test_job_runner_drives_the_ray_pipeline(ray_session: dict[str, str], redis_u
     for name, n in (("a.mp4", 16), ("b.mp4", 10)):
         manifest = json.loads((out / name / "manifest.json").read_text())
         assert manifest["video"]["frame_count"] == n and manifest["attempt"] == 1
+
+
+def test_pictures_come_from_the_ray_pipeline_and_a_rerun_that_asks_for_them_reprocesses(
+    ray_session: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    """Issue 15: annotated.mp4 has one frame per processed frame (every 2nd here) and decodes; preview.png is
+    there; both are listed with their checksums. A first run without pictures does not satisfy a rerun that
+    asks for them: pictures enter the config hash once asked for, so the videos are redone, not skipped."""
+    from jobs.app.submit import submit
+    from jobs.config import load_config
+    from jobs.queue import WorkQueue
+    from jobs.runner import JobRunner, default_processor_factory
+
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    make_video(inp / "a.mp4", frames=21)
+    q = WorkQueue.from_url(redis_url)
+    base = {"redis_url": redis_url, "sampling": {"mode": "every_nth", "every_nth": 2}}
+    plain = load_config(overrides=base, env={})
+    job, _ = submit(q, plain, str(inp), str(out))
+    assert JobRunner(q, job, default_processor_factory(), plain, progress=False).run().done == 1
+    assert not (out / "a.mp4" / "annotated.mp4").exists()
+
+    pictures = load_config(overrides={**base, "preview": True, "annotate": True}, env={})
+    assert pictures.config_hash() != plain.config_hash()
+    job, counts = submit(q, pictures, str(inp), str(out))
+    assert counts.added == 1  # a new job (another hash): the committed results do not count for it
+    status = JobRunner(q, job, default_processor_factory(), plain, progress=False).run()  # the job's pictures win
+    assert (status.done, status.skipped) == (1, 0)
+    manifest = json.loads((out / "a.mp4" / "manifest.json").read_text())
+    assert manifest["video"]["sampled_frames"] == 11
+    listed = {f["name"] for f in manifest["files"]}
+    assert {"preview.png", "annotated.mp4"} <= listed
+    with av.open(str(out / "a.mp4" / "annotated.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 11
+    assert (out / "a.mp4" / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

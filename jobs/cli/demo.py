@@ -13,6 +13,7 @@ from jobs.cli.run import report
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="vidpipe-demo-out", help="output folder (default ./vidpipe-demo-out)")
     parser.add_argument("--input", help="use this folder of videos instead of the sample clips")
+    parser.add_argument("--annotate", action="store_true", help="also write annotated.mp4 per video")
     add_config_options(parser)
     add_processing_options(parser)
 
