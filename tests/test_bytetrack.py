@@ -164,3 +164,16 @@ def test_linear_assignment_leaves_pairs_unmatched_when_cheaper() -> None:
     assert matches.shape == (0, 2) and ua.tolist() == [0] and ub.tolist() == [0, 1]
     matches, ua, ub = linear_assignment(np.zeros((0, 3)), 0.8)
     assert matches.shape == (0, 2) and ua.tolist() == [] and ub.tolist() == [0, 1, 2]
+
+
+def test_a_tracker_with_nothing_to_track_only_counts_frames() -> None:
+    """The idle fast path (no detections, no tracks): the frame count advances exactly as the full step's, so a
+    track found after any number of idle frames, and one lost then back, behave as with the full algorithm:
+    new tracks after frame 1 need a second sighting; a lost track dies after the buffer, idle frames included."""
+    idle: list[list[Det]] = [[] for _ in range(5)]
+    tracker = ByteTracker(TrackerConfig())
+    assert run([*idle, [at(A)], [at(A)], [at(A)]], tracker) == [[], [], [], [], [], [], [1], [1]]
+    assert tracker.frame_id == 8
+    # lost past the buffer (removed after 31 frames, forgotten one later), then idle: a new id when it is back
+    assert run([[]] * 40 + [[at(A)], [at(A)]], tracker)[-2:] == [[], [2]]
+    assert tracker.frame_id == 8 + 42

@@ -10,11 +10,12 @@ import sys
 from workers.tools.bench import BenchOptions, default_video
 
 RUN_TIME_NOTE = (
-    "Run time: the detector sees the --frames frames about 18 times (ceilings 2 passes x 2 layouts, naive loop "
-    "2, pipeline 1 + 1 + 10), so it takes about 18 x frames / (detector frames/s) plus ~30 s of process and Ray "
-    "start-up: for HOG at width 768 (96 frames at ~17 frames/s on 2 cores) about 2-3 minutes, at --width 256 "
-    "(400 frames at ~270 frames/s) about 1 minute; more on a loaded machine. An estimate from the passes it "
-    "makes, not a timed run. --frames 16 gives a quick, rough look."
+    "Run time: the detector sees the --frames frames about 44 times (ceilings 2 passes x 2 layouts, naive loop 2, "
+    "pipeline warm-up 1, 1x 1, 10x twice 20, one 10x-long video 10, 20 half-length videos 10), so it takes about "
+    "44 x frames / (pipeline frames/s) plus ~45 s of start-up and the Ray Data baseline: NanoDet-g (64 frames at "
+    "~40 frames/s on 2 cores) about 2 minutes, HOG at width 768 (96 frames at ~12 frames/s) about 7 minutes, at "
+    "--width 256 (400 frames at ~160 frames/s) about 3 minutes; --e2e adds one `vidpipe run` of 20 copies. An "
+    "estimate from the passes it makes, not a timed run. --frames 16 gives a quick, rough look."
 )
 
 
@@ -37,6 +38,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="frames per object ref between decode and detect actors (default 8)")
     parser.add_argument("--no-raydata", dest="raydata", action="store_false",
                         help="skip the Ray Data baseline (it runs when the raydata extra is installed)")
+    parser.add_argument("--workload", choices=("clip", "decode-heavy"), default="clip",
+                        help="clip: the clip as it is; decode-heavy: its first 120 frames as 1080p H.264 (made with "
+                        "PyAV), with HOG at width 256, so decoding is the work (default clip)")
+    parser.add_argument("--e2e", action="store_true",
+                        help="also time `vidpipe run` over 20 copies of the clip (Ray start, embedded Redis and "
+                        "commits included) and the time to its first committed video")
     parser.add_argument("--profile", choices=("cpu", "gpu", "gpu-fused"), default="cpu",
                         help="cpu: the pipeline benchmark below; gpu/gpu-fused: decode and end-to-end frames/s per "
                         "GPU (workers/tools/gpu_bench.py; needs a GPU node) (default cpu)")
@@ -48,7 +55,8 @@ def main(args: argparse.Namespace) -> int:
     from workers.tools.bench import run_bench
 
     options = BenchOptions(video=args.video or "", detector=args.detector, model=args.model, width=args.width,
-                           frames=args.frames, batch_size=args.batch_size, raydata=args.raydata)
+                           frames=args.frames, batch_size=args.batch_size, raydata=args.raydata,
+                           workload=args.workload, e2e=args.e2e)
     say = (lambda line: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     report = run_bench(options, say)
     if args.json:

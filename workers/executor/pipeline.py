@@ -413,15 +413,18 @@ class VideoPipeline:
     # -- balancing -----------------------------------------------------------------------------------
 
     def _rebalance(self) -> None:
-        if self._closed:
-            return
-        free = ray.available_resources() if self._videos else {}
+        for pool in self.pools:
+            pool.reap()
+        now = time.monotonic()
+        if self._closed or not self.policy.due(now, len(self._videos)):
+            return  # the snapshot asks the GCS for free resources: only when a decision is due
+        free = ray.available_resources()
         snapshot = policy.Snapshot(
             pools=tuple(p.snapshot(len(q), fits(free, p)) for p, q in zip(self.pools, self._queues, strict=True)),
             videos_in_flight=len(self._videos),
             videos_waiting=len(self._waiting),
         )
-        for decision in self.policy.decide(snapshot, time.monotonic()):
+        for decision in self.policy.decide(snapshot, now):
             pool = next(p for p in self.pools if p.name == decision.pool)
             if isinstance(decision, policy.Grow):
                 self._track(pool.add_actor())
@@ -430,5 +433,3 @@ class VideoPipeline:
                 pool.retire_one()
                 log.info("rebalance: draining a %s actor", pool.name)
             pool.resize_threads()
-        for pool in self.pools:
-            pool.reap()

@@ -18,7 +18,7 @@ UPSTREAM_SLACK = 0.75  # ...if the pool feeding it is less busy than this
 RETIRE_BUSY = 0.3  # actors busy less than this while videos wait are surplus...
 RETIRE_ROUNDS = 3  # ...after this many rounds in a row (damping: one slow round must not retire an actor)
 SOURCE_GROW_BUSY = 0.8  # the first pool grows when its actors are this busy and the next pool starves
-TARGET_BATCH_SECONDS = 0.1  # grow batches until one call of the frame consumer takes about this long...
+TARGET_BATCH_SECONDS = 0.5  # grow batches until one call of the frame consumer takes about this long...
 MAX_BATCH_BYTES = 48 << 20  # ...but never beyond this many bytes of frames per batch
 
 
@@ -81,9 +81,13 @@ class RebalancePolicy:
         self._last = -math.inf
         self._idle_rounds: dict[str, int] = {}
 
+    def due(self, now: float, videos_in_flight: int) -> bool:
+        """Is a round due? Not within `interval` of the last, and not with no videos in flight (stale rates)."""
+        return videos_in_flight > 0 and now - self._last >= self.interval
+
     def decide(self, snap: Snapshot, now: float) -> list[Decision]:
-        if now - self._last < self.interval or not snap.videos_in_flight:
-            return []  # no videos in flight: rates are stale, keep the pools as they are
+        if not self.due(now, snap.videos_in_flight):
+            return []
         self._last = now
         decisions: list[Decision] = []
         pools = snap.pools

@@ -123,6 +123,10 @@ class ByteTracker:
     def step(self, boxes_xyxy: npt.ArrayLike, scores: npt.ArrayLike) -> list[_Track]:
         boxes, raw_scores = self._check_input(boxes_xyxy, scores)
         self.frame_id += 1
+        if not len(raw_scores) and not self._tracked and not self._lost:
+            # Nothing to match, predict or age out: the full step would only advance the frame count. A video's
+            # per-class trackers sit here for every frame their class is absent, so this is most of their steps.
+            return []
         frame_id = self.frame_id
         cfg = self.config
 
