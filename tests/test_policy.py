@@ -108,10 +108,12 @@ def test_a_dying_actor_leaves_the_snapshot_and_the_pool_regrows() -> None:
     assert p.decide(snap(detect=one_after_death), now=2.0) == [Grow("detect")]
 
 
-def test_batches_grow_for_cheap_detectors_within_the_byte_cap() -> None:
+def test_batches_grow_to_half_a_second_of_detector_work_within_the_byte_cap() -> None:
+    assert policy.TARGET_BATCH_SECONDS == 0.5
     frame = 768 * 576 * 3
-    assert policy.batch_frames(8, 40.0, frame) == 8  # 0.1 s of NanoDet is 4 frames: never below the base
-    assert policy.batch_frames(8, 300.0, frame) == 30  # 0.1 s of HOG at width 256
+    assert policy.batch_frames(8, 10.0, frame) == 8  # 0.5 s of a 10 frames/s model is 5 frames: never below the base
+    assert policy.batch_frames(8, 40.0, frame) == 20  # NanoDet-g on one core
+    assert policy.batch_frames(8, 300.0, 256 * 192 * 3) == 150  # HOG at width 256, frames prescaled
     assert policy.batch_frames(8, 2000.0, frame) == policy.MAX_BATCH_BYTES // frame == 37  # capped by bytes
     assert policy.batch_frames(8, 0.0, frame) == 8  # no measurement yet
     assert policy.batch_frames(8, 1e9, 64 << 20) == 8  # a frame over the cap: the base, never zero
