@@ -204,13 +204,10 @@ class LeaseKeeper(threading.Thread):
     """Renews the leases of videos in flight every lease/3 seconds, on its own thread, so a long
     commit or a slow poll never lets a lease lapse. Remembers leases it failed to renew (lost)."""
 
-    def __init__(self, queue: WorkQueue, lease_seconds: float, keep: Callable[[Lease], bool] | None = None):
+    def __init__(self, queue: WorkQueue, lease_seconds: float):
         super().__init__(name="vidpipe-lease-keeper", daemon=True)
         self.queue = queue
         self.lease_seconds = lease_seconds
-        # The hook for a progress deadline (the executor's, issue 10): a lease for which keep() is False is no
-        # longer renewed, so it expires and the video is redelivered (a machine fault, not the video's).
-        self.keep = keep or (lambda _lease: True)
         self._held: dict[str, Lease] = {}
         self._lost: set[str] = set()
         self._lock = threading.Lock()
@@ -248,7 +245,7 @@ class LeaseKeeper(threading.Thread):
         interval = max(0.1, self.lease_seconds / 3.0)
         while not self._halt.wait(interval):
             with self._lock:
-                leases = [lease for lease in self._held.values() if self.keep(lease)]
+                leases = list(self._held.values())
             if not leases:
                 continue
             try:

@@ -339,3 +339,14 @@ def test_gpu_check_box_matching_and_psnr() -> None:
     assert match_boxes(a, other_class)["matched"] == 0
     img = np.full((4, 4, 3), 100, np.uint8)
     assert psnr(img, img) == float("inf") and 40 < psnr(img, img + 1) < 50
+
+
+def test_gpu_check_without_its_assets_says_how_to_make_them(tmp_path: Path) -> None:
+    """`gpu-check.sh run` on a node the prepared assets did not reach: one line naming the fix, exit 1."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "workers.tools.gpu_check", "run", "--assets", str(tmp_path / "none"),
+                        "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "gpu-check.sh prepare" in r.stderr and "Traceback" not in r.stderr

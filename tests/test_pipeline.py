@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import ray
 
+from tests.stage_probes import frame_type_recording_detect_stage
 from tests.videos import make_video
 from workers.contract import (
-    DetectionBatch,
     DetectorConfig,
-    FrameBatch,
     LocalVideo,
     PipelineSettings,
     SamplingConfig,
@@ -30,8 +29,6 @@ from workers.executor.pipeline import VideoPipeline
 from workers.executor.policy import MAX_BATCH_BYTES
 from workers.executor.profiles import get_profile
 from workers.inline import InlinePipeline
-from workers.stages.base import StageReport
-from workers.stages.detect import DetectStage
 
 SMALL = DetectorConfig(kind="hog", input_width=160)  # cheap HOG: these tests are about plumbing, not detection
 
@@ -171,16 +168,22 @@ def frame_bound_for_max_actors(batch_bytes: int) -> int:
     return (decode.max_actors * decode.credits_per_actor + 2 * max_det * detect.credits_per_actor) * batch_bytes
 
 
+def start_victim(pipe: VideoPipeline, clip: Path) -> list[VideoOutcome]:
+    """Submit the victim video and run until detection is under way on it (the clip must outlast that)."""
+    pipe.wait_ready()
+    pipe.submit(VideoSource("victim", LocalVideo(str(clip))))
+    outcomes: list[VideoOutcome] = []
+    deadline = time.monotonic() + 60
+    while pipe.stats().stages[1].frames < 8 and time.monotonic() < deadline:
+        outcomes += pipe.poll(0.1)
+    assert not outcomes, "the victim finished before detection was under way: make the clip longer"
+    return outcomes
+
+
 def test_actor_death_fails_its_videos_as_retryable(ray_session: dict[str, str], clips: dict[str, Path]) -> None:
     detector = DetectorConfig(kind="hog", input_width=640)
     with VideoPipeline(get_profile("cpu"), settings(detector)) as pipe:
-        pipe.wait_ready()
-        pipe.submit(VideoSource("victim", LocalVideo(str(clips["big"]))))
-        outcomes: list[VideoOutcome] = []
-        deadline = time.monotonic() + 60
-        while pipe.stats().stages[1].frames < 8 and time.monotonic() < deadline:
-            outcomes += pipe.poll(0.1)
-        assert not outcomes, "the victim finished before the kill: make the clip longer"
+        outcomes = start_victim(pipe, clips["big"])
         for a in pipe.pools[1].actors:
             ray.kill(a.handle, no_restart=True)
         outcomes += run_all(pipe, [], limit=60)
@@ -235,17 +238,8 @@ def test_tensor_transport_handoff_runs_end_to_end_on_cpu(
     tensor_transport, meta fetched separately, collective group) run end to end over Ray's gloo transport with
     CPU torch tensors: same results as the inline pipeline, and the detect actor really received tensors."""
     log_path = tmp_path / "received.txt"
-
-    class FrameTypeRecordingDetectStage(DetectStage):
-        """The detect stage, writing down the type each batch's frames arrived as (Tensor: by RDT)."""
-
-        def process(self, batch: FrameBatch) -> tuple[StageReport, DetectionBatch | None]:
-            with open(log_path, "a") as log:
-                log.write(f"{type(batch.frames).__name__}\n")
-            return super().process(batch)
-
     cpu = get_profile("cpu")
-    recording = dataclasses.replace(cpu.spec("detect"), stage=FrameTypeRecordingDetectStage)
+    recording = dataclasses.replace(cpu.spec("detect"), stage=frame_type_recording_detect_stage(log_path))
     profile = cpu.with_stage(recording).with_overrides(transport="gloo")
     sources = [VideoSource(k, LocalVideo(str(clips[k]))) for k in ("a", "b", "bad")]
     with VideoPipeline(profile, settings(batch_size=8)) as pipe:
@@ -254,7 +248,7 @@ def test_tensor_transport_handoff_runs_end_to_end_on_cpu(
         outcomes = {o.video_id: o for o in run_all(pipe, sources)}
     received = log_path.read_text().split()
     assert isinstance(outcomes["bad"], VideoFailure)  # a corrupt video still fails alone
-    assert set(received) == {"Tensor"} and len(received) >= 5 + 4  # a: 40, b: 27 frames, batches of 8
+    assert set(received) == {"Tensor:False"} and len(received) >= 5 + 4  # a: 40, b: 27 frames, batches of 8
     inline = InlinePipeline(settings(batch_size=8))
     for ref in run_all(inline, sources[:2]):
         got = outcomes[ref.video_id]
@@ -316,13 +310,7 @@ def test_a_stopped_actor_is_abandoned_and_replaced(ray_session: dict[str, str], 
 
     profile = get_profile("cpu").with_overrides(stall_seconds=4.0)
     with VideoPipeline(profile, settings(DetectorConfig(kind="hog", input_width=640))) as pipe:
-        pipe.wait_ready()
-        pipe.submit(VideoSource("victim", LocalVideo(str(clips["big"]))))
-        outcomes: list[VideoOutcome] = []
-        deadline = time.monotonic() + 60
-        while pipe.stats().stages[1].frames < 8 and time.monotonic() < deadline:
-            outcomes += pipe.poll(0.1)
-        assert not outcomes, "the victim finished before the stop: make the clip longer"
+        outcomes = start_victim(pipe, clips["big"])
         frozen = ray.get([a.handle.__ray_call__.remote(lambda actor: os.getpid()) for a in pipe.pools[1].live])
         for pid in frozen:
             os.kill(pid, signal.SIGSTOP)

@@ -139,3 +139,27 @@ def test_a_hung_actor_is_one_with_calls_out_that_finished_nothing_since() -> Non
     # got work, is not hung); 3: finished a call 10 s ago
     assert policy.hung_actors(sent, last, now=100.0, limit_seconds=60.0) == [1]
     assert policy.hung_actors({}, last, now=100.0, limit_seconds=60.0) == []  # no calls out: nobody waits on it
+
+
+def test_pool_rates_come_from_completed_calls_so_they_never_go_negative_and_busy_stays_in_0_1() -> None:
+    """Issue 13 finding 11b / issue 15: out-of-order completions once overwrote cumulative counters (negative
+    fps, "-71%"); several actors' busy seconds summed showed "780%". A pool now adds what each finished call
+    reports and shows busy per actor, at most 100%."""
+    from workers.contract import PipelineSettings
+    from workers.executor.pool import Actor, Call, StagePool
+    from workers.executor.profiles import get_profile
+    from workers.stages.base import StageContext, StageReport
+
+    spec = get_profile("cpu").spec("detect")
+    pool = StagePool(spec, PipelineSettings(), StageContext(), {}, {}, lambda n: None)
+    actors = [Actor(i, handle=None, ready=True) for i in range(2)]
+    pool.actors = actors
+    t = 100.0
+    # calls finish out of order and overlap: a long call's report arrives after shorter, later ones
+    for seq, (actor, frames, busy) in enumerate([(0, 8, 0.4), (1, 8, 0.4), (1, 8, 0.4), (0, 16, 2.5)]):
+        t += 0.3
+        pool.completed(Call(pool, actors[actor], "v", seq), StageReport("v", seq, frames, busy), now=t)
+        fps, busy_rate, per_busy = pool.rate.rates()
+        assert fps >= 0 and busy_rate >= 0 and per_busy >= 0
+        assert 0.0 <= pool.stats().busy <= 1.0
+    assert pool.frames == 40 and pool.stats().busy == 1.0  # 3.7 busy seconds in 0.9 s by 2 actors: clamped

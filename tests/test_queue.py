@@ -410,30 +410,3 @@ def test_a_malformed_result_fails_that_video_only(redis_url: str, tmp_path: Path
     failure = q.status(job.job_id).failures[0]
     assert failure["key"] == "bad.mp4" and failure["error"].startswith("commit failed:")
     assert (out / "good.mp4" / MANIFEST).is_file() and not (out / "bad.mp4" / MANIFEST).exists()
-
-
-def test_lease_keeper_progress_hook_lets_a_stuck_video_expire(redis_url: str) -> None:
-    """The hook the executor's progress deadline uses: keep() False -> not renewed -> redelivered."""
-    from jobs.runner import LeaseKeeper
-
-    q = WorkQueue.from_url(redis_url)
-    job = _job(q, lease=4.0)
-    q.enqueue(job.job_id, _objs(2))
-    stuck, _ = q.claim(job, "w")
-    healthy, _ = q.claim(job, "w")
-    assert stuck is not None and healthy is not None
-    keeper = LeaseKeeper(q, 4.0, keep=lambda lease: lease.token != stuck.token)
-    keeper.add(stuck)
-    keeper.add(healthy)
-    keeper.start()
-    try:
-        again = None
-        deadline = time.monotonic() + 30
-        while again is None:
-            assert time.monotonic() < deadline, "the stuck video was never redelivered"
-            time.sleep(0.2)
-            again, _ = q.claim(job, "other")
-        assert again.key == stuck.key  # expired and redelivered
-        assert q.complete(healthy, "done") is True  # renewed all along (every 4/3 s), still held
-    finally:
-        keeper.stop()

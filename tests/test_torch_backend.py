@@ -152,3 +152,38 @@ def test_unconvertible_ops_are_named(tmp_path: Path) -> None:
     )
     path = _save(graph, str(tmp_path / "h.onnx"))
     assert unconvertible_ops(path) == ["Hardmax@17"]
+
+
+def test_tensorrt_letterboxes_with_torch_where_cvcuda_is_absent() -> None:
+    """Issue 12: TensorRT's input is letterboxed by CV-CUDA where it imports, else by the torch ops the torch
+    backend uses (the same pixels). Here `import cvcuda` fails, so the torch one is chosen; it writes the engine's
+    fp16 input in one copy."""
+    import torch
+
+    from workers.detect.tensorrt import _preprocessor
+    from workers.detect.torch_preprocess import TorchPreprocessor, torch_letterbox
+
+    pre = _preprocessor(416, 416, torch.device("cpu"))
+    assert isinstance(pre, TorchPreprocessor)
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 288, 512, 3), dtype=np.uint8))
+    binding = torch.zeros((4, 3, 416, 416), dtype=torch.float16)  # the engine's input, max batch 4
+    plan = pre(frames, binding[:2], None)
+    expected, same_plan = torch_letterbox(frames, 416, 416)
+    assert plan == same_plan and (plan.new_w, plan.new_h) == (416, 234)
+    assert torch.equal(binding[:2], expected.half()) and not binding[2:].any()
+
+
+@pytest.mark.parametrize(("importable", "runtime"), [(True, "tensorrt"), (False, "torch")])
+def test_the_gpu_profile_runs_tensorrt_where_it_imports_else_torch(
+    monkeypatch: pytest.MonkeyPatch, importable: bool, runtime: str
+) -> None:
+    """Issue 12: the backend recorded in the manifest; a user's detector.backend wins; HOG stays HOG."""
+    from workers.detect import factory
+
+    monkeypatch.setattr(factory, "tensorrt_importable", lambda: importable)
+    assert factory.model_backend(DetectorConfig(), "gpu") == runtime
+    assert factory.model_backend(DetectorConfig(), "cpu") == "onnxruntime"
+    assert factory.model_backend(DetectorConfig(backend="torch"), "gpu") == "torch"
+    assert factory.model_backend(DetectorConfig(kind="hog"), "gpu") == "hog"
+    with pytest.raises(ValueError, match=r"detector\.backend"):
+        factory.model_backend(DetectorConfig(backend="openvino"), "gpu")

@@ -43,30 +43,20 @@ def test_gpu_profile_hands_frames_by_cuda_ipc_and_matches_fused(
     need("PyNvVideoCodec", "cvcuda", "tensorrt")
     import ray
 
-    from workers.contract import DetectionBatch, FrameBatch
+    from tests.stage_probes import frame_type_recording_detect_stage
     from workers.executor.pipeline import VideoPipeline
     from workers.executor.profiles import get_profile
-    from workers.stages.base import StageReport
-    from workers.stages.detect import DetectStage
 
     if ray.cluster_resources().get("GPU", 0) < 1:
         pytest.skip("the Ray session has no GPU resource")
     log_path = tmp_path / "received.txt"
-
-    class FrameTypeRecordingDetectStage(DetectStage):
-        """The detect stage, writing down where each batch's frames arrived (a CUDA tensor: by RDT)."""
-
-        def process(self, batch: FrameBatch) -> tuple[StageReport, DetectionBatch | None]:
-            with open(log_path, "a") as log:
-                log.write(f"{type(batch.frames).__name__}:{getattr(batch.frames, 'is_cuda', False)}\n")
-            return super().process(batch)
 
     cfg = DetectorConfig(kind="onnx", model=str(tiny_yolo), score_threshold=0.4)
     settings = PipelineSettings(cfg, SamplingConfig(end_seconds=4.0),
                                 runtime=RuntimeSettings(engine_cache=str(tmp_path / "engines")))
     source = VideoSource("bikes", LocalVideo(str(media_dir / "bikes.mp4")))
     gpu = get_profile("gpu")
-    profile = gpu.with_stage(dataclasses.replace(gpu.spec("detect"), stage=FrameTypeRecordingDetectStage))
+    profile = gpu.with_stage(dataclasses.replace(gpu.spec("detect"), stage=frame_type_recording_detect_stage(log_path)))
     with VideoPipeline(profile, settings) as pipe:
         assert pipe.graph.transport == "cuda_ipc" and pipe.graph.placement is not None
         split = _run(pipe, source)

@@ -31,12 +31,13 @@ from workers.contract import DetectionBatch, DetectorConfig, FrameBatch, ModelEr
 from workers.detect.engine_cache import EngineStore, LocalEngineCache, S3EngineCache
 from workers.detect.model_config import local_model_path, resolve
 from workers.detect.postprocess import decode_yolo, decode_yolo_tensor, export_layout
-from workers.gpu import DETECT_PACKAGES, assigned_gpu_index, require_gpu
+from workers.gpu import assigned_gpu_index, require_gpu
 
 if TYPE_CHECKING:
     import torch
 
     from workers.detect.cvcuda_preprocess import CvCudaPreprocessor
+    from workers.detect.torch_preprocess import TorchPreprocessor
     from workers.detect.trt_engine import BuildOptions, TrtRunner
 
 log = logging.getLogger(__name__)
@@ -88,15 +89,14 @@ class TensorRTDetector:
         self.store = store  # default: engine_store(runtime)
         self.engine_origin = ""
         self._runner: TrtRunner | None = None
-        self._pre: CvCudaPreprocessor | None = None
+        self._pre: CvCudaPreprocessor | TorchPreprocessor | None = None
         self._stream: torch.cuda.Stream | None = None
         self._export_layout = True  # (B, 4 + nc, N): candidates along the last axis
 
     def setup(self) -> None:
-        require_gpu(allow_cpu_fallback=False, packages=DETECT_PACKAGES)
+        require_gpu(allow_cpu_fallback=False, packages=("tensorrt",))  # CV-CUDA is optional: see below
         import torch
 
-        from workers.detect.cvcuda_preprocess import CvCudaPreprocessor
         from workers.detect.trt_engine import load_runner
 
         self.cfg = resolve(self.cfg, runtime=self.runtime)  # per-model threshold and class ids; checks the sha256
@@ -109,7 +109,7 @@ class TensorRTDetector:
         c, h, w = self._runner.input_chw
         if c != 3:
             raise ModelError(f"model input has {c} channels; the detector feeds RGB (3)")
-        self._pre = CvCudaPreprocessor(w, h, device)
+        self._pre = _preprocessor(w, h, device)
         self._stream = torch.cuda.Stream(device)
         if len(self._runner.outputs) != 1:
             raise ModelError(f"expected one YOLO output, the engine has {list(self._runner.outputs)}")
@@ -149,7 +149,8 @@ class TensorRTDetector:
         return torch.from_numpy(np.ascontiguousarray(frames)).to(device)
 
     def _detect_chunk(
-        self, frames: torch.Tensor, runner: TrtRunner, pre: CvCudaPreprocessor, stream: torch.cuda.Stream
+        self, frames: torch.Tensor, runner: TrtRunner, pre: CvCudaPreprocessor | TorchPreprocessor,
+        stream: torch.cuda.Stream
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         import torch
 
@@ -166,3 +167,16 @@ class TensorRTDetector:
                                          tuple(int(c) for c in cfg.classes or ()),
                                          MAX_DETECTIONS)
         return [(plan.geometry.to_source(b, src_w, src_h), s, c) for b, s, c in decoded]
+
+
+def _preprocessor(w: int, h: int, device: torch.device) -> CvCudaPreprocessor | TorchPreprocessor:
+    """CV-CUDA's letterbox where it imports, else the same pixels in torch ops (workers/detect/torch_preprocess.py)."""
+    from workers.detect.cvcuda_preprocess import CvCudaPreprocessor
+    from workers.detect.torch_preprocess import TorchPreprocessor
+
+    try:
+        import cvcuda  # noqa: F401 - its import is the test: it raises ImportError where it cannot run
+    except ImportError as e:
+        log.info("CV-CUDA unavailable (%s): TensorRT input letterboxed with torch ops", e)
+        return TorchPreprocessor(w, h)
+    return CvCudaPreprocessor(w, h, device)

@@ -1,6 +1,7 @@
 """Letterbox + normalise with torch ops on the frames' device: the CPU letterbox's pixels, batched.
 
-The fallback preprocessing wherever CV-CUDA is absent (the torch inference backend uses it). Geometry
+The fallback preprocessing wherever CV-CUDA is absent: the torch inference backend always uses it, and the
+TensorRT backend does when `cvcuda` does not import (`TorchPreprocessor`, CvCudaPreprocessor's interface). Geometry
 comes from workers/detect/preprocess.py `letterbox_plan`, the same integer sizes and offsets as the
 OpenCV letterbox, so boxes map back identically.
 
@@ -78,3 +79,22 @@ def torch_letterbox(frames: torch.Tensor, dst_w: int, dst_h: int) -> tuple[torch
     out = torch.full((n, 3, dst_h, dst_w), float(PAD_VALUE), dtype=torch.float32, device=frames.device)
     out[:, :, plan.top : plan.top + plan.new_h, plan.left : plan.left + plan.new_w] = resized
     return out.mul_(1.0 / 255.0), plan
+
+
+class TorchPreprocessor:
+    """CvCudaPreprocessor's call, in torch ops: letterbox `frames` into `out` (a slice of the engine's input)."""
+
+    def __init__(self, dst_w: int, dst_h: int) -> None:
+        self.dst_w = dst_w
+        self.dst_h = dst_h
+
+    def __call__(self, frames: torch.Tensor, out: torch.Tensor, stream: torch.cuda.Stream | None) -> LetterboxPlan:
+        """All work is queued on `stream` (None: the current one, as on the CPU in tests)."""
+        import contextlib
+
+        import torch
+
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            letterboxed, plan = torch_letterbox(frames, self.dst_w, self.dst_h)
+            out.copy_(letterboxed)  # the cast to the engine's fp16/fp32 in the same copy
+        return plan

@@ -603,7 +603,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{args.source} not found: pass --source path/to/vtest.avi")
         print(json.dumps(prepare(args.assets, args.source), indent=2))
         return 0
-    return run(args.assets, args.out, args.dry_run, args.budget_s)
+    try:
+        return run(args.assets, args.out, args.dry_run, args.budget_s)
+    except FileNotFoundError as e:  # assets not prepared (or not carried to this node): one line that says how
+        print(f"gpu-check: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
