@@ -46,7 +46,7 @@ from workers.contract import (
     VideoSource,
 )
 from workers.local_ray import use_local_ray_defaults
-from workers.tools.bench_clips import cut_clip, h264_1080p_clip, repeat_clip
+from workers.tools.bench_clips import cut_clip, encode_1080p, repeat_clip
 from workers.tools.bench_raydata import NOT_INSTALLED, raydata_available, raydata_fps
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout: workers/tools/bench.py -> ../../
@@ -302,7 +302,7 @@ def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, An
                                 else 96 if cfg.kind == "hog" else 64)
     # The pipeline sees exactly the benchmark frames: a clip of `frames` frames, cut once (stream copy), or for
     # the decode-heavy workload encoded once as 1080p H.264.
-    clip = (h264_1080p_clip(video, frames, os.path.join(tmp, "clip-1080p.mp4")) if heavy
+    clip = (str(encode_1080p(Path(video), Path(tmp, "clip-1080p.mp4"), "libx264", frames, bt709=False)) if heavy
             else cut_clip(video, frames, os.path.join(tmp, "clip" + Path(video).suffix)))
 
     load_start = os.getloadavg()[0]

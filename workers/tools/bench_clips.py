@@ -1,11 +1,11 @@
-"""The benchmark's inputs, made from one clip without re-encoding it (except the decode-heavy clip, which is
-encoded on purpose): the first N frames, the same frames 10 times in one file, and a 1080p H.264 version."""
+"""Benchmark and GPU-check inputs made from one clip: its first N frames and the same frames 10 times in one
+file (packets copied, no re-encode), and 1080p H.264/HEVC versions (encoded on purpose: decoding is the work)."""
 
 from __future__ import annotations
 
 from fractions import Fraction
-
-import numpy as np
+from pathlib import Path
+from typing import Any
 
 
 def cut_clip(video: str, frames: int, out_path: str) -> str:
@@ -57,24 +57,29 @@ def repeat_clip(clip: str, times: int, out_path: str) -> str:
     return out_path
 
 
-def h264_1080p_clip(video: str, frames: int, out_path: str) -> str:
-    """`frames` frames of `video` scaled to 1920x1080 and encoded as H.264 (libx264, which PyAV's wheels carry):
-    the decode-heavy workload, where decoding, not the detector, is the work."""
-    import av
-    import cv2
+def encode_1080p(source: Path, path: Path, encoder: str, frames: int, bt709: bool) -> Path:
+    """The first `frames` frames of `source`, scaled to 1920 x 1080, encoded by PyAV (libx264/libx265), 30 fps.
 
-    with av.open(video) as src, av.open(out_path, "w") as dst:
-        stream = dst.add_stream("libx264", rate=Fraction(25, 1))
-        assert isinstance(stream, av.VideoStream)
+    bt709: convert with and tag BT.709 (what HD cameras write); else BT.601 untagged (the default matrix).
+    """
+    import av
+
+    with av.open(str(source)) as src, av.open(str(path), mode="w") as out:
+        stream: Any = out.add_stream(encoder, rate=30)
         stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
-        stream.options = {"crf": "20", "preset": "veryfast"}
-        for n, frame in enumerate(src.decode(video=0), 1):
-            big = cv2.resize(frame.to_ndarray(format="rgb24"), (1920, 1080), interpolation=cv2.INTER_LINEAR)
-            rgb = np.ascontiguousarray(big, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                dst.mux(packet)
-            if n >= frames:
+        stream.options = {"preset": "veryfast" if encoder == "libx264" else "ultrafast", "crf": "26",
+                          **({"x265-params": "log-level=error"} if encoder == "libx265" else {})}
+        if bt709:
+            stream.codec_context.colorspace = 1  # BT.709 tag: both decoders must honour it
+            stream.codec_context.color_range = 1
+        for i, frame in enumerate(src.decode(video=0)):
+            if i == frames:
                 break
-        for packet in stream.encode(None):
-            dst.mux(packet)
-    return out_path
+            big = frame.reformat(width=1920, height=1080, format="yuv420p",
+                                 dst_colorspace="itu709" if bt709 else "itu601", dst_color_range="MPEG")
+            big.pts, big.time_base = i, Fraction(1, 30)  # reformat keeps the source's time base (vtest: 10 fps)
+            for packet in stream.encode(big):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

@@ -91,7 +91,7 @@ def nvdec_inputs(paths: list[str], workdir: str) -> tuple[list[str], list[str]]:
     from pathlib import Path
 
     from workers.decode.nvcodec import NVDEC_CODECS, probe
-    from workers.tools.gpu_check import encode_1080p
+    from workers.tools.bench_clips import encode_1080p
 
     out, notes = [], []
     for path in paths:

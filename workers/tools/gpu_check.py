@@ -35,11 +35,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from workers.tools.bench_clips import encode_1080p
 
 log = logging.getLogger("vidpipe.gpu_check")
 
@@ -77,34 +78,6 @@ class Step:
 
 
 # --- prepare (runs where PyAV/libx264 exist) ----------------------------------------------------------------
-
-
-def encode_1080p(source: Path, path: Path, encoder: str, frames: int, bt709: bool) -> Path:
-    """The first `frames` frames of `source`, scaled to 1920 x 1080, encoded by PyAV (libx264/libx265), 30 fps.
-
-    bt709: convert with and tag BT.709 (what HD cameras write); else BT.601 untagged (the default matrix).
-    """
-    import av
-
-    with av.open(str(source)) as src, av.open(str(path), mode="w") as out:
-        stream: Any = out.add_stream(encoder, rate=30)
-        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
-        stream.options = {"preset": "veryfast" if encoder == "libx264" else "ultrafast", "crf": "26",
-                          **({"x265-params": "log-level=error"} if encoder == "libx265" else {})}
-        if bt709:
-            stream.codec_context.colorspace = 1  # BT.709 tag: both decoders must honour it
-            stream.codec_context.color_range = 1
-        for i, frame in enumerate(src.decode(video=0)):
-            if i == frames:
-                break
-            big = frame.reformat(width=1920, height=1080, format="yuv420p",
-                                 dst_colorspace="itu709" if bt709 else "itu601", dst_color_range="MPEG")
-            big.pts, big.time_base = i, Fraction(1, 30)  # reformat keeps the source's time base (vtest: 10 fps)
-            for packet in stream.encode(big):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 def prepare(assets: Path, source: Path) -> dict[str, Any]:
