@@ -197,7 +197,8 @@ class VideoPipeline:
                 actor = source.actor_for(v.source.video_id)
                 if actor is None:
                     continue
-                if nxt is not None and not policy.window_open(source.in_flight, len(queues[1]), nxt.credits_total):
+                if nxt is not None and not policy.window_open(source.in_flight, len(queues[1]), source.credits_total,
+                                                              nxt.credits_total):
                     blocked = True
                     break
                 request = DecodeRequest(v.source, v.next_seq, self._batch_frames(v))
@@ -211,10 +212,16 @@ class VideoPipeline:
         source.state = "blocked" if blocked else ("starved" if not self._videos else "ok")
 
     def _batch_frames(self, v: _Video) -> int:
+        """Batches only grow during a pipeline's life: the memory bound settles once (credits x the largest
+        batch), so the object store does not follow the rates' noise or the length of the videos."""
         consumer = self.graph.frame_consumer
         if not self.adaptive_batches or consumer is None:
             return self.batch_size
-        self.batch_frames = policy.batch_frames(self.batch_size, consumer.rate.rates()[2], v.frame_bytes)
+        consumer_rate, producer_rate = consumer.rate.rates()[2], self.pools[0].rate.rates()[2]
+        if consumer_rate <= 0 or producer_rate <= 0:
+            return self.batch_frames  # both stages measured first: one alone would size batches for the other
+        grown = policy.batch_frames(self.batch_size, min(consumer_rate, producer_rate), v.frame_bytes)
+        self.batch_frames = max(self.batch_frames, grown)
         return self.batch_frames
 
     def _dispatch(self, i: int) -> None:
@@ -223,7 +230,8 @@ class VideoPipeline:
         nxt = self.pools[i + 1] if i + 1 < len(self.pools) else None
         kept: deque[_Handoff] = deque()
         while queue:
-            if nxt is not None and not policy.window_open(pool.in_flight, len(self._queues[i + 1]), nxt.credits_total):
+            if nxt is not None and not policy.window_open(pool.in_flight, len(self._queues[i + 1]), pool.credits_total,
+                                                          nxt.credits_total):
                 break
             item = queue.popleft()
             if item.video_id not in self._videos:  # the video failed meanwhile

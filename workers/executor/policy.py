@@ -129,13 +129,15 @@ class RebalancePolicy:
         return None
 
 
-def batch_frames(base: int, consumer_frames_per_busy_second: float, frame_bytes: int) -> int:
-    """Frames per batch: the profile's batch size, grown for cheap detectors so that one call does about
-    TARGET_BATCH_SECONDS of work (per-ref costs, ~ms per batch in each process, stop dominating), capped at
-    MAX_BATCH_BYTES per batch so the memory bound stays credits x batch bytes."""
-    if consumer_frames_per_busy_second <= 0 or frame_bytes <= 0:
+def batch_frames(base: int, frames_per_busy_second: float, frame_bytes: int) -> int:
+    """Frames per batch: the profile's batch size, grown so that one call does about TARGET_BATCH_SECONDS of work
+    at the slower of the two stages around the hand-off (`frames_per_busy_second` is the lower of their per-actor
+    rates): per-call costs (~10 ms of CPU across the driver, the raylet and both actors) then stay a small share,
+    and no call is so long that a video's tail waits on it. Capped at MAX_BATCH_BYTES per batch, so the memory
+    bound stays credits x batch bytes."""
+    if frames_per_busy_second <= 0 or frame_bytes <= 0:
         return base
-    want = int(consumer_frames_per_busy_second * TARGET_BATCH_SECONDS)
+    want = int(frames_per_busy_second * TARGET_BATCH_SECONDS)
     cap = max(base, MAX_BATCH_BYTES // frame_bytes)
     return max(base, min(want, cap))
 
@@ -146,11 +148,14 @@ def threads_per_actor(actors: int, cluster_cpus: float, largest_node_cpus: float
     return int(max(1, min(largest_node_cpus, cluster_cpus // max(1, actors))))
 
 
-def window_open(upstream_in_flight: int, downstream_queued: int, downstream_credits: int) -> bool:
-    """May the upstream pool start one more call? Only while everything it has in flight, plus what waits
-    for the downstream pool, fits in one round of downstream credits. Between decode and detect this is the
-    frame budget: frames alive <= decode credits + one round of detect credits waiting + detect credits."""
-    return upstream_in_flight + downstream_queued < max(1, downstream_credits)
+def window_open(upstream_in_flight: int, downstream_queued: int, upstream_credits: int,
+                downstream_credits: int) -> bool:
+    """May the upstream pool start one more call? While what it has in flight plus what waits for the downstream
+    pool stays under its own credits plus one round of downstream credits. Between decode and detect this is
+    the frame budget: frames alive <= decode credits + one round of detect credits waiting + detect credits
+    (in flight there), whatever the video length; and every decode actor can keep its credits busy even when
+    one fast detect actor has few (a decode-heavy job)."""
+    return upstream_in_flight + downstream_queued < max(1, upstream_credits + downstream_credits)
 
 
 def hung_actors(oldest_call_sent: dict[int, float], last_completion: dict[int, float], now: float,

@@ -4,17 +4,21 @@ Figures (all frames/s on the same frames of the same clip, on this machine's cor
 - decode_fps: PyAV decoder alone (threaded decoding, batches, RGB), the decode stage's ceiling.
 - infer_fps: the detector alone on pre-decoded frames, the best of (a) one process with the library's
   default threads (OpenCV/ONNX Runtime spread one call over all cores) and (b) one single-threaded process
-  per core, each on its share of the frames; both are printed. Ceilings and the naive loop take the best
-  of 2 passes (on a shared machine other load only ever slows a pass down).
+  per core, each on its share of the frames; both are printed.
 - pipeline_fps: VideoPipeline (Ray actors, credits, zero-copy refs) on the clip 10 times (10 videos), after a
   first 1x pass that lets the pool balance (actor start-up excluded, as it is for the ceilings).
-- efficiency = pipeline_fps / min(decode_fps, infer_fps).
-- naive_fps: decode -> detect -> track in one plain loop, library defaults, as a user would write it.
+- pipeline_fps_long / _short: the same frames as one video 10x as long, and as 20 videos of half the clip.
+- efficiency = pipeline_fps / min(decode_fps, infer_fps) (and efficiency_long / _short likewise).
+- naive_fps: decode -> the same detector -> track in one plain loop, library default threads.
+- Ceilings, the naive loop and the 10x pipeline pass take the best of PASSES passes: on a shared machine
+  other load only ever slows a pass down, so each figure gets the same chance.
 - object_store_peak_bytes_1x / _10x: peak bytes used in Ray's object store (sampled from the raylet every
   0.5 s) while the pipeline processes the clip once, then 10 copies of it; peak_frame_bytes_* is the
   pipeline's own count of frame batches alive (refs it holds).
 - raydata_fps: the same job as a Ray Data script (workers/tools/bench_raydata.py: read_videos + map_batches on an
   actor pool, 0.5 CPU per actor, actor start-up included), on 3 copies; "not installed" without the raydata extra.
+- --workload decode-heavy: the clip's first 120 frames as 1080p H.264 with HOG at width 256, where decoding
+  (and the resize to the detector's width) is the work; --e2e: `vidpipe run` over 20 copies of the clip.
 - peak_rss_bytes: the bench (driver) process's peak RSS; workers_rss_peak_bytes: sampled sum over Ray workers.
 """
 
@@ -50,7 +54,7 @@ from workers.tools.bench_clips import cut_clip, encode_1080p, repeat_clip
 from workers.tools.bench_raydata import NOT_INSTALLED, raydata_available, raydata_fps
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout: workers/tools/bench.py -> ../../
-PASSES = 2  # ceilings and the naive loop: best of 2 passes (the pipeline gets one long 10x run)
+PASSES = 2  # ceilings, the naive loop and the 10x pipeline run: best of 2 passes
 
 
 def default_video() -> str:
@@ -166,38 +170,23 @@ def measure_naive(video: str, frames: int, cfg: DetectorConfig) -> float:
 
 
 def _naive_pass(video: str, frames: int, cfg: DetectorConfig) -> float:
+    """One plain loop: PyAV decodes, the same detector the pipeline runs (its own preprocessing, the library's
+    default threads) detects, ByteTrack tracks. The same work per frame as the pipeline, in one process."""
     import av
-    import cv2
 
-    from workers.detect.hog import margin_to_score
+    from workers.detect.factory import make_detector
     from workers.track.bytetrack import ByteTracker
 
-    if cfg.kind == "hog":
-        hog = cv2.HOGDescriptor()
-        hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
-    else:
-        from workers.detect.factory import make_detector
-
-        onnx_det = make_detector(cfg, "cpu")
-        onnx_det.setup()
+    detector = make_detector(cfg, "cpu")
+    detector.setup()
     tracker = ByteTracker(TrackerConfig(), frame_rate=30.0)
     t0 = time.perf_counter()
     n = 0
     with av.open(video) as container:
         for frame in container.decode(video=0):
-            img = frame.to_ndarray(format="rgb24")
-            if cfg.kind == "hog":
-                scale = cfg.input_width / img.shape[1]
-                small = cv2.resize(img, (cfg.input_width, round(img.shape[0] * scale)))
-                rects, weights = hog.detectMultiScale(small, winStride=(cfg.hog_win_stride,) * 2, scale=cfg.hog_scale)
-                r = np.asarray(rects, np.float32).reshape(-1, 4) / scale
-                boxes = np.concatenate([r[:, :2], r[:, :2] + r[:, 2:]], axis=1)
-                scores = margin_to_score(np.asarray(weights).reshape(-1))
-            else:
-                batch = FrameBatch("naive", n, np.array([n]), np.array([0.0]), img[None])
-                d = onnx_det.detect(batch)
-                boxes, scores = d.boxes, d.scores
-            tracker.update(boxes, scores)
+            batch = FrameBatch("naive", n, np.array([n]), np.array([0.0]), frame.to_ndarray(format="rgb24")[None])
+            d = detector.detect(batch)
+            tracker.update(d.boxes, d.scores)
             n += 1
             if n >= frames:
                 break
@@ -350,9 +339,9 @@ def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, An
         "speedup_vs_naive": round(fps / naive_fps, 3),
         "speedup_vs_raydata": round(fps / figures["raydata_fps"], 3)
         if isinstance(figures["raydata_fps"], float) else None,
-        "object_store_10x_over_1x": round(figures["object_store_peak_bytes_10x"] /
-                                          figures["object_store_peak_bytes_1x"], 3)
-        if figures["object_store_peak_bytes_1x"] else None,
+        **{f"object_store_{k}_over_1x": round(figures[f"object_store_peak_bytes_{k}"] /
+                                              figures["object_store_peak_bytes_1x"], 3)
+           if figures["object_store_peak_bytes_1x"] else None for k in ("10x", "long")},
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
     if e2e:
@@ -387,19 +376,23 @@ def _pipeline_figures(cfg: DetectorConfig, batch_size: int, clip: str, frames: i
         warm_fps, _ = run_pipeline(pipe, [clip])  # lets the pool balance (start-up transient)
         say(f"pipeline warm-up     {warm_fps:8.1f} frames/s  (first pass: includes balancing and the tail)")
         pipe.peak_frame_bytes = 0
-        with StoreSampler() as s1:  # memory at 1x, with the balanced pool the 10x run also uses
-            fps_1x, _ = run_pipeline(pipe, [clip])
-        out |= {"pipeline_fps_1x": fps_1x, "peak_frame_bytes_1x": pipe.peak_frame_bytes}
-        say(f"pipeline 1x clip     {fps_1x:8.1f} frames/s  (one video: includes its tail)")
-        pipe.peak_frame_bytes = 0
         with StoreSampler() as s10:  # steady state: the clip 10 times, as 10 videos; best of PASSES, as the ceilings
             passes = [run_pipeline(pipe, [clip] * 10)[0] for _ in range(PASSES)]
         out |= {"pipeline_fps": max(passes), "pipeline_fps_10x_passes": [round(p, 1) for p in passes],
                 "peak_frame_bytes_10x": pipe.peak_frame_bytes}
         say(f"pipeline 10x clip    {max(passes):8.1f} frames/s  (passes {', '.join(f'{p:.1f}' for p in passes)}; "
             f"{[(st.name, st.actors) for st in pipe.stats().stages]})")
+        # Memory at 1x and at 10x the length, measured after the 10x passes: the same pool and the same settled
+        # batch size (batches only grow), so the figures differ only by how much video there is.
+        pipe.peak_frame_bytes = 0
+        with StoreSampler() as s1:
+            fps_1x, _ = run_pipeline(pipe, [clip])
+        out |= {"pipeline_fps_1x": fps_1x, "peak_frame_bytes_1x": pipe.peak_frame_bytes}
+        say(f"pipeline 1x clip     {fps_1x:8.1f} frames/s  (one video: includes its tail)")
+        samplers = {}
         for shape, videos in shapes.items():
-            out[f"pipeline_fps_{shape}"] = run_pipeline(pipe, videos)[0]
+            with StoreSampler() as samplers[shape]:
+                out[f"pipeline_fps_{shape}"] = run_pipeline(pipe, videos)[0]
             say(f"pipeline {shape:5s} ({len(videos)} video{'s' * (len(videos) > 1)}) "
                 f"{out[f'pipeline_fps_{shape}']:8.1f} frames/s")
         out["pipeline_actors"] = {st.name: st.actors for st in pipe.stats().stages}
@@ -413,6 +406,7 @@ def _pipeline_figures(cfg: DetectorConfig, batch_size: int, clip: str, frames: i
     finally:
         ray.shutdown()
     out |= {"object_store_peak_bytes_1x": s1.peak_store, "object_store_peak_bytes_10x": s10.peak_store,
+            "object_store_peak_bytes_long": samplers["long"].peak_store,
             "workers_rss_peak_bytes": max(s1.peak_workers_rss, s10.peak_workers_rss)}
     return out
 
