@@ -91,6 +91,30 @@ def test_default_detector_finds_the_hand_counted_people(default_detections: obje
     assert false <= MAX_FALSE_PEOPLE, f"{false} person boxes on no one"
 
 
+# The score of each hand-counted person's box, in HAND_PEOPLE's order (frames with people only), as the default
+# detector gave it when this test was written (ONNX Runtime, 1 thread). Channel order and normalisation hardly
+# change which people are found (NanoDet-g is robust), but they move these scores: frames fed as BGR moved
+# one by 0.089, at half brightness by 0.049, while a one-level change of every pixel moved none by 0.001.
+PINNED_PEOPLE_SCORES = [[0.783, 0.771, 0.85], [0.668, 0.789, 0.693, 0.73, 0.626, 0.82, 0.726],
+                        [0.712, 0.79, 0.698, 0.8, 0.792, 0.787]]
+SCORE_TOLERANCE = 0.01
+
+
+def test_people_scores_match_the_pinned_ones(default_detections: object) -> None:
+    """Catches a swapped colour order or a wrong normalisation, which the counts above let through."""
+    out = default_detections
+    got = []
+    for frame, people in HAND_PEOPLE.items():
+        if not people:
+            continue
+        sel = (out.det_frame == frame) & (out.class_ids == 0)  # type: ignore[attr-defined]
+        iou = _iou(np.asarray(people, np.float32), out.boxes[sel])  # type: ignore[attr-defined]
+        got.append([float(out.scores[sel][int(iou[i].argmax())]) for i in range(len(people))])  # type: ignore[attr-defined]
+    assert len(got) == len(PINNED_PEOPLE_SCORES)
+    for frame_got, frame_pinned in zip(got, PINNED_PEOPLE_SCORES, strict=True):
+        np.testing.assert_allclose(frame_got, frame_pinned, atol=SCORE_TOLERANCE)
+
+
 def test_default_detector_boxes_the_parked_van_as_a_vehicle(default_detections: object) -> None:
     out = default_detections
     for frame in (0, 200, 400, 600):
