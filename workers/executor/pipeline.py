@@ -170,10 +170,10 @@ class VideoPipeline:
     def _admit(self) -> None:
         sticky = [p for p in self.pools if p.spec.sticky]
         while self._waiting and len(self._videos) < self.profile.max_videos_in_flight:
-            broken = next((p for p in self.pools if p.setup_error is not None), None)
-            if broken is not None:
+            error = next((p.setup_error for p in self.pools if p.setup_error is not None), None)
+            if error is not None:  # a pool whose actors cannot start: no video can pass it
                 source = self._waiting.popleft()
-                self._outcomes.append(VideoFailure(source.video_id, broken.setup_error))  # type: ignore[arg-type]
+                self._outcomes.append(VideoFailure(source.video_id, error))
                 self._done += 1
                 continue
             if any(not p.live for p in sticky):
