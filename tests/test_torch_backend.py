@@ -60,6 +60,22 @@ def test_torch_letterbox_equals_opencv(media_dir: Path, dst_w: int, dst_h: int) 
     assert diff.max() <= LETTERBOX_TOLERANCE
 
 
+def test_torch_letterbox_equals_opencv_after_halvings(media_dir: Path) -> None:
+    """1080p-like frames into 416: the CPU path halves exactly first (preprocess.area_halvings); torch must too."""
+    import cv2
+    import torch
+
+    from workers.detect.preprocess import area_halvings, letterbox
+    from workers.detect.torch_preprocess import torch_letterbox
+
+    frames = np.stack([cv2.resize(f, (1920, 1440), interpolation=cv2.INTER_LINEAR)
+                       for f in _vtest_frames(media_dir, n=2)])
+    out, plan = torch_letterbox(torch.from_numpy(frames), 416, 416)
+    assert area_halvings(1920, 1440, plan.new_w, plan.new_h) == 1
+    ref = np.stack([letterbox(f, 416, 416)[0] for f in frames]).transpose(0, 3, 1, 2) / 255.0
+    assert np.abs(out.numpy() - ref).max() <= LETTERBOX_TOLERANCE
+
+
 def _same_boxes(name: str, ort: object, torch_det: object) -> float:
     """Per frame: the same boxes (xyxy within BOX_TOLERANCE_PX) and classes after NMS; returns the max score diff."""
     det_frame_a, boxes_a, scores_a, ids_a = (getattr(ort, k) for k in ("det_frame", "boxes", "scores", "class_ids"))
