@@ -106,6 +106,26 @@ def test_rotation_metadata_is_applied(tmp_path: Path) -> None:
     assert info.rotation == 90 and (info.width, info.height) == (48, 64)  # type: ignore[attr-defined]
 
 
+def test_frames_resized_as_decoded_equal_resized_full_frames(tmp_path: Path) -> None:
+    """frame_size (the decode stage's Prescale): each frame resized after rotation, the scale on the batch, and
+    the same pixels as resizing the full-size frames afterwards."""
+    from workers.detect.preprocess import resize_image
+
+    path = make_video(tmp_path / "rot.mp4", frames=5, width=256, height=192, rotation=90)
+    full, _ = decode_all(path, batch_size=2)
+    dec = PyAVDecoder()
+    dec.setup()
+    stream = dec.decode(VideoSource("v", LocalVideo(str(path))), SamplingConfig(), 2)
+    stream.frame_size = lambda w, h: (w // 4, h // 4, 0.25)
+    small = list(stream)
+    assert [len(b) for b in small] == [len(b) for b in full] == [2, 2, 1]
+    for a, b in zip(full, small, strict=True):
+        assert b.frames.shape[1:] == (64, 48, 3) and b.source_scale == 0.25 and a.source_scale == 1.0
+        for i in range(len(a)):
+            assert np.array_equal(b.frames[i], resize_image(a.frames[i], 48, 64))
+    assert (stream.info.width, stream.info.height) == (192, 256)  # the source's size, not the resized one
+
+
 def test_odd_frame_size(tmp_path: Path) -> None:
     path = make_video(tmp_path / "odd.mkv", frames=5, width=63, height=47, codec="ffv1", pix_fmt="yuv444p")
     batches, _ = decode_all(path)

@@ -8,7 +8,9 @@ Why these choices (measured on the 2-core dev box, vtest.avi 768x576):
   so yuv420p sources take that path (BT.601 coefficients, like swscale's default for SD; other pixel formats
   and odd sizes go through swscale).
 - Frames are written straight into one preallocated C-contiguous N x H x W x 3 uint8 array per batch, the
-  array that Ray puts in the object store once.
+  array that Ray puts in the object store once. With `frame_size` set (the decode stage's Prescale) each frame
+  is converted into one reused full-size scratch frame and resized from there into the batch, so the batch
+  holds only detector-size frames.
 - Skipped frames (sampling) are decoded (inter frames depend on them) but never colour-converted; in
   keyframes mode non-key packets are not even sent to the decoder and `skip_frame = "NONKEY"` is set.
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -41,6 +43,7 @@ from workers.contract import (
 )
 from workers.decode.color import BT601, BT709, color_matrix, full_range
 from workers.decode.sampling import validate_sampling
+from workers.detect.preprocess import resize_image
 
 
 def _rgb(frame: av.VideoFrame, out: np.ndarray) -> None:
@@ -77,6 +80,11 @@ class PyAVStream:
         self.threads = threads
         self.reuse_buffer = False  # see _buffer()
         self._reusable: np.ndarray | None = None
+        # (w, h) -> (new_w, new_h, scale), or None for full size: each frame is resized right after its
+        # conversion, through one full-size scratch frame, so a batch never holds full-size frames (the
+        # decode stage sets it from its Prescale).
+        self.frame_size: Callable[[int, int], tuple[int, int, float] | None] | None = None
+        self._scratch: np.ndarray | None = None
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.source = source
@@ -167,6 +175,12 @@ class PyAVStream:
             self._reusable = np.empty(shape, np.uint8)
         return self._reusable
 
+    def _scratch_frame(self, h: int, w: int) -> np.ndarray:
+        """The one full-size frame a resized stream converts into before resizing (reused: stays warm)."""
+        if self._scratch is None or self._scratch.shape != (h, w, 3):
+            self._scratch = np.empty((h, w, 3), np.uint8)
+        return self._scratch
+
     def _stream_start(self) -> float:
         s = self._stream
         if s.start_time is None or s.time_base is None:
@@ -184,6 +198,8 @@ class PyAVStream:
 
         seq = 0
         buf: np.ndarray | None = None
+        buf_source = (0, 0)  # the source frame size (h, w) of the frames in buf
+        size: tuple[int, int, float] | None = None  # frame_size's answer for that size
         idx: list[int] = []
         pts: list[float] = []
         decoded = 0
@@ -204,6 +220,7 @@ class PyAVStream:
                 pts=np.asarray(pts, dtype=np.float64),
                 frames=frames,
                 is_last=is_last,
+                source_scale=size[2] if size and buf is not None else 1.0,
             )
             seq += 1
             buf = None
@@ -233,18 +250,23 @@ class PyAVStream:
 
             rotation = int(getattr(frame, "rotation", 0) or 0) % 360
             h, w = (frame.width, frame.height) if rotation in (90, 270) else (frame.height, frame.width)
-            if buf is not None and buf.shape[1:3] != (h, w):
+            if buf is not None and buf_source != (h, w):
                 yield flush(False)  # resolution change mid-stream: a batch has one frame size
             if buf is None:
-                buf = self._buffer((self.batch_size, h, w, 3))
+                buf_source = (h, w)
+                size = self.frame_size(w, h) if self.frame_size else None
+                buf = self._buffer((self.batch_size, size[1], size[0], 3) if size else (self.batch_size, h, w, 3))
             slot = buf[len(idx)]
+            full = self._scratch_frame(h, w) if size else slot
             if rotation:
                 tmp = np.empty((frame.height, frame.width, 3), np.uint8)
                 _rgb(frame, tmp)
                 # the display matrix rotates counter-clockwise by `rotation` degrees; so does rot90(k)
-                slot[...] = np.rot90(tmp, k=rotation // 90)
+                full[...] = np.rot90(tmp, k=rotation // 90)
             else:
-                _rgb(frame, slot)
+                _rgb(frame, full)
+            if size:
+                resize_image(full, size[0], size[1], dst=slot)
             idx.append(index)
             pts.append(t + t0)
             self.info.rotation = rotation

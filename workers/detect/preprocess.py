@@ -49,11 +49,6 @@ def resize_to_width(image: np.ndarray, width: int) -> tuple[np.ndarray, float]:
     return resize_image(image, width, max(1, round(h * scale))), scale
 
 
-def resize_into(image: np.ndarray, out: np.ndarray) -> None:
-    """resize_to_width's resize, written into `out` (its shape gives the size): identical pixels, no new array."""
-    resize_image(image, out.shape[1], out.shape[0], dst=out)
-
-
 @dataclass(frozen=True)
 class Letterbox:
     """How a source image was placed in the square-ish model input: scaled by `ratio`, offset by pad."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from workers.contract import VideoError
+from workers.detect.preprocess import letterbox_geometry
 
 
 @dataclass(frozen=True)
@@ -19,11 +20,23 @@ class Prescale:
     work moved upstream, and a fraction of the bytes through the object store.
 
     width > 0: to this width, aspect kept (HOG's input width). box = (w, h): to fit inside it, aspect kept (an
-    ONNX model's letterbox; the detector then only pads). Never upscales.
+    ONNX model's letterbox; the detector then only pads). Never upscales. The decoder applies it frame by frame
+    (PyAV's stream `frame_size`); a decoder without that hook hands on full-size frames, which the detector
+    then resizes itself: the same result, more bytes.
     """
 
     width: int = 0
     box: tuple[int, int] | None = None
+
+    def size_for(self, w: int, h: int) -> tuple[int, int, float] | None:
+        """(new_w, new_h, scale) for a w x h frame, with the detector's own rounding; None: leave it as it is."""
+        if self.box:
+            scale = letterbox_geometry(w, h, *self.box).ratio
+            new_w, new_h = round(w * scale), round(h * scale)  # the letterbox's inner size
+        else:
+            scale = self.width / w
+            new_w, new_h = self.width, max(1, round(h * scale))
+        return (new_w, new_h, scale) if scale < 1.0 else None  # never upscale here: the detector does that
 
 
 @dataclass(frozen=True)
