@@ -118,9 +118,9 @@ def test_pipeline_equals_inline(ray_session: dict[str, str], media_dir: Path, wi
 
 
 def frame_bound(pipe: VideoPipeline, batch_bytes: int) -> int:
-    """The design bound: decode credits + ready queue (one round of detect credits) + detect credits."""
+    """The design bound: decode credits (in flight or waiting for detect) + detect credits."""
     decode, detect = pipe.pools[0], pipe.pools[1]
-    return (len(decode.actors) * decode.spec.credits_per_actor + 2 * len(detect.actors) * detect.spec.credits_per_actor
+    return (len(decode.actors) * decode.spec.credits_per_actor + len(detect.actors) * detect.spec.credits_per_actor
             ) * batch_bytes
 
 
@@ -165,7 +165,7 @@ def frame_bound_for_max_actors(batch_bytes: int) -> int:
     cpus = 2.0  # the test session
     decode, detect, track = p.spec("decode"), p.spec("detect"), p.spec("track")
     max_det = int((cpus - decode.resources.cpus - track.resources.cpus) // detect.resources.cpus)
-    return (decode.max_actors * decode.credits_per_actor + 2 * max_det * detect.credits_per_actor) * batch_bytes
+    return (decode.max_actors * decode.credits_per_actor + max_det * detect.credits_per_actor) * batch_bytes
 
 
 def start_victim(pipe: VideoPipeline, clip: Path) -> list[VideoOutcome]:

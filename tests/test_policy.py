@@ -127,12 +127,13 @@ def test_threads_share_the_node() -> None:
 
 
 def test_the_window_bounds_what_waits_between_two_pools() -> None:
-    # one decode actor (2 credits) feeding two detect actors (4 credits): up to 6 batches in decode or waiting
-    assert policy.window_open(upstream_in_flight=2, downstream_queued=3, upstream_credits=2, downstream_credits=4)
-    assert not policy.window_open(upstream_in_flight=2, downstream_queued=4, upstream_credits=2, downstream_credits=4)
-    # decode-heavy: two decode actors feeding one fast detect actor both keep their credits busy
-    assert policy.window_open(upstream_in_flight=3, downstream_queued=2, upstream_credits=4, downstream_credits=2)
-    assert policy.window_open(0, 0, 0, 0)  # pools between actors still let one item through
+    # one decode actor (2 credits) feeding detect: at most 2 batches in decode or waiting for a detect credit
+    assert policy.window_open(upstream_in_flight=1, downstream_queued=0, upstream_credits=2)
+    assert not policy.window_open(upstream_in_flight=1, downstream_queued=1, upstream_credits=2)
+    assert not policy.window_open(upstream_in_flight=0, downstream_queued=2, upstream_credits=2)
+    # decode-heavy: three decode actors feeding one fast detect actor that drains the queue keep all 6 busy
+    assert policy.window_open(upstream_in_flight=5, downstream_queued=0, upstream_credits=6)
+    assert policy.window_open(0, 0, 0)  # pools between actors still let one item through
 
 
 def test_a_hung_actor_is_one_with_calls_out_that_finished_nothing_since() -> None:

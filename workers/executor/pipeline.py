@@ -13,8 +13,8 @@ Why actor pools and credits rather than Ray's DAG API, Compiled Graphs or Ray Da
 Hand-written here because no library does it for this shape: per-video request order, the bounded hand-off
 between pools and rebalancing from measured rates.
 
-Memory bound: frame batches alive <= decode credits + one round of detect credits waiting + detect credits,
-whatever the video length or the number of videos (policy.window_open). Deadlock freedom on a small node:
+Memory bound: frame batches alive <= decode credits (in flight or waiting) + detect credits, whatever the
+video length or the number of videos (policy.window_open). Deadlock freedom on a small node:
 every pool's actors reserve fractional CPUs that fit together (profiles.py), and an actor is only added when
 the node has its resources free, so no stage waits on resources another stage holds.
 """
@@ -197,8 +197,7 @@ class VideoPipeline:
                 actor = source.actor_for(v.source.video_id)
                 if actor is None:
                     continue
-                if nxt is not None and not policy.window_open(source.in_flight, len(queues[1]), source.credits_total,
-                                                              nxt.credits_total):
+                if nxt is not None and not policy.window_open(source.in_flight, len(queues[1]), source.credits_total):
                     blocked = True
                     break
                 request = DecodeRequest(v.source, v.next_seq, self._batch_frames(v))
@@ -230,8 +229,7 @@ class VideoPipeline:
         nxt = self.pools[i + 1] if i + 1 < len(self.pools) else None
         kept: deque[_Handoff] = deque()
         while queue:
-            if nxt is not None and not policy.window_open(pool.in_flight, len(self._queues[i + 1]), pool.credits_total,
-                                                          nxt.credits_total):
+            if nxt is not None and not policy.window_open(pool.in_flight, len(self._queues[i + 1]), pool.credits_total):
                 break
             item = queue.popleft()
             if item.video_id not in self._videos:  # the video failed meanwhile

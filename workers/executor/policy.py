@@ -148,14 +148,15 @@ def threads_per_actor(actors: int, cluster_cpus: float, largest_node_cpus: float
     return int(max(1, min(largest_node_cpus, cluster_cpus // max(1, actors))))
 
 
-def window_open(upstream_in_flight: int, downstream_queued: int, upstream_credits: int,
-                downstream_credits: int) -> bool:
+def window_open(upstream_in_flight: int, downstream_queued: int, upstream_credits: int) -> bool:
     """May the upstream pool start one more call? While what it has in flight plus what waits for the downstream
-    pool stays under its own credits plus one round of downstream credits. Between decode and detect this is
-    the frame budget: frames alive <= decode credits + one round of detect credits waiting + detect credits
-    (in flight there), whatever the video length; and every decode actor can keep its credits busy even when
-    one fast detect actor has few (a decode-heavy job)."""
-    return upstream_in_flight + downstream_queued < max(1, upstream_credits + downstream_credits)
+    pool stays under its own credits. Between decode and detect this is the frame budget: frames alive <= decode
+    credits (in flight or waiting) + detect credits (in flight there), whatever the video length. Waiting
+    batches need not cover a round of detect credits: each detect actor's second credit already holds its next
+    batch, and decode refills the queue in a fraction of a detect call. (That extra round was measured: the
+    same frames/s on NanoDet and HOG 256, 20-40% more frames alive.) Every decode actor still keeps its
+    credits busy when one fast detect actor drains the queue (a decode-heavy job)."""
+    return upstream_in_flight + downstream_queued < max(1, upstream_credits)
 
 
 def hung_actors(oldest_call_sent: dict[int, float], last_completion: dict[int, float], now: float,
