@@ -268,21 +268,15 @@ class EmbeddedRedis:
             self._watcher = None
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
-            import redis
-
-            with contextlib.suppress(redis.exceptions.RedisError):
-                client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password or None,
-                                     socket_connect_timeout=1)
-                client.shutdown(nosave=True)  # AOF is already on disk; nosave = no RDB snapshot
+            # SIGTERM is valkey's graceful shutdown: the AOF is flushed and, with `--save ""`, no RDB is
+            # written. (A SHUTDOWN command took 3.6 s: the server drops the connection and redis-py retries the
+            # command with backoff; SIGTERM and the wait took 0.09 s.)
+            proc.terminate()
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                proc.kill()
+                proc.wait()
         if self._lock_file is not None:
             with contextlib.suppress(OSError):
                 self._info_path.unlink()
