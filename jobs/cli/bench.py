@@ -14,7 +14,7 @@ RUN_TIME_NOTE = (
     "pipeline warm-up 1, 1x 1, 10x twice 20, one 10x-long video 10, 20 half-length videos 10), so it takes about "
     "44 x frames / (pipeline frames/s) plus ~45 s of start-up and the Ray Data baseline: NanoDet-g (160 frames at "
     "~38 frames/s on 2 cores) about 4 minutes, HOG at width 768 (96 frames at ~13 frames/s) about 6 minutes, at "
-    "--width 256 (795 frames, all of vtest.avi, at ~210 frames/s) about 4 minutes; --e2e adds one `vidpipe run` "
+    "--width 256 (1600 frames: vtest.avi twice, at ~230 frames/s) about 7 minutes; --e2e adds one `vidpipe run` "
     "of 20 copies (20 x frames / (pipeline frames/s) and start-up). The default clips are longer than the "
     "pipeline's frame window, so the 1x memory figure is its steady state, comparable with the 10x-long one. An "
     "estimate from the passes it makes, not a timed run. --frames 16 gives a quick, rough look."
@@ -35,7 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="detector input width; smaller is faster (hog, default 768; onnx only when the graph's "
                         "size is dynamic)")
     parser.add_argument("--frames", type=int, default=0, metavar="N",
-                        help="frames of the clip to use (default: onnx 160, hog 96, hog under 512 px wide 795)")
+                        help="frames of the clip to use, the video looped when it is shorter (default: onnx 160, "
+                        "hog 96, hog under 512 px wide 1600)")
     parser.add_argument("--batch-size", type=int, default=BenchOptions.batch_size, metavar="N",
                         help="frames per object ref between decode and detect actors (default 8)")
     parser.add_argument("--no-raydata", dest="raydata", action="store_false",

@@ -57,7 +57,7 @@ from workers.contract import (
     VideoSource,
 )
 from workers.local_ray import use_local_ray_defaults
-from workers.tools.bench_clips import cut_clip, encode_1080p, repeat_clip
+from workers.tools.bench_clips import clip_of, cut_clip, encode_1080p, repeat_clip
 from workers.tools.bench_raydata import NOT_INSTALLED, raydata_available, raydata_fps
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout: workers/tools/bench.py -> ../../
@@ -85,7 +85,7 @@ class BenchOptions:
     detector: str = "onnx"  # onnx | hog
     model: str = "nanodet-g"
     width: int = 0  # 0: onnx 640 (used only when the graph's size is dynamic), hog 768
-    frames: int = 0  # 0: onnx 160, hog 96, hog under 512 px wide 795 (longer than the frame window: see docstring)
+    frames: int = 0  # 0: onnx 160, hog 96, hog under 512 px wide 1600 (longer than the frame window: see docstring)
     batch_size: int = 8  # frames per object ref between decode and detect actors
     raydata: bool = True  # also run the Ray Data baseline when the raydata extra is installed
     workload: str = "clip"  # clip | decode-heavy (1080p H.264 made from the clip, HOG at width 256)
@@ -294,12 +294,12 @@ def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, An
     from workers.detect.model_config import resolve
 
     cfg = resolve(cfg)  # the model's threshold, classes and sha256, as a run uses them (and as --json reports)
-    frames = options.frames or (120 if heavy else 795 if cfg.kind == "hog" and cfg.input_width < 512
+    frames = options.frames or (120 if heavy else 1600 if cfg.kind == "hog" and cfg.input_width < 512
                                 else 96 if cfg.kind == "hog" else 160)
     # The pipeline sees exactly the benchmark frames: a clip of `frames` frames, cut once (stream copy), or for
     # the decode-heavy workload encoded once as 1080p H.264.
     clip = (str(encode_1080p(Path(video), Path(tmp, "clip-1080p.mp4"), "libx264", frames, bt709=False)) if heavy
-            else cut_clip(video, frames, os.path.join(tmp, "clip" + Path(video).suffix)))
+            else clip_of(video, frames, os.path.join(tmp, "clip" + Path(video).suffix)))
 
     load_start = os.getloadavg()[0]
     model = f" {cfg.model}" if cfg.kind != "hog" else f" width {cfg.input_width}"

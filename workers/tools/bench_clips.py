@@ -3,6 +3,7 @@ file (packets copied, no re-encode), and 1080p H.264/HEVC versions (encoded on p
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,20 @@ def cut_clip(video: str, frames: int, out_path: str) -> str:
             if n >= frames:
                 break
     return out_path
+
+
+def clip_of(video: str, frames: int, out_path: str) -> str:
+    """The first `frames` frames of `video`; of the video played back to back as often as needed when it is
+    shorter (packets copied), so that a clip can be longer than the pipeline's frame window whatever the source."""
+    import av
+
+    with av.open(video) as probe:
+        have = sum(1 for p in probe.demux(probe.streams.video[0]) if p.dts is not None)
+    if have >= frames:
+        return cut_clip(video, frames, out_path)
+    looped = repeat_clip(video, math.ceil(frames / max(1, have)), str(Path(out_path).with_suffix(".looped" +
+                                                                                          Path(out_path).suffix)))
+    return cut_clip(looped, frames, out_path)
 
 
 def repeat_clip(clip: str, times: int, out_path: str) -> str:
