@@ -374,11 +374,16 @@ def report_progress(job: Job, job_id: str, names: dict[str, str], every: float =
     return stop
 
 
+NODE_LOSS_FRAMES = 240
+
+
 def run_node_loss(result: dict[str, Any]) -> None:
     work = Path(tempfile.mkdtemp(prefix="vp-loss-"))
     with local_cluster(workers=3) as (cluster, nodes):
         names = node_names(nodes, cluster)
-        job = Job(work, videos=8, frames=60)
+        # Long enough that the second wave of videos is still decoding when the first commits are seen (at 60
+        # frames the whole job took 2.3 s once, and the node went after its videos were decoded).
+        job = Job(work, videos=8, frames=NODE_LOSS_FRAMES)
         try:
             config = job.config()
             spec = job.submit(config)
