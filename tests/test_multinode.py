@@ -79,8 +79,9 @@ def test_worker_node_removed_mid_job_its_videos_are_redone_elsewhere_once() -> N
     # nothing lost, nothing written twice
     assert r["status"] == {"done": 8, "failed": 0, "total": 8}
     assert r["commits"] == {f"v{i:02d}.mp4": 1 for i in range(8)}
-    assert len(r["manifests"]) == 8 and all(m["frame_count"] == 240 for m in r["manifests"].values())  # NODE_LOSS_FRAMES
-    # the videos it held were redone elsewhere: a later attempt, decoded on a node that is still there
+    assert len(r["manifests"]) == 8 and all(m["frame_count"] == 240 for m in r["manifests"].values())
+    # (240: NODE_LOSS_FRAMES.) The videos it held were redone elsewhere: a later attempt, decoded on a node that
+    # is still there
     redone = [k for k, m in r["manifests"].items() if m["attempt"] >= 2]
     assert redone, r["manifests"]
     for key in redone:
