@@ -397,8 +397,12 @@ def run_node_loss(result: dict[str, Any]) -> None:
                         job.commits and job.queue.status(spec.job_id, failures_limit=0).running):
                     time.sleep(0.1)
                 actors = actor_nodes()
-                decode_nodes = [a["node"] for a in actors.values()
-                                if a["class"] == "DecodeActor" and a["state"] == "ALIVE"]
+                # first the nodes whose decode actor holds a video not yet committed (an idle victim would
+                # leave nothing to redo), then any node with a decode actor
+                holding = [aids[-1] for key, aids in list(job.decoded_by.items()) if aids and key not in job.commits]
+                decode_nodes = [actors[a]["node"] for a in holding if a in actors and actors[a]["state"] == "ALIVE"]
+                decode_nodes += [a["node"] for a in actors.values()
+                                 if a["class"] == "DecodeActor" and a["state"] == "ALIVE"]
                 victim_id = next(n for n in decode_nodes if names.get(n, "head") != "head")
                 victim = names[victim_id]
                 on_it = [a["class"] for a in actors.values() if a["node"] == victim_id and a["state"] == "ALIVE"]
