@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from workers.contract import VideoError
-from workers.detect.preprocess import letterbox_geometry
+from workers.detect.preprocess import letterbox_plan
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,9 @@ class Prescale:
 
     def size_for(self, w: int, h: int) -> tuple[int, int, float] | None:
         """(new_w, new_h, scale) for a w x h frame, with the detector's own rounding; None: leave it as it is."""
-        if self.box:
-            scale = letterbox_geometry(w, h, *self.box).ratio
-            new_w, new_h = round(w * scale), round(h * scale)  # the letterbox's inner size
+        if self.box:  # the letterbox's inner size
+            plan = letterbox_plan(w, h, *self.box)
+            new_w, new_h, scale = plan.new_w, plan.new_h, plan.geometry.ratio
         else:
             scale = self.width / w
             new_w, new_h = self.width, max(1, round(h * scale))
