@@ -107,8 +107,8 @@ def test_rotation_metadata_is_applied(tmp_path: Path) -> None:
 
 
 def test_frames_resized_as_decoded_equal_resized_full_frames(tmp_path: Path) -> None:
-    """frame_size (the decode stage's Prescale): each frame resized after rotation, the scale on the batch, and
-    the same pixels as resizing the full-size frames afterwards."""
+    """frame_size (the decode stage's Prescale): each frame resized in display orientation, the scale on the
+    batch, and (within swscale's rounding) the pixels of resizing the full-size frames afterwards."""
     from workers.detect.preprocess import resize_image
 
     path = make_video(tmp_path / "rot.mp4", frames=5, width=256, height=192, rotation=90)
@@ -122,7 +122,8 @@ def test_frames_resized_as_decoded_equal_resized_full_frames(tmp_path: Path) -> 
     for a, b in zip(full, small, strict=True):
         assert b.frames.shape[1:] == (64, 48, 3) and b.source_scale == 0.25 and a.source_scale == 1.0
         for i in range(len(a)):
-            assert np.array_equal(b.frames[i], resize_image(a.frames[i], 48, 64))
+            diff = np.abs(b.frames[i].astype(np.int16) - resize_image(a.frames[i], 48, 64))
+            assert diff.mean() < 0.5 and diff.max() <= 8, (diff.mean(), diff.max())
     assert (stream.info.width, stream.info.height) == (192, 256)  # the source's size, not the resized one
 
 

@@ -1,16 +1,19 @@
-"""DecodeStage's resize before the hand-off gives the detector exactly the pixels it would make itself."""
+"""DecodeStage's resize before the hand-off: the detector gets what its own resize would give it (to within
+swscale's rounding, workers/decode/pyav.py: _rgb_resized) and its boxes come back in source pixels."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from workers.contract import DetectorConfig, FrameBatch, LocalVideo, PipelineSettings, SamplingConfig, VideoSource
-from workers.detect.hog import HOGDetector
+from workers.detect.factory import make_detector
 from workers.detect.preprocess import resize_to_width
 from workers.stages.base import Prescale, StageContext
 from workers.stages.decode import DecodeRequest, DecodeStage
+from workers.track.matching import iou_matrix
 
 
 def next_batch(stage: DecodeStage, source: VideoSource, seq: int) -> FrameBatch:
@@ -19,7 +22,9 @@ def next_batch(stage: DecodeStage, source: VideoSource, seq: int) -> FrameBatch:
     return batch
 
 
-def test_prescaled_frames_equal_the_detectors_own_resize_and_boxes_map_back(media_dir: Path) -> None:
+def test_prescaled_frames_match_the_detectors_own_resize(media_dir: Path) -> None:
+    """Converted and shrunk in one swscale pass, the frames stay within half a grey level on average of
+    converting at full size and resizing with the detector's INTER_AREA (measured 0.36, p99 4)."""
     source = VideoSource("v", LocalVideo(str(media_dir / "vtest.avi")))
     sampling = SamplingConfig(start_seconds=10.0, end_seconds=12.0)
     settings = PipelineSettings(sampling=sampling, batch_size=8)
@@ -28,42 +33,40 @@ def test_prescaled_frames_equal_the_detectors_own_resize_and_boxes_map_back(medi
     small = DecodeStage(settings, StageContext(outputs_copied=True, prescale=Prescale(width=512)))
     full.setup()
     small.setup()
-    hog = HOGDetector(DetectorConfig(kind="hog", input_width=512))
-    hog.setup()
     batches = 0
     while True:
         a, b = next_batch(full, source, batches), next_batch(small, source, batches)
         assert b.frames.shape[1:] == (384, 512, 3) and b.source_scale == 512 / 768
-        for i in range(len(a)):
-            assert np.array_equal(b.frames[i], resize_to_width(a.frames[i], 512)[0])
-        da, db = hog.detect(a), hog.detect(b)  # boxes in source pixels either way
-        np.testing.assert_array_equal(da.det_frame, db.det_frame)
-        np.testing.assert_allclose(da.boxes, db.boxes, rtol=1e-6)
+        np.testing.assert_array_equal(a.frame_indices, b.frame_indices)
+        resized = np.stack([resize_to_width(f, 512)[0] for f in a.frames]).astype(np.int16)
+        diff = np.abs(b.frames.astype(np.int16) - resized)
+        assert diff.mean() < 0.5 and np.percentile(diff, 99) <= 6, (diff.mean(), np.percentile(diff, 99))
+        assert abs(float((b.frames - resized).mean())) < 0.2  # no brightness shift
         batches += 1
         if a.is_last:
             break
     assert batches >= 2
 
 
-def test_frames_fitted_into_the_onnx_input_give_the_same_detections(media_dir: Path, tmp_path: Path) -> None:
-    from workers.detect.onnx import ONNXDetector
-    from workers.detect.onnx_models import tiny_conv_model
-    from workers.detect.preprocess import letterbox
-
-    model = tiny_conv_model(str(tmp_path / "tiny.onnx"), size=320)
-    onnx = ONNXDetector(DetectorConfig(kind="onnx", model=model, input_width=320, score_threshold=0.0))
-    onnx.setup()
+def test_frames_fitted_into_the_default_models_input_give_its_detections_in_source_pixels(media_dir: Path) -> None:
+    """NanoDet-g (the default) on frames shrunk by the decode stage to its letterbox's inner size finds the same
+    boxes, in source pixels, as on full-size frames it resizes itself (measured on these 4 frames: 33 boxes
+    each, matched IoU >= 0.93, scores within 0.018). A wrong source_scale would put every box off."""
+    detector = make_detector(DetectorConfig(), "cpu", threads=1)
+    detector.setup()
     source = VideoSource("v", LocalVideo(str(media_dir / "vtest.avi")))
-    sampling = SamplingConfig(start_seconds=10.0, end_seconds=11.0)
-    settings = PipelineSettings(sampling=sampling, batch_size=8)
-    full, fitted = DecodeStage(settings), DecodeStage(settings, StageContext(prescale=Prescale(box=(320, 320))))
+    settings = PipelineSettings(sampling=SamplingConfig(mode="every_nth", every_nth=200), batch_size=4)
+    box = (detector.input_w, detector.input_h)  # type: ignore[attr-defined]
+    full, fitted = DecodeStage(settings), DecodeStage(settings, StageContext(prescale=Prescale(box=box)))
     full.setup()
     fitted.setup()
     a, b = next_batch(full, source, 0), next_batch(fitted, source, 0)
-    assert b.frames.shape[1:] == (240, 320, 3) and b.source_scale == 320 / 768
-    for i in range(len(a)):  # the model sees identical pixels
-        assert np.array_equal(letterbox(a.frames[i], 320, 320)[0], letterbox(b.frames[i], 320, 320)[0])
-    da, db = onnx.detect(a), onnx.detect(b)
-    assert len(da.boxes) > 0  # score threshold 0: the untrained net's boxes are enough to compare the mapping
-    np.testing.assert_array_equal(da.det_frame, db.det_frame)
-    np.testing.assert_allclose(da.boxes, db.boxes, rtol=1e-5, atol=1e-3)
+    assert b.frames.shape[1:] == (312, 416, 3) and b.source_scale == 416 / 768
+    da, db = detector.detect(a), detector.detect(b)
+    assert len(da.boxes) == len(db.boxes) > 20
+    iou = iou_matrix(da.boxes, db.boxes)
+    rows, cols = linear_sum_assignment(-iou)
+    assert iou[rows, cols].min() >= 0.85
+    np.testing.assert_array_equal(da.det_frame[rows], db.det_frame[cols])
+    np.testing.assert_array_equal(da.class_ids[rows], db.class_ids[cols])
+    np.testing.assert_allclose(da.scores[rows], db.scores[cols], atol=0.03)

@@ -20,7 +20,7 @@ from workers.contract import (
     VideoOutcome,
     VideoSource,
 )
-from workers.stages.base import StageReport
+from workers.stages.base import StageContext, StageReport, detector_prescale
 from workers.stages.decode import DecodeRequest, DecodeStage
 from workers.stages.detect import DetectStage
 from workers.stages.track import TrackStage
@@ -32,7 +32,8 @@ class InlinePipeline:
     def __init__(self, settings: PipelineSettings, max_queued: int = 2) -> None:
         settings = settings if settings.batch_size else _with_batch_size(settings, 8)
         self.max_queued = max_queued
-        self.decode = DecodeStage(settings)
+        # the detector's resize done while decoding, as the Ray executor's decode actors do it: the same boxes
+        self.decode = DecodeStage(settings, StageContext(prescale=detector_prescale(settings)))
         self.detect = DetectStage(settings)
         self.track = TrackStage(settings)
         for stage in (self.decode, self.detect, self.track):

@@ -12,7 +12,7 @@ from typing import Any
 
 import ray
 
-from workers.contract import PipelineSettings, VideoError
+from workers.contract import PipelineSettings
 from workers.executor import policy
 from workers.executor.pool import Call, StagePool
 from workers.executor.specs import Profile, StageSpec
@@ -26,7 +26,7 @@ from workers.executor.transport import (
     tensor_transport,
     transport_pairs,
 )
-from workers.stages.base import Prescale, StageContext
+from workers.stages.base import Prescale, StageContext, detector_prescale
 
 PLACEMENT_TIMEOUT_SECONDS = 60.0  # cuda_ipc: how long to wait for the GPU bundles of the decode/detect pairs
 
@@ -76,17 +76,11 @@ class StageGraph:
         return transport_pairs(self.profile, resources.get("GPU", 0.0), resources.get("CPU", 0.0))
 
     def _prescale(self) -> Prescale | None:
-        """Frames resized in the decode stage exactly as the CPU detector would first (HOG to its input width,
-        ONNX to fit its input box): the same work, a fraction of the bytes through the object store. Not when
-        the annotated video wants every frame at source size."""
+        """The CPU detector's resize, done by the decode stage (detector_prescale), when both run on the CPU."""
         pair = handoff(self.profile)
-        cfg = self.settings.detector
-        if pair is None or self.settings.render.annotate or any(s.backend != "cpu" for s in pair):
+        if pair is None or any(s.backend != "cpu" for s in pair):
             return None
-        if cfg.kind == "hog":
-            return Prescale(width=cfg.input_width) if cfg.input_width > 0 else None
-        box = _model_input_box(self.settings)
-        return Prescale(box=box) if box else None
+        return detector_prescale(self.settings)
 
     def start(self) -> list[Call]:
         """Start every pool's first actors; returns their `ready()` calls."""
@@ -147,20 +141,6 @@ def _node_share(actors: int) -> int | None:
     total = ray.cluster_resources().get("CPU", 1.0)
     largest = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=total)
     return policy.threads_per_actor(actors, total, largest)
-
-
-def _model_input_box(settings: PipelineSettings) -> tuple[int, int] | None:
-    """(w, h) the ONNX detector letterboxes into, read once here; None if the model cannot be read (its detect
-    actors then fail the videos with the model's own error)."""
-    from workers.detect.model_config import local_model_path, resolve
-    from workers.detect.model_io import read_model_io
-
-    try:
-        cfg = resolve(settings.detector, runtime=settings.runtime)
-        io = read_model_io(local_model_path(cfg, settings.runtime), cfg.input_width)
-    except VideoError:
-        return None
-    return io.width, io.height
 
 
 def _place(profile: Profile, bundles: list[dict[str, float]]) -> Any:

@@ -10,19 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from workers.contract import VideoError
+from workers.contract import PipelineSettings, VideoError
 from workers.detect.preprocess import letterbox_plan
 
 
 @dataclass(frozen=True)
 class Prescale:
-    """Resize frames in the decode stage, before they leave it, exactly as the detector would first: the same
-    work moved upstream, and a fraction of the bytes through the object store.
+    """Shrink frames in the decode stage, before they leave it, to the size the detector would resize them to:
+    a fraction of the bytes through the object store, and (PyAV converts and shrinks in one pass from the YUV
+    planes) about half the CPU of a full-size conversion plus the detector's resize. The pixels are within half
+    a grey level on average of the detector's own resize, not identical (workers/decode/pyav.py: _rgb_resized).
 
     width > 0: to this width, aspect kept (HOG's input width). box = (w, h): to fit inside it, aspect kept (an
     ONNX model's letterbox; the detector then only pads). Never upscales. The decoder applies it frame by frame
     (PyAV's stream `frame_size`); a decoder without that hook hands on full-size frames, which the detector
-    then resizes itself: the same result, more bytes.
+    then resizes itself.
     """
 
     width: int = 0
@@ -37,6 +39,27 @@ class Prescale:
             scale = self.width / w
             new_w, new_h = self.width, max(1, round(h * scale))
         return (new_w, new_h, scale) if scale < 1.0 else None  # never upscale here: the detector does that
+
+
+def detector_prescale(settings: PipelineSettings) -> Prescale | None:
+    """The Prescale that does the CPU detector's resize in the decode stage (HOG to its input width, an ONNX model
+    to fit its input box), for every executor alike, so one process and the Ray actors give the same boxes. None
+    when the annotated video wants frames at source size, or when the model cannot be read (the detector then
+    fails the videos with the model's own error)."""
+    cfg = settings.detector
+    if settings.render.annotate:
+        return None
+    if cfg.kind == "hog":
+        return Prescale(width=cfg.input_width) if cfg.input_width > 0 else None
+    from workers.detect.model_config import local_model_path, resolve
+    from workers.detect.model_io import read_model_io
+
+    try:  # the (w, h) the ONNX detector letterboxes into, read once here
+        resolved = resolve(cfg, runtime=settings.runtime)
+        io = read_model_io(local_model_path(resolved, settings.runtime), resolved.input_width)
+    except VideoError:
+        return None
+    return Prescale(box=(io.width, io.height))
 
 
 @dataclass(frozen=True)
