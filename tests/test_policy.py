@@ -53,6 +53,17 @@ def test_a_starved_stage_grows_its_source_instead() -> None:
     assert decide(snap(decode=dataclasses.replace(busy_decode, fits=False), detect=starved)) == []
 
 
+def test_a_saturated_source_grows_though_its_cpu_time_reads_lower() -> None:
+    """A one-thread decoder sharing its core with the detector's threads reads ~0.7 busy (CPU time) while holding
+    every credit: saturated, it grows; the same busy with a credit free (it has no more work) does not."""
+    starved = dataclasses.replace(DETECT, busy=0.35, starved=True)
+    sharing = dataclasses.replace(DECODE, busy=0.7)
+    assert decide(snap(decode=dataclasses.replace(sharing, saturated=True), detect=starved)) == [Grow("decode")]
+    assert decide(snap(decode=sharing, detect=starved)) == []
+    idle = dataclasses.replace(DECODE, busy=0.3, saturated=True)  # credits out but mostly waiting: not the limit
+    assert decide(snap(decode=idle, detect=starved)) == []
+
+
 def test_blocked_source_is_not_grown() -> None:
     """A decoder held back by detect's credits (busy but detect not starved) gets no company."""
     assert decide(snap(decode=dataclasses.replace(DECODE, busy=0.9), detect=DETECT)) == []

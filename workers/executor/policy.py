@@ -17,7 +17,8 @@ GROW_BUSY = 0.75  # a pool whose actors are busier than this is the slow stage..
 UPSTREAM_SLACK = 0.75  # ...if the pool feeding it is less busy than this
 RETIRE_BUSY = 0.3  # actors busy less than this while videos wait are surplus...
 RETIRE_ROUNDS = 3  # ...after this many rounds in a row (damping: one slow round must not retire an actor)
-SOURCE_GROW_BUSY = 0.8  # the first pool grows when its actors are this busy and the next pool starves
+SOURCE_GROW_BUSY = 0.8  # the first pool grows when its actors are this busy and the next pool starves...
+SOURCE_SATURATED_BUSY = 0.5  # ...or hold every credit (more work than they can do) and are at least this busy
 TARGET_BATCH_SECONDS = 0.5  # grow batches until one call of the frame consumer takes about this long...
 MAX_BATCH_BYTES = 48 << 20  # ...but never beyond this many bytes of frames per batch
 
@@ -38,6 +39,7 @@ class PoolSnapshot:
     frames_per_busy_second: float = 0.0  # one actor's throughput while working
     queued: int = 0  # items waiting for a credit
     starved: bool = False  # free credits and nothing to do while videos are in flight
+    saturated: bool = False  # every live actor holds all its credits: more work than the pool can do now
 
     @property
     def busy_fraction(self) -> float:
@@ -72,7 +74,10 @@ class RebalancePolicy:
     - It retires one actor after RETIRE_ROUNDS rounds in a row below RETIRE_BUSY with nothing queued while
       videos wait (not at a video's tail, where idling is expected).
     - The first pool (decode) grows when the pool it feeds starves and its own actors are busy, and there are
-      more videos than decoders (a decoder holds whole videos).
+      more videos than decoders (a decoder holds whole videos). Busy is CPU time for a one-thread decoder, which
+      understates one that shares its core: a decode actor holding both its credits read 0.70-0.74 busy on 2
+      cores next to HOG's 2 threads (1080p H.264, detect starved at 0.3-0.4), so a saturated pool needs only
+      SOURCE_SATURATED_BUSY.
     The last pool is never resized: it is the cheap tracker, sized by the profile.
     """
 
@@ -102,7 +107,8 @@ class RebalancePolicy:
             source.resizable
             and fed is not None
             and fed.starved
-            and source.busy_fraction > SOURCE_GROW_BUSY
+            and (source.busy_fraction > SOURCE_GROW_BUSY
+                 or (source.saturated and source.busy_fraction > SOURCE_SATURATED_BUSY))
             and source.actors < source.max_actors
             and snap.videos_waiting + snap.videos_in_flight > source.actors
             and source.fits

@@ -261,6 +261,7 @@ class StagePool:
             frames_per_busy_second=per_busy,
             queued=queued,
             starved=self.state == "starved",
+            saturated=bool(live) and all(a.in_flight >= self.spec.credits_per_actor for a in live),
         )
 
     def stats(self) -> StageStats:
