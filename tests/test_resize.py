@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from workers.detect.preprocess import area_halvings, resize_image
+from workers.detect.preprocess import halving_sizes, resize_image
 
 
 def _smooth_frame(width: int, height: int) -> np.ndarray:
@@ -24,12 +24,12 @@ def _smooth_frame(width: int, height: int) -> np.ndarray:
 
 
 def test_halvings_start_at_4x_and_need_even_sides() -> None:
-    assert area_halvings(768, 576, 416, 312) == 0  # vtest -> NanoDet: unchanged
-    assert area_halvings(768, 576, 256, 192) == 0  # vtest -> HOG 256: 3x, unchanged
-    assert area_halvings(1920, 1080, 416, 234) == 1
-    assert area_halvings(1920, 1080, 256, 144) == 1  # 960 x 540 left: 3.75x for the final pass
-    assert area_halvings(3840, 2160, 256, 144) == 2
-    assert area_halvings(1921, 1080, 256, 144) == 0  # an odd side has no exact halving
+    assert halving_sizes(768, 576, 416, 312) == []  # vtest -> NanoDet: unchanged
+    assert halving_sizes(768, 576, 256, 192) == []  # vtest -> HOG 256: 3x, unchanged
+    assert halving_sizes(1920, 1080, 416, 234) == [(960, 540)]
+    assert halving_sizes(1920, 1080, 256, 144) == [(960, 540)]  # 960 x 540 left: 3.75x for the final pass
+    assert halving_sizes(3840, 2160, 256, 144) == [(1920, 1080), (960, 540)]
+    assert halving_sizes(1921, 1080, 256, 144) == []  # an odd side has no exact halving
 
 
 @pytest.mark.parametrize(("src", "dst"), [((768, 576), (416, 312)), ((768, 576), (256, 192)),

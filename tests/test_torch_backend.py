@@ -61,17 +61,17 @@ def test_torch_letterbox_equals_opencv(media_dir: Path, dst_w: int, dst_h: int) 
 
 
 def test_torch_letterbox_equals_opencv_after_halvings(media_dir: Path) -> None:
-    """1080p-like frames into 416: the CPU path halves exactly first (preprocess.area_halvings); torch must too."""
+    """1080p-like frames into 416: the CPU path halves exactly first (preprocess.halving_sizes); torch must too."""
     import cv2
     import torch
 
-    from workers.detect.preprocess import area_halvings, letterbox
+    from workers.detect.preprocess import halving_sizes, letterbox
     from workers.detect.torch_preprocess import torch_letterbox
 
     frames = np.stack([cv2.resize(f, (1920, 1440), interpolation=cv2.INTER_LINEAR)
                        for f in _vtest_frames(media_dir, n=2)])
     out, plan = torch_letterbox(torch.from_numpy(frames), 416, 416)
-    assert area_halvings(1920, 1440, plan.new_w, plan.new_h) == 1
+    assert len(halving_sizes(1920, 1440, plan.new_w, plan.new_h)) == 1
     ref = np.stack([letterbox(f, 416, 416)[0] for f in frames]).transpose(0, 3, 1, 2) / 255.0
     assert np.abs(out.numpy() - ref).max() <= LETTERBOX_TOLERANCE
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from workers.detect.preprocess import PAD_VALUE, LetterboxPlan, area_halvings, letterbox_plan
+from workers.detect.preprocess import PAD_VALUE, LetterboxPlan, halving_sizes, letterbox_plan
 
 if TYPE_CHECKING:
     import cvcuda
@@ -76,9 +76,8 @@ class CvCudaPreprocessor:
 
         src = as_cv_tensor(frames.contiguous(), "NHWC")
         if (plan.new_w, plan.new_h) != (src_w, src_h):
-            w, h = src_w, src_h  # the CPU path's plan: exact 2x halvings first when shrinking 4x or more
-            for _ in range(area_halvings(src_w, src_h, plan.new_w, plan.new_h) if plan.shrinking else 0):
-                w, h = w // 2, h // 2
+            # the CPU path's plan: exact 2x halvings first when shrinking 4x or more
+            for w, h in halving_sizes(src_w, src_h, plan.new_w, plan.new_h) if plan.shrinking else []:
                 src = cvcuda.resize(src, (n, h, w, 3), cvcuda.Interp.AREA, stream=cv_stream)
             interp = cvcuda.Interp.AREA if plan.shrinking else cvcuda.Interp.LINEAR
             src = cvcuda.resize(src, (n, plan.new_h, plan.new_w, 3), interp, stream=cv_stream)

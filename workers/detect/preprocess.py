@@ -11,29 +11,30 @@ import cv2
 import numpy as np
 
 
-def area_halvings(src_w: int, src_h: int, dst_w: int, dst_h: int) -> int:
-    """How many exact 2x halvings a shrink starts with: while both sides stay even and at least 4x the target.
+def halving_sizes(src_w: int, src_h: int, dst_w: int, dst_h: int) -> list[tuple[int, int]]:
+    """The (w, h) after each exact 2x halving a shrink starts with: while both sides stay even and at least 4x
+    the target. Every backend's resize (OpenCV here, torch_preprocess, cvcuda_preprocess) runs these steps.
 
     OpenCV's INTER_AREA is ~5x slower at a fractional factor than at exactly 2x (1080p -> 256 wide: 6.1 ms a
     frame on one core, against 2.6 ms as one halving plus the rest). Leaving at least 2x for the final pass
     keeps its box filter wide enough that the result stays within a few levels of the one-pass resize (mean
-    0.26, max 10 on 1080p frames). Below 4x (vtest 768 -> 416 or 256) nothing changes.
+    0.26, max 10 on 1080p frames). Below 4x (vtest 768 -> 416 or 256) there are none.
     """
-    n = 0
+    sizes = []
     while src_w % 2 == 0 and src_h % 2 == 0 and src_w >= 4 * dst_w and src_h >= 4 * dst_h:
-        src_w, src_h, n = src_w // 2, src_h // 2, n + 1
-    return n
+        src_w, src_h = src_w // 2, src_h // 2
+        sizes.append((src_w, src_h))
+    return sizes
 
 
 def resize_image(image: np.ndarray, width: int, height: int, dst: np.ndarray | None = None) -> np.ndarray:
-    """The one resize every CPU path uses: INTER_AREA when shrinking (after `area_halvings` exact 2x steps),
+    """The one resize every CPU path uses: INTER_AREA when shrinking (after `halving_sizes`' exact 2x steps),
     INTER_LINEAR when enlarging. Written into `dst` when given (its shape must be height x width x 3)."""
     h, w = image.shape[:2]
     if width >= w and height >= h:
         return cv2.resize(image, (width, height), dst=dst, interpolation=cv2.INTER_LINEAR)
-    for _ in range(area_halvings(w, h, width, height)):
-        w, h = w // 2, h // 2
-        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    for size in halving_sizes(w, h, width, height):
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     return cv2.resize(image, (width, height), dst=dst, interpolation=cv2.INTER_AREA)
 
 

@@ -8,7 +8,7 @@ OpenCV letterbox, so boxes map back identically.
 Resampling must match OpenCV's too, and torch has no OpenCV-exact INTER_AREA (`interpolate(mode="area")`
 is adaptive average pooling: whole-pixel bins, not OpenCV's fractional box weights), so shrinking is
 written here as two small matrix products with OpenCV's area weights (the only hand-written part), after
-the same exact 2x halvings as the CPU path (preprocess.area_halvings: 2x2 average pools, rounded as OpenCV).
+the same exact 2x halvings as the CPU path (preprocess.halving_sizes: 2x2 average pools, rounded as OpenCV).
 Enlarging uses `interpolate(mode="bilinear", align_corners=False)`, which is OpenCV's INTER_LINEAR
 sampling grid. Results are rounded to uint8 levels like OpenCV's output, then divided by 255.
 Measured against the OpenCV letterbox on vtest frames: see tests/test_torch_backend.py (tolerance 1/255).
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from workers.detect.preprocess import PAD_VALUE, LetterboxPlan, area_halvings, letterbox_plan
+from workers.detect.preprocess import PAD_VALUE, LetterboxPlan, halving_sizes, letterbox_plan
 
 if TYPE_CHECKING:
     import torch
@@ -61,9 +61,9 @@ def _resize(x: torch.Tensor, new_h: int, new_w: int) -> torch.Tensor:
     if (new_h, new_w) == (h, w):
         return x
     if new_h <= h and new_w <= w:  # shrinking: resize_image's exact 2x halvings, then INTER_AREA
-        for _ in range(area_halvings(w, h, new_w, new_h)):
+        for _ in halving_sizes(w, h, new_w, new_h):
             x = torch.floor(F.avg_pool2d(x, 2) + 0.5)  # OpenCV's 2x area on uint8: (sum of 4 + 2) >> 2
-            h, w = h // 2, w // 2
+        h, w = int(x.shape[2]), int(x.shape[3])
         wy = torch.as_tensor(area_weights(h, new_h), dtype=torch.float32, device=x.device)
         wx = torch.as_tensor(area_weights(w, new_w), dtype=torch.float32, device=x.device)
         return torch.matmul(torch.matmul(wy, x), wx.T)
