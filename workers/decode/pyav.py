@@ -30,7 +30,7 @@ from typing import Any
 import av
 import cv2
 import numpy as np
-from av.video.reformatter import Interpolation
+from av.video.reformatter import Interpolation, VideoReformatter
 
 from workers.contract import (
     CorruptVideo,
@@ -70,17 +70,19 @@ def _rgb(frame: av.VideoFrame, out: np.ndarray) -> None:
                                     interpolation=_EXACT_CHROMA)
 
 
-def _rgb_resized(frame: av.VideoFrame, out: np.ndarray, rotation: int) -> None:
+def _rgb_resized(frame: av.VideoFrame, out: np.ndarray, rotation: int, reformatter: VideoReformatter,
+                 threads: int) -> None:
     """Convert and shrink one frame into `out` (the display-oriented, detector-size H x W x 3) in one swscale
-    pass from the YUV planes. Measured against converting at full size then OpenCV's INTER_AREA (single
-    thread, 120 frames): vtest 768x576 -> 416x312 1.34 vs 2.63 ms/frame, -> 256x192 0.57 vs 0.76, 1080p ->
-    416x234 1.62 vs 3.69, -> 256x144 1.00 vs 2.95; pixels within 0.25-0.5 levels on average (p99 4-5) with no
-    bias; NanoDet-g on vtest (every 4th frame) gave 1749 boxes against 1750, matched at median IoU 0.992."""
+    pass from the YUV planes, on `threads` threads (0: swscale's choice). Against converting at full size then
+    OpenCV's INTER_AREA, a whole stream decoded on one thread: vtest 768x576 -> 416x312 1.47 vs 2.93 ms a frame
+    (decoding included), -> 256x192 0.79 vs 1.18; 1080p H.264 -> 416x234 4.42 vs 6.82, -> 256x144 3.30 vs 6.26.
+    Pixels within 0.25-0.5 levels on average (p99 4-5) with no bias; NanoDet-g on vtest (every 4th frame) gave
+    1749 boxes against 1750, matched at median IoU 0.992."""
     h, w = out.shape[:2]
     coded_w, coded_h = (h, w) if rotation in (90, 270) else (w, h)
     colorspace, color_range = _swscale_colour(frame)
-    small = frame.to_ndarray(width=coded_w, height=coded_h, format="rgb24", src_colorspace=colorspace,
-                             src_color_range=color_range, interpolation=_AREA_SCALE)
+    small = reformatter.reformat(frame, width=coded_w, height=coded_h, format="rgb24", src_colorspace=colorspace,
+                                 src_color_range=color_range, interpolation=_AREA_SCALE, threads=threads).to_ndarray()
     # the display matrix rotates counter-clockwise by `rotation` degrees; so does rot90(k)
     out[...] = np.rot90(small, k=rotation // 90) if rotation else small
 
@@ -108,6 +110,9 @@ class PyAVStream:
         # (w, h) -> (new_w, new_h, scale), or None for full size: each frame is converted and shrunk in one
         # pass (_rgb_resized), so a batch never holds full-size frames (the decode stage sets it from its Prescale).
         self.frame_size: Callable[[int, int], tuple[int, int, float] | None] | None = None
+        # one swscale context for the stream's frames: PyAV's frame.reformat() builds a new one per frame (its
+        # setup cost more than the scaling: 768x576 -> 416x312 took 2.89 ms a frame that way, 1.3 ms reused)
+        self._reformatter = VideoReformatter()
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.source = source
@@ -275,7 +280,7 @@ class PyAVStream:
                 buf = self._buffer((self.batch_size, size[1], size[0], 3) if size else (self.batch_size, h, w, 3))
             slot = buf[len(idx)]
             if size:
-                _rgb_resized(frame, slot, rotation)
+                _rgb_resized(frame, slot, rotation, self._reformatter, self.threads or 0)
             elif rotation:
                 tmp = np.empty((frame.height, frame.width, 3), np.uint8)
                 _rgb(frame, tmp)
