@@ -127,6 +127,28 @@ def test_frames_resized_as_decoded_equal_resized_full_frames(tmp_path: Path) -> 
     assert (stream.info.width, stream.info.height) == (192, 256)  # the source's size, not the resized one
 
 
+@pytest.mark.parametrize("tag", [1, 2], ids=["bt709", "untagged_bt601"])
+def test_one_pass_resize_reads_the_frames_colour_matrix(tag: int) -> None:
+    """The one-pass resize (swscale from YUV) decodes with the matrix the frame is tagged with (untagged: BT.601)
+    and gives back the colours that were encoded; this BT.709 frame read as BT.601 is off by 7 levels on average."""
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    from workers.decode.pyav import _rgb_resized
+    from workers.detect.preprocess import resize_image
+
+    y, x = np.mgrid[0:192, 0:256]
+    rgb = np.stack([x, (y * 255) // 191, 255 - (x + y) // 2], axis=-1).astype(np.uint8)  # smooth: no chroma edges
+    space = "itu709" if tag == 1 else "itu601"
+    yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", dst_colorspace=space,
+                                                                    dst_color_range="MPEG")
+    yuv.colorspace = tag
+    small = np.empty((96, 128, 3), np.uint8)
+    _rgb_resized(yuv, small, 0, VideoReformatter(), 1)
+    diff = np.abs(small.astype(np.int16) - resize_image(rgb, 128, 96))  # against the colours encoded
+    assert diff.mean() < 1.5 and diff.max() <= 8, (diff.mean(), diff.max())
+
+
 def test_odd_frame_size(tmp_path: Path) -> None:
     path = make_video(tmp_path / "odd.mkv", frames=5, width=63, height=47, codec="ffv1", pix_fmt="yuv444p")
     batches, _ = decode_all(path)

@@ -30,7 +30,7 @@ from typing import Any
 import av
 import cv2
 import numpy as np
-from av.video.reformatter import Interpolation, VideoReformatter
+from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
 from workers.contract import (
     CorruptVideo,
@@ -45,11 +45,11 @@ from workers.decode.color import BT601, BT709, color_matrix, full_range
 from workers.decode.sampling import validate_sampling
 
 
-def _swscale_colour(frame: av.VideoFrame) -> tuple[str, str]:
+def _swscale_colour(frame: av.VideoFrame) -> tuple[Colorspace, ColorRange]:
     """swscale's (source matrix, source range) for this frame: the decision _rgb and the GPU decoder make."""
     matrix = color_matrix(frame.colorspace)
     full = full_range(frame.color_range, frame.format.name)
-    return "itu709" if matrix == BT709 else "itu601", "JPEG" if full else "MPEG"
+    return Colorspace.ITU709 if matrix == BT709 else Colorspace.ITU601, ColorRange.JPEG if full else ColorRange.MPEG
 
 
 def _rgb(frame: av.VideoFrame, out: np.ndarray) -> None:
