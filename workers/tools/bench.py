@@ -12,7 +12,8 @@ Figures (all frames/s on the same frames of the same clip, on this machine's cor
 - shared_cores_fps = 1 / (1/decode_fps + 1/infer_fps): the bound when decoding and detection share the same
   cores, as every CPU pipeline's stages do (a frame costs its decode CPU plus its detect CPU);
   efficiency_shared_cores = pipeline_fps / shared_cores_fps. min(decode, infer) is only reachable when one
-  stage is free: HOG at 256 decodes in ~12-15% of its detect time, so efficiency tops out near 0.87 on CPU.
+  stage is free: HOG at 256 decodes at full size in ~12-15% of its detect time, which caps it near 0.87; the
+  pipeline gets past that only by decoding for less (it decodes straight to the detector's size).
 - naive_fps: decode -> the same detector -> track in one plain loop, library default threads.
 - Ceilings, the naive loop and the 10x pipeline pass take the best of PASSES passes: on a shared machine
   other load only ever slows a pass down, so each figure gets the same chance.
