@@ -56,7 +56,7 @@ from workers.contract import (
     VideoResult,
     VideoSource,
 )
-from workers.local_ray import use_local_ray_auth_mode
+from workers.local_ray import use_local_ray_auth_mode, use_local_ray_without_metrics
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ class RayPipeline:
                 ray.init(address=config.ray_address, log_to_driver=False)
             else:
                 use_local_ray_auth_mode()
+                use_local_ray_without_metrics()
                 # "local": always a private instance, never a `ray start` cluster that happens to run here.
                 # Ray batches object frees for up to 1 s by default (free_objects_period_milliseconds=1000): at
                 # hundreds of frames/s that parks ~1 s of released frame batches in the store. 5 ms keeps store

@@ -137,6 +137,15 @@ def test_threads_share_the_node() -> None:
     assert policy.threads_per_actor(2, 32.0, 16.0) == 16  # never more than one node's cores
 
 
+def test_only_a_lone_video_whose_decoding_is_the_slow_stage_gets_the_nodes_threads() -> None:
+    assert policy.lone_stream_threads(0, 280.0, 600.0, 2.0) == 2  # 1080p next to HOG 256: decode is the limit
+    assert policy.lone_stream_threads(1, 280.0, 600.0, 2.0) == 0  # another video to decode: a second decoder
+    assert policy.lone_stream_threads(0, 900.0, 40.0, 2.0) == 0  # NanoDet-g: threads would only cost CPU
+    assert policy.lone_stream_threads(0, 0.0, 600.0, 2.0) == 0  # nothing measured yet
+    assert policy.lone_stream_threads(0, 280.0, 0.0, 2.0) == 0
+    assert policy.lone_stream_threads(0, 280.0, 600.0, 16.0) == 16  # the node's cores, whatever the node
+
+
 def test_the_window_bounds_what_waits_between_two_pools() -> None:
     # one decode actor (2 credits) feeding detect: at most 2 batches in decode or waiting for a detect credit
     assert policy.window_open(upstream_in_flight=1, downstream_queued=0, upstream_credits=2)

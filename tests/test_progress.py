@@ -94,3 +94,14 @@ def test_local_ray_auth_mode_is_chosen_not_left_to_rays_warning(monkeypatch: pyt
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     use_local_ray_auth_mode()
     assert os.environ["RAY_AUTH_MODE"] == "token"  # the user's choice wins
+
+
+def test_local_ray_collects_no_metrics_unless_the_user_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers.local_ray import RAY_METRICS_VARIABLE, use_local_ray_defaults
+
+    monkeypatch.delenv(RAY_METRICS_VARIABLE, raising=False)
+    use_local_ray_defaults()
+    assert os.environ[RAY_METRICS_VARIABLE] == "0"  # nothing reads them: no dashboard, no Prometheus
+    monkeypatch.setenv(RAY_METRICS_VARIABLE, "1")
+    use_local_ray_defaults()
+    assert os.environ[RAY_METRICS_VARIABLE] == "1"  # the user's choice wins

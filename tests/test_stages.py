@@ -3,6 +3,7 @@ swscale's rounding, workers/decode/pyav.py: _rgb_resized) and its boxes come bac
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,34 @@ def test_prescaled_frames_match_the_detectors_own_resize(media_dir: Path) -> Non
         if a.is_last:
             break
     assert batches >= 2
+
+
+def test_a_request_for_threads_decodes_that_stream_threaded_with_the_same_frames(media_dir: Path) -> None:
+    """The executor's lone-video threads (policy.lone_stream_threads) reach FFmpeg's codec, not other streams,
+    and change nothing in the frames; busy time for that stream is wall time (its work is on FFmpeg's threads).
+    bikes.mp4 is H.264, which FFmpeg decodes on frame threads (vtest.avi's MS-MPEG4 has none: it stays at 1)."""
+    source = VideoSource("v", LocalVideo(str(media_dir / "bikes.mp4")))
+    settings = PipelineSettings(sampling=SamplingConfig(end_seconds=2.0), batch_size=16)
+    context = StageContext(threads=1, outputs_copied=True, prescale=Prescale(width=256))
+    one, threaded = DecodeStage(settings, context), DecodeStage(settings, context)
+    one.setup()
+    threaded.setup()
+    seq = 0
+    while True:
+        a = next_batch(one, source, seq)
+        report, b = threaded.process(DecodeRequest(source, seq, threads=2 if seq == 0 else 0))
+        assert report.failure is None and b is not None, report
+        if seq == 0:
+            assert one.open_videos["v"].stream._stream.codec_context.thread_count == 1  # type: ignore[attr-defined]
+            assert threaded.open_videos["v"].stream._stream.codec_context.thread_count == 2  # type: ignore[attr-defined]
+            assert one._clock(one.open_videos["v"].threads) is time.thread_time
+            assert threaded._clock(threaded.open_videos["v"].threads) is time.perf_counter
+        np.testing.assert_array_equal(a.frame_indices, b.frame_indices)
+        np.testing.assert_array_equal(a.frames, b.frames)
+        seq += 1
+        if a.is_last:
+            break
+    assert seq >= 2
 
 
 def test_frames_fitted_into_the_default_models_input_give_its_detections_in_source_pixels(media_dir: Path) -> None:

@@ -166,6 +166,15 @@ class PyAVStream:
         self.info.width = int(ctx.width or 0)
         self.info.height = int(ctx.height or 0)
 
+    def set_threads(self, threads: int) -> None:
+        """Decode (FFmpeg's frame and slice threads) and convert (swscale's slices) on `threads` threads, before
+        the first batch: the codec fixes its thread count when it opens, at the first packet."""
+        ctx = self._stream.codec_context
+        if ctx.is_open:
+            raise RuntimeError(f"{self.source.input.name}: set_threads after decoding started")
+        self.threads = threads
+        ctx.thread_count = threads
+
     # -- iteration -----------------------------------------------------------------------------------
 
     def _frames(self) -> Iterator[av.VideoFrame]:

@@ -137,6 +137,11 @@ def _reserved(cpus: float) -> Callable[[int], int | None]:
     return lambda actors: max(1, round(cpus))
 
 
+def node_cpus() -> int:
+    """The cores one actor may use alone: the largest live node's (at most the cluster's)."""
+    return int(_node_share(1) or 1)
+
+
 def _node_share(actors: int) -> int | None:
     total = ray.cluster_resources().get("CPU", 1.0)
     largest = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=total)

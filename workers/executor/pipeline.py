@@ -44,7 +44,7 @@ from workers.contract import (
 from workers.decode.sampling import validate_sampling
 from workers.detect.factory import model_backend
 from workers.executor import policy
-from workers.executor.graph import StageGraph, fits
+from workers.executor.graph import StageGraph, fits, node_cpus
 from workers.executor.pool import Call, StagePool
 from workers.executor.specs import Profile
 from workers.stages.base import StageReport
@@ -200,7 +200,8 @@ class VideoPipeline:
                 if nxt is not None and not policy.window_open(source.in_flight, len(queues[1]), source.credits_total):
                     blocked = True
                     break
-                request = DecodeRequest(v.source, v.next_seq, self._batch_frames(v))
+                threads = self._lone_stream_threads(v) if v.next_seq == 0 else 0
+                request = DecodeRequest(v.source, v.next_seq, self._batch_frames(v), threads)
                 refs, call = source.call(actor, request, v.source.video_id, v.next_seq)
                 self._calls[refs[0]] = call
                 v.next_seq += 1
@@ -222,6 +223,21 @@ class VideoPipeline:
         grown = policy.batch_frames(self.batch_size, min(consumer_rate, producer_rate), v.frame_bytes)
         self.batch_frames = max(self.batch_frames, grown)
         return self.batch_frames
+
+    def _lone_stream_threads(self, v: _Video) -> int:
+        """Decode threads for video `v`'s stream, which opens with this request (policy.lone_stream_threads)."""
+        source, consumer = self.pools[0], self.graph.frame_consumer
+        if source.spec.backend != "cpu" or consumer is None:
+            return 0
+        others = len(self._waiting) + sum(1 for o in self._videos.values() if o is not v and not o.decoded_all)
+        if others:
+            return 0
+        consumer_fps = consumer.rate.rates()[2] * len(consumer.live)
+        threads = policy.lone_stream_threads(others, source.rate.rates()[2], consumer_fps, node_cpus())
+        if threads:
+            log.info("decode: %s is the only video left to decode and decoding is the slow stage: %d threads",
+                     v.source.video_id, threads)
+        return threads
 
     def _dispatch(self, i: int) -> None:
         """Hand queued outputs of pool i-1 to pool i, as its credits (and the window to pool i+1) allow."""

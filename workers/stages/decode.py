@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,11 +26,15 @@ from workers.stages.base import StageContext, StageReport
 
 @dataclass(frozen=True)
 class DecodeRequest:
-    """Batch `seq` of a video, please. `batch_frames` > 0 sets the frames per batch from this batch on."""
+    """Batch `seq` of a video, please. `batch_frames` > 0 sets the frames per batch from this batch on.
+    `threads` > 0, on the request that opens the video: decode this stream on that many threads instead of the
+    process's own (the executor's choice for a lone video whose decoding is the slow stage: policy.py
+    lone_stream_threads)."""
 
     source: VideoSource
     seq: int
     batch_frames: int = 0
+    threads: int = 0
 
 
 def tracker_rate(info: VideoInfo, sampling: SamplingConfig, batch: FrameBatch | None) -> float:
@@ -48,6 +52,7 @@ def tracker_rate(info: VideoInfo, sampling: SamplingConfig, batch: FrameBatch | 
 class _OpenVideo:
     stream: DecodeStream
     batches: Iterator[FrameBatch]
+    threads: int | None  # the stream's decode threads (None: the library's default)
     frame_rate: float = 0.0  # known from the first batch
 
 
@@ -65,12 +70,12 @@ class DecodeStage:
         self.context = context or StageContext()
         self.open_videos: dict[str, _OpenVideo] = {}
 
-    def _clock(self) -> float:
-        """Busy time for balancing. CPU decode with one thread runs on the calling thread: its CPU time is what a
-        frame costs, whereas wall time also counts waiting for a core the detector holds (on a busy node that
-        made decode look saturated and drew decode actors instead of detect actors)."""
-        ctx = self.context
-        return time.thread_time() if ctx.backend == "cpu" and ctx.threads == 1 else time.perf_counter()
+    def _clock(self, threads: int | None) -> Callable[[], float]:
+        """Busy time for balancing, for a stream decoding on `threads` threads. CPU decode with one thread runs
+        on the calling thread: its CPU time is what a frame costs, whereas wall time also counts waiting for a
+        core the detector holds (on a busy node that made decode look saturated and drew decode actors instead
+        of detect actors). A threaded stream's work is on FFmpeg's threads too: wall time."""
+        return time.thread_time if self.context.backend == "cpu" and threads == 1 else time.perf_counter
 
     def setup(self) -> None:
         self.decoder = make_decoder(self.context.backend, self.context.threads, self.runtime)
@@ -84,11 +89,13 @@ class DecodeStage:
         vid = request.source.video_id
         if request.seq > 0 and vid not in self.open_videos:
             return StageReport(vid), None  # asked past the end, or after the video failed: an end marker
-        t0 = self._clock()
+        video = self.open_videos.get(vid)
+        clock = self._clock(video.threads if video else request.threads or self.context.threads)
+        t0 = clock()
         try:
             report, batch = self._next(request)
         finally:
-            busy = self._clock() - t0
+            busy = clock() - t0
         report.busy_seconds = busy
         return report, batch
 
@@ -96,7 +103,7 @@ class DecodeStage:
         vid = request.source.video_id
         try:
             if vid not in self.open_videos:
-                self._open(request.source)
+                self._open(request.source, request.threads)
             video = self.open_videos[vid]
             if request.batch_frames:
                 self.batch_size = request.batch_frames
@@ -128,8 +135,12 @@ class DecodeStage:
         batch = dataclasses.replace(batch, frame_rate=video.frame_rate, info=info)
         return StageReport(vid, batch.seq, len(batch), is_last=batch.is_last, nbytes=batch.nbytes), batch
 
-    def _open(self, source: VideoSource) -> None:
+    def _open(self, source: VideoSource, threads: int) -> None:
         stream = self.decoder.decode(source, self.sampling, self.batch_size)
+        if threads and hasattr(stream, "set_threads"):  # a CPU stream; a GPU decoder's threads are not the cost
+            stream.set_threads(threads)
+        else:
+            threads = 0
         if self.context.outputs_copied and hasattr(stream, "reuse_buffer"):
             stream.reuse_buffer = True  # the object store copies each returned batch: refill one array
         # The decoder resizes each frame right after converting it, so a batch never holds full-size frames
@@ -137,7 +148,7 @@ class DecodeStage:
         prescale = self.context.prescale
         if prescale is not None and hasattr(stream, "frame_size"):
             stream.frame_size = prescale.size_for
-        self.open_videos[source.video_id] = _OpenVideo(stream, iter(stream))
+        self.open_videos[source.video_id] = _OpenVideo(stream, iter(stream), threads or self.context.threads)
 
     def drop(self, video_id: str) -> None:
         video = self.open_videos.pop(video_id, None)
