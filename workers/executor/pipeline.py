@@ -231,7 +231,7 @@ class VideoPipeline:
             return 0
         others = len(self._waiting) + sum(1 for o in self._videos.values() if o is not v and not o.decoded_all)
         if others:
-            return 0
+            return 0  # before node_cpus(), which asks the GCS
         consumer_fps = consumer.rate.rates()[2] * len(consumer.live)
         threads = policy.lone_stream_threads(others, source.rate.rates()[2], consumer_fps, node_cpus())
         if threads:
