@@ -28,6 +28,9 @@ Figures (all frames/s on the same frames of the same clip, on this machine's cor
 - --workload decode-heavy: the clip's first 120 frames as 1080p H.264 with HOG at width 256, where decoding
   (and the resize to the detector's width) is the work; --e2e: `vidpipe run` over 20 copies of the clip.
 - peak_rss_bytes: the bench (driver) process's peak RSS; workers_rss_peak_bytes: sampled sum over Ray workers.
+- infer_fps_end, ceiling_drift: the detector's ceiling measured again after the pipeline runs, and its ratio to
+  the first. The efficiencies stay against the first; a drift well under 1 says the machine slowed between the
+  two, and by about how much the efficiencies read low.
 """
 
 from __future__ import annotations
@@ -320,6 +323,12 @@ def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, An
     shapes = {"long": [repeat_clip(clip, 10, os.path.join(tmp, "long" + Path(clip).suffix))],
               "short": [cut_clip(clip, max(1, frames // 2), os.path.join(tmp, "short" + Path(clip).suffix))] * 20}
     figures = _pipeline_figures(cfg, options.batch_size, clip, frames, shapes, cores, options.raydata, say)
+    # The machine's speed drifts during a run, and the ceilings were measured minutes before the pipeline: the
+    # detector's ceiling again, in its better layout, says by how much (ceiling_drift well under 1: the pipeline
+    # ran on a slower stretch, and the efficiencies read low by about that much).
+    infer_end = (measure_infer(clip, frames, options.batch_size, cfg, cores, 1) if infer_per_core > infer_default
+                 else measure_infer(clip, frames, options.batch_size, cfg, 1, None))
+    say(f"infer again (drift)  {infer_end:8.1f} frames/s  ({infer_end / infer_fps:.2f} of the first)")
     e2e = _end_to_end(cfg, options.batch_size, clip, tmp, say) if options.e2e else {}
 
     report: dict[str, Any] = {
@@ -339,6 +348,8 @@ def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, An
         "bottleneck": "decode" if decode_fps < infer_fps else "detect",
         "shared_cores_fps": round(shared_cores_fps, 1),
         "naive_fps": round(naive_fps, 1),
+        "infer_fps_end": round(infer_end, 1),
+        "ceiling_drift": round(infer_end / infer_fps, 3),
     }
     fps = figures["pipeline_fps"]
     report |= {k: round(v, 1) if isinstance(v, float) else v for k, v in figures.items()}
