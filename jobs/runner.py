@@ -56,7 +56,7 @@ from workers.contract import (
     VideoResult,
     VideoSource,
 )
-from workers.local_ray import use_local_ray_auth_mode, use_local_ray_without_metrics
+from workers.local_ray import FREE_OBJECTS_PERIOD_MS, use_local_ray_auth_mode, use_local_ray_without_metrics
 
 log = logging.getLogger(__name__)
 
@@ -151,15 +151,12 @@ class RayPipeline:
                 use_local_ray_auth_mode()
                 use_local_ray_without_metrics()
                 # "local": always a private instance, never a `ray start` cluster that happens to run here.
-                # Ray batches object frees for up to 1 s by default (free_objects_period_milliseconds=1000): at
-                # hundreds of frames/s that parks ~1 s of released frame batches in the store. 5 ms keeps store
-                # use close to the frames actually alive.
                 ray.init(
                     address="local",
                     include_dashboard=False,
                     _node_ip_address="127.0.0.1",
                     log_to_driver=False,
-                    _system_config={"free_objects_period_milliseconds": 5},
+                    _system_config={"free_objects_period_milliseconds": FREE_OBJECTS_PERIOD_MS},
                 )
                 self._owns_ray = True
         if main and callable(ours):
