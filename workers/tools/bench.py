@@ -25,8 +25,10 @@ Figures (all frames/s on the same frames of the same clip, on this machine's cor
   peak is the clip, not the bound).
 - raydata_fps: the same job as a Ray Data script (workers/tools/bench_raydata.py: read_videos + map_batches on an
   actor pool, 0.5 CPU per actor, actor start-up included), on 3 copies; "not installed" without the raydata extra.
-- --workload decode-heavy: the clip's first 120 frames as 1080p H.264 with HOG at width 256, where decoding
-  (and the resize to the detector's width) is the work; --e2e: `vidpipe run` over 20 copies of the clip.
+- --workload decode-heavy: the clip's first 480 frames (looped when shorter) as 1080p H.264 with HOG at width
+  256, where decoding (and the resize to the detector's width) is the work. 480, not fewer: the clip must be
+  longer than the frame window (~165 frames here) for its 1x memory peak to show the bound rather than the
+  clip. --e2e: `vidpipe run` over 20 copies of the clip.
 - peak_rss_bytes: the bench (driver) process's peak RSS; workers_rss_peak_bytes: sampled sum over Ray workers.
 - infer_fps_end, ceiling_drift: the detector's ceiling measured again after the pipeline runs, and its ratio to
   the first. The efficiencies stay against the first; a drift well under 1 says the machine slowed between the
@@ -60,7 +62,7 @@ from workers.contract import (
     VideoResult,
     VideoSource,
 )
-from workers.local_ray import use_local_ray_defaults
+from workers.local_ray import FREE_OBJECTS_PERIOD_MS, use_local_ray_defaults
 from workers.tools.bench_clips import clip_of, cut_clip, encode_1080p, repeat_clip
 from workers.tools.bench_raydata import NOT_INSTALLED, raydata_available, raydata_fps
 
@@ -89,7 +91,7 @@ class BenchOptions:
     detector: str = "onnx"  # onnx | hog
     model: str = "nanodet-g"
     width: int = 0  # 0: onnx 640 (used only when the graph's size is dynamic), hog 768
-    frames: int = 0  # 0: onnx 160, hog 96, hog under 512 px wide 1600 (longer than the frame window: see docstring)
+    frames: int = 0  # 0: onnx 160, hog 96, hog under 512 px wide 1600, decode-heavy 480 (see the docstring)
     batch_size: int = 8  # frames per object ref between decode and detect actors
     raydata: bool = True  # also run the Ray Data baseline when the raydata extra is installed
     workload: str = "clip"  # clip | decode-heavy (1080p H.264 made from the clip, HOG at width 256)
@@ -298,12 +300,13 @@ def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, An
     from workers.detect.model_config import resolve
 
     cfg = resolve(cfg)  # the model's threshold, classes and sha256, as a run uses them (and as --json reports)
-    frames = options.frames or (120 if heavy else 1600 if cfg.kind == "hog" and cfg.input_width < 512
+    frames = options.frames or (480 if heavy else 1600 if cfg.kind == "hog" and cfg.input_width < 512
                                 else 96 if cfg.kind == "hog" else 160)
     # The pipeline sees exactly the benchmark frames: a clip of `frames` frames, cut once (stream copy), or for
     # the decode-heavy workload encoded once as 1080p H.264.
-    clip = (str(encode_1080p(Path(video), Path(tmp, "clip-1080p.mp4"), "libx264", frames, bt709=False)) if heavy
-            else clip_of(video, frames, os.path.join(tmp, "clip" + Path(video).suffix)))
+    clip = clip_of(video, frames, os.path.join(tmp, "clip" + Path(video).suffix))
+    if heavy:
+        clip = str(encode_1080p(Path(clip), Path(tmp, "clip-1080p.mp4"), "libx264", frames, bt709=False))
 
     load_start = os.getloadavg()[0]
     model = f" {cfg.model}" if cfg.kind != "hog" else f" width {cfg.input_width}"
@@ -385,11 +388,10 @@ def _pipeline_figures(cfg: DetectorConfig, batch_size: int, clip: str, frames: i
         _node_ip_address="127.0.0.1",
         log_to_driver=False,
         configure_logging=False,
-        # Ray batches object frees for up to 1 s by default; at hundreds of frames/s that parks ~1 s of
-        # already-released frame batches in the store. 5 ms keeps store use close to the live frames.
+        # Frees every 50 ms, as `vidpipe run`'s local Ray (workers/local_ray.py says why).
         # Ray nices its workers to 15; the ceilings and the naive loop run at the default niceness, so
         # the pipeline gets the same priority for a like-for-like comparison on a shared machine.
-        _system_config={"free_objects_period_milliseconds": 5, "worker_niceness": 0},
+        _system_config={"free_objects_period_milliseconds": FREE_OBJECTS_PERIOD_MS, "worker_niceness": 0},
     )
     out: dict[str, Any] = {}
     try:
