@@ -8,10 +8,11 @@ import os
 LOCAL_RAY_AUTH_MODE = "disabled"
 RAY_METRICS_VARIABLE = "RAY_enable_metrics_collection"  # Ray's config flags keep their lower-case names
 # Ray batches object frees for up to 1 s by default (free_objects_period_milliseconds=1000): at hundreds of
-# frames/s that parks ~1 s of released frame batches in the store. 50 ms keeps store use close to the frames
-# alive. (5 ms did too, but its timer woke the raylet 200 times a second: ~1% of a core with Ray idle, and
-# 0.59-0.77 against 0.47-0.50 ms of raylet CPU a frame with NanoDet-g on 2 cores, for the same store peak.)
-FREE_OBJECTS_PERIOD_MS = 50
+# frames/s that parks ~1 s of released frame batches in the store. 5 ms keeps store use at the frames alive.
+# 50 ms was measured: its timer wakes the raylet 20 instead of 200 times a second (raylet CPU a frame 0.47-0.50
+# against 0.59-0.77 ms with NanoDet-g, 0.07 against 0.14-0.15 with HOG 256), but one bench run's store peak
+# then held a released batch beside the frame window (HOG 768, 10 copies: 74.3 against 63.7 MB).
+FREE_OBJECTS_PERIOD_MS = 5
 
 
 def use_local_ray_auth_mode() -> None:

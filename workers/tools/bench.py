@@ -388,7 +388,7 @@ def _pipeline_figures(cfg: DetectorConfig, batch_size: int, clip: str, frames: i
         _node_ip_address="127.0.0.1",
         log_to_driver=False,
         configure_logging=False,
-        # Frees every 50 ms, as `vidpipe run`'s local Ray (workers/local_ray.py says why).
+        # Frees every 5 ms, as `vidpipe run`'s local Ray (workers/local_ray.py says why).
         # Ray nices its workers to 15; the ceilings and the naive loop run at the default niceness, so
         # the pipeline gets the same priority for a like-for-like comparison on a shared machine.
         _system_config={"free_objects_period_milliseconds": FREE_OBJECTS_PERIOD_MS, "worker_niceness": 0},
