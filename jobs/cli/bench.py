@@ -37,13 +37,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "size is dynamic)")
     parser.add_argument("--frames", type=int, default=0, metavar="N",
                         help="frames of the clip to use, the video looped when it is shorter (default: onnx 160, "
-                        "hog 96, hog under 512 px wide 1600, decode-heavy 480)")
+                        "hog 96, hog under 512 px wide 1600, decode-heavy 960)")
     parser.add_argument("--batch-size", type=int, default=BenchOptions.batch_size, metavar="N",
                         help="frames per object ref between decode and detect actors (default 8)")
     parser.add_argument("--no-raydata", dest="raydata", action="store_false",
                         help="skip the Ray Data baseline (it runs when the raydata extra is installed)")
     parser.add_argument("--workload", choices=("clip", "decode-heavy"), default="clip",
-                        help="clip: the clip as it is; decode-heavy: its first 480 frames as 1080p H.264 (made with "
+                        help="clip: the clip as it is; decode-heavy: its first 960 frames as 1080p H.264 (made with "
                         "PyAV), with HOG at width 256, so decoding is the work (default clip)")
     parser.add_argument("--e2e", action="store_true",
                         help="also time `vidpipe run` over 20 copies of the clip (Ray start, embedded Redis and "

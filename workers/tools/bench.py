@@ -25,10 +25,12 @@ Figures (all frames/s on the same frames of the same clip, on this machine's cor
   peak is the clip, not the bound).
 - raydata_fps: the same job as a Ray Data script (workers/tools/bench_raydata.py: read_videos + map_batches on an
   actor pool, 0.5 CPU per actor, actor start-up included), on 3 copies; "not installed" without the raydata extra.
-- --workload decode-heavy: the clip's first 480 frames (looped when shorter) as 1080p H.264 with HOG at width
-  256, where decoding (and the resize to the detector's width) is the work. 480, not fewer: the clip must be
-  longer than the frame window (~165 frames here) for its 1x memory peak to show the bound rather than the
-  clip. --e2e: `vidpipe run` over 20 copies of the clip.
+- --workload decode-heavy: the clip's first 960 frames (looped when shorter) as 1080p H.264 with HOG at width
+  256, where decoding (and the resize to the detector's width) is the work. 960, not fewer: its batches grow
+  to 130-170 frames, and a clip of fewer than a few batches is all alive at once, so its 1x memory peak is the
+  clip, not the frame window (120 frames: always 13.3 MB). A lone video's peak is still 1-2 batches alive
+  depending on timing, which no clip length removes (README, Benchmarks). --e2e: `vidpipe run` over 20
+  copies of the clip.
 - peak_rss_bytes: the bench (driver) process's peak RSS; workers_rss_peak_bytes: sampled sum over Ray workers.
 - infer_fps_end, ceiling_drift: the detector's ceiling measured again after the pipeline runs, and its ratio to
   the first. The efficiencies stay against the first; a drift well under 1 says the machine slowed between the
@@ -91,7 +93,7 @@ class BenchOptions:
     detector: str = "onnx"  # onnx | hog
     model: str = "nanodet-g"
     width: int = 0  # 0: onnx 640 (used only when the graph's size is dynamic), hog 768
-    frames: int = 0  # 0: onnx 160, hog 96, hog under 512 px wide 1600, decode-heavy 480 (see the docstring)
+    frames: int = 0  # 0: onnx 160, hog 96, hog under 512 px wide 1600, decode-heavy 960 (see the docstring)
     batch_size: int = 8  # frames per object ref between decode and detect actors
     raydata: bool = True  # also run the Ray Data baseline when the raydata extra is installed
     workload: str = "clip"  # clip | decode-heavy (1080p H.264 made from the clip, HOG at width 256)
@@ -300,7 +302,7 @@ def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, An
     from workers.detect.model_config import resolve
 
     cfg = resolve(cfg)  # the model's threshold, classes and sha256, as a run uses them (and as --json reports)
-    frames = options.frames or (480 if heavy else 1600 if cfg.kind == "hog" and cfg.input_width < 512
+    frames = options.frames or (960 if heavy else 1600 if cfg.kind == "hog" and cfg.input_width < 512
                                 else 96 if cfg.kind == "hog" else 160)
     # The pipeline sees exactly the benchmark frames: a clip of `frames` frames, cut once (stream copy), or for
     # the decode-heavy workload encoded once as 1080p H.264.
