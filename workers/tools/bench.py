@@ -304,8 +304,8 @@ def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, An
     cfg = resolve(cfg)  # the model's threshold, classes and sha256, as a run uses them (and as --json reports)
     frames = options.frames or (960 if heavy else 1600 if cfg.kind == "hog" and cfg.input_width < 512
                                 else 96 if cfg.kind == "hog" else 160)
-    # The pipeline sees exactly the benchmark frames: a clip of `frames` frames, cut once (stream copy), or for
-    # the decode-heavy workload encoded once as 1080p H.264.
+    # The pipeline sees exactly the benchmark frames: a clip of `frames` frames, cut once (stream copy, the
+    # video looped when shorter), which the decode-heavy workload then encodes once as 1080p H.264.
     clip = clip_of(video, frames, os.path.join(tmp, "clip" + Path(video).suffix))
     if heavy:
         clip = str(encode_1080p(Path(clip), Path(tmp, "clip-1080p.mp4"), "libx264", frames, bt709=False))
