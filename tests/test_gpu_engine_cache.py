@@ -70,6 +70,27 @@ def test_local_put_get_roundtrip_and_no_temp_left(tmp_path: Path) -> None:
 # --- concurrency: separate processes, as separate Ray actors on one node would be -----------------
 
 BLOB_SIZE = 4 << 20
+# spawn, not fork: pytest's process holds Ray's and gRPC's threads by the time these tests run, and a
+# child forked from it can deadlock on a lock one of them held at the fork. CI once hung that way: a
+# reader never exited, and multiprocessing's exit hook then waited for it forever.
+SPAWN = mp.get_context("spawn")
+
+
+def _run_all(procs: list[Any], timeout_s: float = 60.0) -> None:
+    """Start every process, wait for all, and kill any straggler so that a failure never hangs the run."""
+    for p in procs:
+        p.daemon = True
+        p.start()
+    deadline = time.monotonic() + timeout_s
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+    stuck = [p.name for p in procs if p.exitcode is None]
+    for p in procs:
+        if p.exitcode is None:
+            p.kill()
+            p.join(5)
+    assert not stuck, f"still running after {timeout_s:.0f} s, killed: {stuck}"
+    assert [p.exitcode for p in procs] == [0] * len(procs)
 
 
 def _slow_blob(tag: int) -> bytes:
@@ -77,15 +98,17 @@ def _slow_blob(tag: int) -> bytes:
     return bytes([tag]) * BLOB_SIZE
 
 
-def _writer(root: str, tag: int, rounds: int) -> None:
+def _writer(root: str, tag: int, rounds: int, go: Any) -> None:
     cache = LocalEngineCache(root)
+    go.wait()
     for _ in range(rounds):
         cache.put(BASE, _slow_blob(tag))
 
 
-def _reader(root: str, seconds: float, out: mp.Queue) -> None:
+def _reader(root: str, seconds: float, out: Any, go: Any) -> None:
     cache = LocalEngineCache(root)
     torn = seen = 0
+    go.wait()
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         blob = cache.get(BASE)
@@ -98,15 +121,13 @@ def _reader(root: str, seconds: float, out: mp.Queue) -> None:
 
 
 def test_concurrent_writers_never_expose_a_torn_engine(tmp_path: Path) -> None:
-    ctx = mp.get_context("fork")
-    q: mp.Queue = ctx.Queue()
-    readers = [ctx.Process(target=_reader, args=(str(tmp_path), 3.0, q)) for _ in range(2)]
-    writers = [ctx.Process(target=_writer, args=(str(tmp_path), tag, 15)) for tag in (1, 2, 3)]
-    for p in readers + writers:
-        p.start()
-    for p in readers + writers:
-        p.join(60)
-        assert p.exitcode == 0
+    q = SPAWN.Queue()
+    # one barrier for all five: spawned interpreters start at different times, and writers that
+    # finished before the readers began would leave nothing concurrent to test
+    go = SPAWN.Barrier(5)
+    readers = [SPAWN.Process(target=_reader, args=(str(tmp_path), 3.0, q, go)) for _ in range(2)]
+    writers = [SPAWN.Process(target=_writer, args=(str(tmp_path), tag, 15, go)) for tag in (1, 2, 3)]
+    _run_all(readers + writers)
     results = [q.get(timeout=5) for _ in readers]
     assert sum(seen for seen, _ in results) > 0, "readers never saw an engine: the test did not exercise anything"
     assert sum(torn for _, torn in results) == 0
@@ -115,7 +136,8 @@ def test_concurrent_writers_never_expose_a_torn_engine(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def _builder(root: str, counter: str, out: mp.Queue) -> None:
+def _builder(root: str, counter: str, out: Any, go: Any) -> None:
+    go.wait()
     store = EngineStore(LocalEngineCache(root))
 
     def build() -> bytes:
@@ -129,16 +151,12 @@ def _builder(root: str, counter: str, out: mp.Queue) -> None:
 
 
 def test_concurrent_builders_build_once(tmp_path: Path) -> None:
-    ctx = mp.get_context("fork")
-    q: mp.Queue = ctx.Queue()
+    q = SPAWN.Queue()
+    go = SPAWN.Barrier(4)
     counter = tmp_path / "builds.txt"
     root = tmp_path / "cache"
-    procs = [ctx.Process(target=_builder, args=(str(root), str(counter), q)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    procs = [SPAWN.Process(target=_builder, args=(str(root), str(counter), q, go)) for _ in range(4)]
+    _run_all(procs)
     results = [q.get(timeout=5) for _ in procs]
     builds = counter.read_text().split()
     assert len(builds) == 1, f"expected exactly one build, got {len(builds)}"
