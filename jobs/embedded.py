@@ -164,7 +164,10 @@ class EmbeddedRedis:
             self.process.wait()
             self.process = None
             raise
-        self._info_path.write_text(json.dumps({"port": self.port, "pid": self.process.pid}))
+        # written aside and renamed into place: a process attaching meanwhile reads a whole file or none
+        staged = self._info_path.with_suffix(".json.tmp")
+        staged.write_text(json.dumps({"port": self.port, "pid": self.process.pid}))
+        os.replace(staged, self._info_path)
 
     # ---- supervision: the embedded server must not silently vanish under a running job
 
