@@ -127,10 +127,12 @@ def test_frames_resized_as_decoded_equal_resized_full_frames(tmp_path: Path) -> 
     assert (stream.info.width, stream.info.height) == (192, 256)  # the source's size, not the resized one
 
 
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuvj420p", "yuv422p"])
 @pytest.mark.parametrize("tag", [1, 2], ids=["bt709", "untagged_bt601"])
-def test_one_pass_resize_reads_the_frames_colour_matrix(tag: int) -> None:
-    """The one-pass resize (swscale from YUV) decodes with the matrix the frame is tagged with (untagged: BT.601)
-    and gives back the colours that were encoded; this BT.709 frame read as BT.601 is off by 7 levels on average."""
+def test_one_pass_resize_reads_the_frames_colour_matrix(tag: int, pix_fmt: str) -> None:
+    """The shrink from YUV decodes with the matrix and range the frame is tagged with (untagged: BT.601, limited;
+    yuvj*: full) and gives back the colours that were encoded; this BT.709 frame read as BT.601 is off by 7 levels
+    on average, and so was a full-range one read as limited. 4:2:0 takes the YUV-domain shrink, 4:2:2 swscale's RGB."""
     import av
     from av.video.reformatter import VideoReformatter
 
@@ -140,8 +142,9 @@ def test_one_pass_resize_reads_the_frames_colour_matrix(tag: int) -> None:
     y, x = np.mgrid[0:192, 0:256]
     rgb = np.stack([x, (y * 255) // 191, 255 - (x + y) // 2], axis=-1).astype(np.uint8)  # smooth: no chroma edges
     space = "itu709" if tag == 1 else "itu601"
-    yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", dst_colorspace=space,
-                                                                    dst_color_range="MPEG")
+    color_range = "JPEG" if pix_fmt.startswith("yuvj") else "MPEG"
+    yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt, dst_colorspace=space,
+                                                                    dst_color_range=color_range)
     yuv.colorspace = tag
     small = np.empty((96, 128, 3), np.uint8)
     _rgb_resized(yuv, small, 0, VideoReformatter(), 1)

@@ -24,8 +24,9 @@ def next_batch(stage: DecodeStage, source: VideoSource, seq: int) -> FrameBatch:
 
 
 def test_prescaled_frames_match_the_detectors_own_resize(media_dir: Path) -> None:
-    """Converted and shrunk in one swscale pass, the frames stay within half a grey level on average of
-    converting at full size and resizing with the detector's INTER_AREA (measured 0.36, p99 4)."""
+    """Shrunk from YUV as decoded, the frames stay within a grey level on average of converting at full size and
+    resizing with the detector's INTER_AREA, with no brightness shift (measured 0.50, p99 4, bias 0.05: the shrunk
+    YUV is rounded to 8 bits before the matrix, so most pixels are off by one level or none)."""
     source = VideoSource("v", LocalVideo(str(media_dir / "vtest.avi")))
     sampling = SamplingConfig(start_seconds=10.0, end_seconds=12.0)
     settings = PipelineSettings(sampling=sampling, batch_size=8)
@@ -41,7 +42,7 @@ def test_prescaled_frames_match_the_detectors_own_resize(media_dir: Path) -> Non
         np.testing.assert_array_equal(a.frame_indices, b.frame_indices)
         resized = np.stack([resize_to_width(f, 512)[0] for f in a.frames]).astype(np.int16)
         diff = np.abs(b.frames.astype(np.int16) - resized)
-        assert diff.mean() < 0.5 and np.percentile(diff, 99) <= 6, (diff.mean(), np.percentile(diff, 99))
+        assert diff.mean() < 0.75 and np.percentile(diff, 99) <= 6, (diff.mean(), np.percentile(diff, 99))
         assert abs(float((b.frames - resized).mean())) < 0.2  # no brightness shift
         batches += 1
         if a.is_last:

@@ -9,8 +9,8 @@ Why these choices (measured on the 2-core dev box, vtest.avi 768x576):
   and odd sizes go through swscale).
 - Frames are written straight into one preallocated C-contiguous N x H x W x 3 uint8 array per batch, the
   array that Ray puts in the object store once. With `frame_size` set (the decode stage's Prescale) each frame
-  is converted and shrunk to the detector's size in one swscale pass from its YUV planes (_rgb_resized: about
-  half the CPU of converting at full size and resizing), so the batch holds only detector-size frames.
+  is shrunk to the detector's size from its YUV planes, then converted (_rgb_resized: about a quarter of the CPU
+  of converting at full size and resizing), so the batch holds only detector-size frames.
 - Skipped frames (sampling) are decoded (inter frames depend on them) but never colour-converted; in
   keyframes mode non-key packets are not even sent to the decoder and `skip_frame = "NONKEY"` is set.
 
@@ -22,6 +22,7 @@ timestamp: round((pts - stream start) * average rate), exact for constant frame 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -41,7 +42,7 @@ from workers.contract import (
     VideoInfo,
     VideoSource,
 )
-from workers.decode.color import BT709, color_matrix, full_range
+from workers.decode.color import BT601, BT709, color_matrix, full_range, yuv_to_rgb
 from workers.decode.sampling import validate_sampling
 
 
@@ -70,19 +71,47 @@ def _rgb(frame: av.VideoFrame, out: np.ndarray) -> None:
 
 def _rgb_resized(frame: av.VideoFrame, out: np.ndarray, rotation: int, reformatter: VideoReformatter,
                  threads: int) -> None:
-    """Convert and shrink one frame into `out` (the display-oriented, detector-size H x W x 3) in one swscale
-    pass from the YUV planes, on `threads` threads (0: swscale's choice). Against converting at full size then
-    OpenCV's INTER_AREA, a whole stream decoded on one thread: vtest 768x576 -> 416x312 1.47 vs 2.93 ms a frame
-    (decoding included), -> 256x192 0.79 vs 1.18; 1080p H.264 -> 416x234 4.42 vs 6.82, -> 256x144 3.30 vs 6.26.
-    Pixels within 0.25-0.5 levels on average (p99 4-5) with no bias; NanoDet-g on vtest (every 4th frame) gave
-    1749 boxes against 1750, matched at median IoU 0.992."""
+    """Convert and shrink one frame into `out` (the display-oriented, detector-size H x W x 3) from its YUV planes,
+    on `threads` threads (0: swscale's choice), so the batch never holds a full-size frame.
+
+    8-bit 4:2:0 (nearly every video): swscale shrinks luma and chroma to the output size in the YUV domain (4:4:4,
+    so no chroma detail is dropped), then one affine per pixel (OpenCV's SIMD `transform`) applies the frame's
+    matrix and range. swscale's own YUV -> RGB at the output size needs full-chroma interpolation to round like
+    OpenCV (without it the frames came out 1.4 levels darker), which made it the dearest step. A stream decoded on
+    one thread, decoding included: vtest 768x576 -> 416x312 0.67-0.69 ms a frame against 1.48 for the one-pass
+    swscale RGB this replaced (2.93 converting at full size, then OpenCV's INTER_AREA), -> 256x192 0.50 against
+    0.80-0.85; 1080p H.264 -> 416x234 2.57-2.91 against 3.65-4.09, -> 256x144 2.68-2.91 against 3.07-3.39.
+    Pixels within 0.4-0.55 levels on average of converting then resizing (p99 2-5, no bias; the one-pass RGB:
+    0.24-0.36): the shrunk YUV is rounded to 8 bits before the matrix. NanoDet-g on vtest (every 4th frame) found
+    1750 boxes against 1750 on full frames, 1742 matched at median IoU 0.992 (the one-pass RGB: 1749, 1745, 0.992).
+    Other formats (10-bit, 4:2:2...) take the one-pass swscale RGB."""
     h, w = out.shape[:2]
     coded_w, coded_h = (h, w) if rotation in (90, 270) else (w, h)
     colorspace, color_range = _swscale_colour(frame)
-    small = reformatter.reformat(frame, width=coded_w, height=coded_h, format="rgb24", src_colorspace=colorspace,
-                                 src_color_range=color_range, interpolation=_AREA_SCALE, threads=threads).to_ndarray()
+    if frame.format.name in _SHRINK_IN_YUV:
+        # the same range in and out (yuvj* is full range), so swscale only scales; the affine does the rest
+        yuv = reformatter.reformat(frame, width=coded_w, height=coded_h, format=_SHRINK_IN_YUV[frame.format.name],
+                                   interpolation=_AREA_YUV, threads=threads)
+        planes = [np.frombuffer(memoryview(p), np.uint8).reshape(coded_h, p.line_size)[:, :coded_w] for p in yuv.planes]
+        full = color_range == ColorRange.JPEG
+        small = cv2.transform(cv2.merge(planes), _yuv_affine(colorspace == Colorspace.ITU709, full))
+    else:
+        small = reformatter.reformat(frame, width=coded_w, height=coded_h, format="rgb24", src_colorspace=colorspace,
+                                     src_color_range=color_range, interpolation=_AREA_SCALE,
+                                     threads=threads).to_ndarray()
     # the display matrix rotates counter-clockwise by `rotation` degrees; so does rot90(k)
     out[...] = np.rot90(small, k=rotation // 90) if rotation else small
+
+
+@functools.cache
+def _yuv_affine(bt709: bool, full: bool) -> np.ndarray:
+    """The 3 x 4 float32 matrix taking (Y, Cb, Cr, 1) to (R, G, B) for cv2.transform (which rounds to nearest)."""
+    m, offset = yuv_to_rgb(BT709 if bt709 else BT601, full)
+    return np.hstack([m, (-m @ offset)[:, None]]).astype(np.float32)
+
+
+_SHRINK_IN_YUV = {"yuv420p": "yuv444p", "yuvj420p": "yuvj444p"}  # 8-bit 4:2:0 -> 4:4:4 of the same range
+_AREA_YUV = Interpolation.AREA | Interpolation.ACCURATE_RND
 
 
 # swscale flags for a conversion that matches OpenCV's I420 path and the GPU decoder's torch conversion
@@ -90,8 +119,8 @@ def _rgb_resized(frame: av.VideoFrame, out: np.ndarray, rotation: int, reformatt
 # frame differed from the GPU path by up to 3 levels (mean 1.0); with these by at most 1 (mean 0.003).
 _EXACT_CHROMA = (Interpolation.POINT | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
                  | Interpolation.FULL_CHR_H_INP)
-# ...and for a shrinking conversion: area averaging, as the detector's own INTER_AREA; without the exact-rounding
-# and full-chroma flags the result was 1.4 levels darker on average than converting then resizing.
+# ...and for a shrinking conversion of other formats: area averaging, as the detector's own INTER_AREA; without
+# the exact-rounding and full-chroma flags the result was 1.4 levels darker on average than converting then resizing.
 _AREA_SCALE = Interpolation.AREA | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 
