@@ -129,7 +129,7 @@ def test_frames_resized_as_decoded_equal_resized_full_frames(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuvj420p", "yuv422p"])
 @pytest.mark.parametrize("tag", [1, 2], ids=["bt709", "untagged_bt601"])
-def test_one_pass_resize_reads_the_frames_colour_matrix(tag: int, pix_fmt: str) -> None:
+def test_shrink_from_yuv_reads_the_frames_colour_matrix_and_range(tag: int, pix_fmt: str) -> None:
     """The shrink from YUV decodes with the matrix and range the frame is tagged with (untagged: BT.601, limited;
     yuvj*: full) and gives back the colours that were encoded; this BT.709 frame read as BT.601 is off by 7 levels
     on average, and so was a full-range one read as limited. 4:2:0 takes the YUV-domain shrink, 4:2:2 swscale's RGB."""

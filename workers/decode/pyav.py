@@ -9,8 +9,8 @@ Why these choices (measured on the 2-core dev box, vtest.avi 768x576):
   and odd sizes go through swscale).
 - Frames are written straight into one preallocated C-contiguous N x H x W x 3 uint8 array per batch, the
   array that Ray puts in the object store once. With `frame_size` set (the decode stage's Prescale) each frame
-  is shrunk to the detector's size from its YUV planes, then converted (_rgb_resized: about a quarter of the CPU
-  of converting at full size and resizing), so the batch holds only detector-size frames.
+  is shrunk to the detector's size from its YUV planes, then converted (_rgb_resized: a quarter to a half of the
+  CPU of converting at full size and resizing), so the batch holds only detector-size frames.
 - Skipped frames (sampling) are decoded (inter frames depend on them) but never colour-converted; in
   keyframes mode non-key packets are not even sent to the decoder and `skip_frame = "NONKEY"` is set.
 
@@ -79,7 +79,7 @@ def _rgb_resized(frame: av.VideoFrame, out: np.ndarray, rotation: int, reformatt
     matrix and range. swscale's own YUV -> RGB at the output size needs full-chroma interpolation to round like
     OpenCV (without it the frames came out 1.4 levels darker), which made it the dearest step. A stream decoded on
     one thread, decoding included: vtest 768x576 -> 416x312 0.67-0.69 ms a frame against 1.48 for the one-pass
-    swscale RGB this replaced (2.93 converting at full size, then OpenCV's INTER_AREA), -> 256x192 0.50 against
+    swscale RGB this replaced (2.76 converting at full size, then OpenCV's INTER_AREA), -> 256x192 0.50 against
     0.80-0.85; 1080p H.264 -> 416x234 2.57-2.91 against 3.65-4.09, -> 256x144 2.68-2.91 against 3.07-3.39.
     Pixels within 0.4-0.55 levels on average of converting then resizing (p99 2-5, no bias; the one-pass RGB:
     0.24-0.36): the shrunk YUV is rounded to 8 bits before the matrix. NanoDet-g on vtest (every 4th frame) found
