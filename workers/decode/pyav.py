@@ -42,7 +42,7 @@ from workers.contract import (
     VideoInfo,
     VideoSource,
 )
-from workers.decode.color import BT601, BT709, color_matrix, full_range, yuv_to_rgb
+from workers.decode.color import BT709, color_matrix, full_range, yuv_to_rgb
 from workers.decode.sampling import validate_sampling
 
 
@@ -87,15 +87,15 @@ def _rgb_resized(frame: av.VideoFrame, out: np.ndarray, rotation: int, reformatt
     Other formats (10-bit, 4:2:2...) take the one-pass swscale RGB."""
     h, w = out.shape[:2]
     coded_w, coded_h = (h, w) if rotation in (90, 270) else (w, h)
-    colorspace, color_range = _swscale_colour(frame)
     if frame.format.name in _SHRINK_IN_YUV:
         # the same range in and out (yuvj* is full range), so swscale only scales; the affine does the rest
         yuv = reformatter.reformat(frame, width=coded_w, height=coded_h, format=_SHRINK_IN_YUV[frame.format.name],
                                    interpolation=_AREA_YUV, threads=threads)
         planes = [np.frombuffer(memoryview(p), np.uint8).reshape(coded_h, p.line_size)[:, :coded_w] for p in yuv.planes]
-        full = color_range == ColorRange.JPEG
-        small = cv2.transform(cv2.merge(planes), _yuv_affine(colorspace == Colorspace.ITU709, full))
+        affine = _yuv_affine(color_matrix(frame.colorspace), full_range(frame.color_range, frame.format.name))
+        small = cv2.transform(cv2.merge(planes), affine)
     else:
+        colorspace, color_range = _swscale_colour(frame)
         small = reformatter.reformat(frame, width=coded_w, height=coded_h, format="rgb24", src_colorspace=colorspace,
                                      src_color_range=color_range, interpolation=_AREA_SCALE,
                                      threads=threads).to_ndarray()
@@ -104,9 +104,9 @@ def _rgb_resized(frame: av.VideoFrame, out: np.ndarray, rotation: int, reformatt
 
 
 @functools.cache
-def _yuv_affine(bt709: bool, full: bool) -> np.ndarray:
+def _yuv_affine(matrix: str, full: bool) -> np.ndarray:
     """The 3 x 4 float32 matrix taking (Y, Cb, Cr, 1) to (R, G, B) for cv2.transform (which rounds to nearest)."""
-    m, offset = yuv_to_rgb(BT709 if bt709 else BT601, full)
+    m, offset = yuv_to_rgb(matrix, full)
     return np.hstack([m, (-m @ offset)[:, None]]).astype(np.float32)
 
 
