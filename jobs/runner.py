@@ -56,7 +56,7 @@ from workers.contract import (
     VideoResult,
     VideoSource,
 )
-from workers.local_ray import FREE_OBJECTS_PERIOD_MS, use_local_ray_auth_mode, use_local_ray_without_metrics
+from workers.local_ray import free_each_released_object, use_local_ray_auth_mode, use_local_ray_without_metrics
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class RayPipeline:
                     include_dashboard=False,
                     _node_ip_address="127.0.0.1",
                     log_to_driver=False,
-                    _system_config={"free_objects_period_milliseconds": FREE_OBJECTS_PERIOD_MS},
+                    _system_config=free_each_released_object(),
                 )
                 self._owns_ray = True
         if main and callable(ours):

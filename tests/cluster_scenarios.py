@@ -201,12 +201,12 @@ def local_cluster(workers: int) -> Any:
     import ray
     from ray.cluster_utils import Cluster
 
-    from workers.local_ray import FREE_OBJECTS_PERIOD_MS
+    from workers.local_ray import free_each_released_object
 
     common = {"object_store_memory": STORE_BYTES, "node_ip_address": "127.0.0.1", "dashboard_agent_listen_port": None}
     cluster = Cluster(initialize_head=True, head_node_args={
         **common, "num_cpus": 0, "resources": {"node_head": 1}, "include_dashboard": False,
-        "_system_config": {"free_objects_period_milliseconds": FREE_OBJECTS_PERIOD_MS},
+        "_system_config": free_each_released_object(),
     })
     nodes = {}
     try:

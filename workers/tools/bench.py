@@ -64,7 +64,7 @@ from workers.contract import (
     VideoResult,
     VideoSource,
 )
-from workers.local_ray import FREE_OBJECTS_PERIOD_MS, use_local_ray_defaults
+from workers.local_ray import free_each_released_object, use_local_ray_defaults
 from workers.tools.bench_clips import clip_of, cut_clip, encode_1080p, repeat_clip
 from workers.tools.bench_raydata import NOT_INSTALLED, raydata_available, raydata_fps
 
@@ -390,10 +390,10 @@ def _pipeline_figures(cfg: DetectorConfig, batch_size: int, clip: str, frames: i
         _node_ip_address="127.0.0.1",
         log_to_driver=False,
         configure_logging=False,
-        # Frees every 5 ms, as `vidpipe run`'s local Ray (workers/local_ray.py says why).
+        # Frees each released object at once, as `vidpipe run`'s local Ray (workers/local_ray.py says why).
         # Ray nices its workers to 15; the ceilings and the naive loop run at the default niceness, so
         # the pipeline gets the same priority for a like-for-like comparison on a shared machine.
-        _system_config={"free_objects_period_milliseconds": FREE_OBJECTS_PERIOD_MS, "worker_niceness": 0},
+        _system_config={**free_each_released_object(), "worker_niceness": 0},
     )
     out: dict[str, Any] = {}
     try:
