@@ -83,6 +83,8 @@ def ray_session() -> Iterator[dict[str, str]]:
     """
     import ray
 
+    from workers.local_ray import free_each_released_object
+
     # Ray's dashboard agent (which runs Jobs API submissions) always listens on 52365 and ray.init() cannot
     # move it: if another Ray on this machine holds the port, our agent never comes up.
     agent_port_free = _port_free(52365)
@@ -96,6 +98,7 @@ def ray_session() -> Iterator[dict[str, str]]:
             object_store_memory=1_000_000_000,
             log_to_driver=False,
             configure_logging=False,
+            _system_config=free_each_released_object(),  # as vidpipe's own local Ray
         )
     else:
         ctx = ray.get_runtime_context()  # type: ignore[assignment]

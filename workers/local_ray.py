@@ -17,10 +17,10 @@ def free_each_released_object() -> dict[str, Any]:
     (free_objects_period_milliseconds, 1 s by default), which at hundreds of frames/s parks about a second of
     released frame batches in the store. A batch of 1 frees each object as it is released and leaves the timer
     at Ray's 1 s. It replaced a 5 ms timer that woke the raylet 200 times a second. Back to back, 10 copies,
-    raylet CPU a frame (the dashboard agent's included): HOG 256 0.08-0.09 -> 0.05 ms, HOG 768 1.25 -> 0.90,
-    NanoDet-g 0.51-0.53 -> 0.37-0.49; the store peak equalled the frames alive in every run. A period of 0 also
-    frees at once, but some Ray versions then skip the raylet's periodic spill check, which runs under the same
-    condition. A new dict each call: Ray's start-up may add to the one it is given."""
+    raylet CPU a frame: HOG 256 0.08-0.09 -> 0.05 ms, HOG 768 1.25 -> 0.90, NanoDet-g 0.51-0.53 -> 0.37-0.49;
+    the store peak equalled the frames alive in every run. A period of 0 also frees at once, but some Ray
+    versions then skip the raylet's periodic spill check, which runs under the same condition. A new dict each
+    call: Ray's start-up may add to the one it is given."""
     return {"free_objects_batch_size": 1}
 
 

@@ -219,11 +219,11 @@ class StoreSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._stub: Any = None
 
-    def _store_bytes(self) -> int:
-        """The raylet's store stats, the figure behind `ray memory --stats-only`, through one gRPC stub kept for
-        the sampler's life. (internal_api.get_memory_info_reply opens a GCS client and a channel per call: at 4
-        samples/s that took ~5% of a core in the driver plus ~1.5% in the raylet and GCS, measured, all of it
-        charged to the pipeline figure being measured.)"""
+    def store_bytes(self) -> int:
+        """Bytes in use in this node's object store: the raylet's store stats, the figure behind `ray memory
+        --stats-only`, through one gRPC stub kept for the sampler's life. (internal_api.get_memory_info_reply
+        opens a GCS client and a channel per call: at 4 samples/s that took ~5% of a core in the driver plus
+        ~1.5% in the raylet and GCS, measured, all of it charged to the pipeline figure being measured.)"""
         if self._stub is None:
             import ray
             from ray._private.grpc_utils import init_grpc_channel
@@ -254,7 +254,7 @@ class StoreSampler:
         tick = 0
         while not self._stop.is_set():
             try:
-                self.peak_store = max(self.peak_store, self._store_bytes())
+                self.peak_store = max(self.peak_store, self.store_bytes())
                 if tick % 8 == 0:  # walking /proc is the costly part: every 2 s
                     self.peak_workers_rss = max(self.peak_workers_rss, self._workers_rss())
             except Exception:  # sampling is best effort; the pipeline's own counter is reported too
