@@ -56,7 +56,12 @@ from workers.contract import (
     VideoResult,
     VideoSource,
 )
-from workers.local_ray import free_each_released_object, use_local_ray_auth_mode, use_local_ray_without_metrics
+from workers.local_ray import (
+    free_each_released_object,
+    shutdown_started_ray,
+    use_local_ray_auth_mode,
+    use_local_ray_without_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +197,7 @@ class RayPipeline:
 
     def _shutdown(self) -> None:
         if self._owns_ray:
-            import ray
-
-            ray.shutdown()
+            shutdown_started_ray()
             self._owns_ray = False
 
 

@@ -83,7 +83,7 @@ def ray_session() -> Iterator[dict[str, str]]:
     """
     import ray
 
-    from workers.local_ray import free_each_released_object
+    from workers.local_ray import free_each_released_object, shutdown_started_ray
 
     # Ray's dashboard agent (which runs Jobs API submissions) always listens on 52365 and ray.init() cannot
     # move it: if another Ray on this machine holds the port, our agent never comes up.
@@ -108,4 +108,4 @@ def ray_session() -> Iterator[dict[str, str]]:
         "dashboard_url": f"http://{ctx.dashboard_url}" if getattr(ctx, "dashboard_url", None) else "",
     }
     yield info
-    ray.shutdown()
+    shutdown_started_ray()

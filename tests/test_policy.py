@@ -101,6 +101,16 @@ def test_decisions_wait_for_the_interval_and_for_videos() -> None:
     assert p.decide(snap(in_flight=0, waiting=0), now=20.0) == []  # nothing in flight: stale rates
 
 
+def test_the_first_round_waits_for_rates_without_spending_the_interval() -> None:
+    """At start-up detect has no rates yet: that round decides nothing and does not count, so the grow comes with
+    detect's first rates, not an interval later."""
+    p = RebalancePolicy(interval=1.5)
+    unmeasured = dataclasses.replace(DETECT, busy=0.0, frames_per_busy_second=0.0)
+    assert p.decide(snap(detect=unmeasured), now=10.0) == []
+    assert p.decide(snap(), now=10.2) == [Grow("detect")]
+    assert p.decide(snap(), now=10.4) == []  # from then on, one round an interval
+
+
 def test_fixed_pools_are_never_resized() -> None:
     """A tensor transport's decode/detect pairs (fixed peers) and a dead pool's replacement are not the
     policy's: only `resizable` pools move."""

@@ -49,3 +49,35 @@ def use_local_ray_defaults() -> None:
     use_local_ray_without_metrics()
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+
+def shutdown_started_ray() -> None:
+    """ray.shutdown() for a Ray this process started with ray.init, without its one-second wait on the autoscaler
+    monitor.
+
+    Ray stops its processes one at a time, the GCS before the monitor. The monitor's SIGTERM handler then reports
+    its own end to the GCS that is already gone, and ray.shutdown waits out a 1 s grace before SIGKILL. So the
+    monitor is killed first. A single-node Ray started by ray.init has no autoscaling config, so the monitor holds
+    nothing to lose, and a SIGKILL also spares drivers its "autoscaler failed" message. Measured, 4 actors up:
+    ray.shutdown 1.46 s, this 0.51 s."""
+    import ray
+
+    for process in started_ray_monitors():
+        process.kill()
+        process.wait(1)
+    ray.shutdown()
+
+
+def started_ray_monitors() -> list[Any]:
+    """The autoscaler monitor processes (subprocess.Popen) of the Ray this process started; [] for a Ray it only
+    connected to. Ray keeps them in internals (`_global_node.all_processes`): if those move, this finds none and
+    shutdown_started_ray is the plain ray.shutdown (tests/test_local_ray.py notices)."""
+    try:
+        from ray._private import ray_constants, worker
+
+        node = worker._global_node
+        infos: list[Any] = node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []) if node is not None else []
+        return [info.process for info in infos if info.process.poll() is None]
+    except (ImportError, AttributeError):
+        return []

@@ -15,7 +15,8 @@ RUN_TIME_NOTE = (
     "so it takes about 46 x frames / (pipeline frames/s) plus ~50 s of start-up and the Ray Data baseline: NanoDet-g "
     "(160 frames at ~38 frames/s on 2 cores) about 4 minutes, HOG at width 768 (96 frames at ~13 frames/s) about 6 "
     "minutes, at --width 256 (1600 frames: vtest.avi twice, at ~230 frames/s) about 7 minutes; --e2e adds one "
-    "`vidpipe run` of 20 copies (20 x frames / (pipeline frames/s) and start-up). The default clips are longer than "
+    "`vidpipe run` of 20 copies of the whole video (20 x 795 frames of vtest.avi / (pipeline frames/s) and ~8 s: "
+    "NanoDet-g about 7 minutes, HOG 768 about 19; --e2e-frames N shortens it). The default clips are longer than "
     "the pipeline's frame window, so the 1x memory figure is its steady state, comparable with the 10x-long one. An "
     "estimate from the passes it makes, not a timed run. --frames 16 gives a quick, rough look."
 )
@@ -45,8 +46,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="clip: the clip as it is; decode-heavy: its first 960 frames as 1080p H.264 (made with "
                         "PyAV), with HOG at width 256, so decoding is the work (default clip)")
     parser.add_argument("--e2e", action="store_true",
-                        help="also time `vidpipe run` over 20 copies of the clip (Ray start, embedded Redis and "
-                        "commits included) and the time to its first committed video")
+                        help="also time `vidpipe run` over 20 copies of the whole video (Ray start, embedded Redis "
+                        "and commits included; decode-heavy: of its 1080p clip) and the time to its first committed "
+                        "video")
+    parser.add_argument("--e2e-frames", type=int, default=0, metavar="N",
+                        help="frames of each --e2e copy: the video's first N, looped when shorter (default: the "
+                        "whole video)")
     parser.add_argument("--profile", choices=("cpu", "gpu", "gpu-fused"), default="cpu",
                         help="cpu: the pipeline benchmark below; gpu/gpu-fused: decode and end-to-end frames/s per "
                         "GPU (workers/tools/gpu_bench.py; needs a GPU node) (default cpu)")
@@ -59,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
 
     options = BenchOptions(video=args.video or "", detector=args.detector, model=args.model, width=args.width,
                            frames=args.frames, batch_size=args.batch_size, raydata=args.raydata,
-                           workload=args.workload, e2e=args.e2e)
+                           workload=args.workload, e2e=args.e2e, e2e_frames=args.e2e_frames)
     say = (lambda line: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     report = run_bench(options, say)
     if args.json:

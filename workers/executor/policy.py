@@ -72,6 +72,7 @@ class RebalancePolicy:
 
     - A non-sticky pool grows while its actors are near saturation (> GROW_BUSY) and the pool feeding it is
       not (< UPSTREAM_SLACK), up to ceil(upstream throughput / one actor's throughput), if the node has room.
+    - The first round comes once every stage but the tracker has rates, then one every `interval`.
     - It retires one actor after RETIRE_ROUNDS rounds in a row below RETIRE_BUSY with nothing queued while
       videos wait (not at a video's tail, where idling is expected).
     - The first pool (decode) grows when the pool it feeds starves and its own actors are busy, and there are
@@ -93,6 +94,10 @@ class RebalancePolicy:
 
     def decide(self, snap: Snapshot, now: float) -> list[Decision]:
         if not self.due(now, snap.videos_in_flight):
+            return []
+        if self._last == -math.inf and not all(p.frames_per_busy_second > 0 for p in snap.pools[:-1]):
+            # The first round waits for every resizable stage's first rates: a round spent with nothing measured
+            # put the first grow off by a whole interval, 1.5 s of one detect actor at the start of every run.
             return []
         self._last = now
         decisions: list[Decision] = []

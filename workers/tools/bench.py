@@ -29,8 +29,12 @@ Figures (all frames/s on the same frames of the same clip, on this machine's cor
   256, where decoding (and the resize to the detector's width) is the work. 960, not fewer: its batches grow
   to 130-170 frames, and a clip of fewer than a few batches is all alive at once, so its 1x memory peak is the
   clip, not the frame window (120 frames: always 13.3 MB). A lone video's peak is still 1-2 batches alive
-  depending on timing, which no clip length removes (README, Benchmarks). --e2e: `vidpipe run` over 20
-  copies of the clip.
+  depending on timing, which no clip length removes (README, Benchmarks).
+- --e2e: `vidpipe run` over 20 copies of the whole video (vtest.avi: 795 frames; --e2e-frames N: its first N,
+  looped when shorter; decode-heavy: its 1080p clip), as a user runs it, and e2e_over_pipeline against
+  pipeline_fps. A run's fixed costs (Ray's start, the actors' start and the detect pool's growth to the cores,
+  the shutdown) are about 7-8 s on 2 cores: a tenth of 20 copies of the 160-frame clip, a fiftieth of 20 of
+  vtest.avi.
 - peak_rss_bytes: the bench (driver) process's peak RSS; workers_rss_peak_bytes: sampled sum over Ray workers.
 - infer_fps_end, ceiling_drift: the detector's ceiling measured again after the pipeline runs, and its ratio to
   the first. The efficiencies stay against the first; a drift well under 1 says the machine slowed between the
@@ -64,7 +68,7 @@ from workers.contract import (
     VideoResult,
     VideoSource,
 )
-from workers.local_ray import free_each_released_object, use_local_ray_defaults
+from workers.local_ray import free_each_released_object, shutdown_started_ray, use_local_ray_defaults
 from workers.tools.bench_clips import clip_of, cut_clip, encode_1080p, repeat_clip
 from workers.tools.bench_raydata import NOT_INSTALLED, raydata_available, raydata_fps
 
@@ -97,7 +101,8 @@ class BenchOptions:
     batch_size: int = 8  # frames per object ref between decode and detect actors
     raydata: bool = True  # also run the Ray Data baseline when the raydata extra is installed
     workload: str = "clip"  # clip | decode-heavy (1080p H.264 made from the clip, HOG at width 256)
-    e2e: bool = False  # also time `vidpipe run` over 20 copies of the clip (Ray start, Redis, commits)
+    e2e: bool = False  # also time `vidpipe run` over 20 copies of the video (Ray start, Redis, commits)
+    e2e_frames: int = 0  # frames of each e2e copy; 0: the whole video (decode-heavy: its 1080p clip)
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -334,7 +339,7 @@ def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, An
     infer_end = (measure_infer(clip, frames, options.batch_size, cfg, cores, 1) if infer_per_core > infer_default
                  else measure_infer(clip, frames, options.batch_size, cfg, 1, None))
     say(f"infer again (drift)  {infer_end:8.1f} frames/s  ({infer_end / infer_fps:.2f} of the first)")
-    e2e = _end_to_end(cfg, options.batch_size, clip, tmp, say) if options.e2e else {}
+    e2e = _end_to_end(cfg, options.batch_size, _e2e_clip(options, video, clip, tmp), tmp, say) if options.e2e else {}
 
     report: dict[str, Any] = {
         # other processes on the machine skew every figure: the 1-minute load average before/after shows it
@@ -432,11 +437,21 @@ def _pipeline_figures(cfg: DetectorConfig, batch_size: int, clip: str, frames: i
             say(f"ray data script      {out['raydata_fps']:8.1f} frames/s  (read_videos + map_batches, {cores} x "
                 "0.5 CPU)")
     finally:
-        ray.shutdown()
+        shutdown_started_ray()
     out |= {"object_store_peak_bytes_1x": s1.peak_store, "object_store_peak_bytes_10x": s10.peak_store,
             "object_store_peak_bytes_long": samplers["long"].peak_store,
             "workers_rss_peak_bytes": max(s1.peak_workers_rss, s10.peak_workers_rss)}
     return out
+
+
+def _e2e_clip(options: BenchOptions, video: str, clip: str, tmp: str) -> str:
+    """What each e2e copy is: the whole video (the issue's "20 copies of the clip"), its first --e2e-frames frames,
+    or for decode-heavy the 1080p clip that is the workload."""
+    if options.workload == "decode-heavy":
+        return clip
+    if options.e2e_frames:
+        return clip_of(video, options.e2e_frames, os.path.join(tmp, "e2e-clip" + Path(video).suffix))
+    return video
 
 
 def _end_to_end(cfg: DetectorConfig, batch_size: int, clip: str, tmp: str, say: Callable[[str], None],

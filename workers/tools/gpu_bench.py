@@ -193,7 +193,9 @@ def bench_split(paths: list[str], detector: DetectorConfig, batch_size: int, res
             raise RuntimeError(f"split pipeline saw {frames} frames, decode-only {result.frames}: {done}")
     finally:
         if started:
-            ray.shutdown()
+            from workers.local_ray import shutdown_started_ray
+
+            shutdown_started_ray()
 
 
 def run_gpu_bench(paths: list[str], model: str, batch_size: int = 16) -> GpuBenchResult:
