@@ -26,7 +26,7 @@ def test_bench_help_estimates_its_run_time(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         main(["bench", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "Run time" in out and "46 x frames / (pipeline frames/s)" in out and "about 4 minutes" in out
+    assert "Run time" in out and "70 x frames / (pipeline frames/s)" in out and "about 5-6 minutes" in out
 
 
 def test_track_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:

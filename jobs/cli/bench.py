@@ -10,15 +10,15 @@ import sys
 from workers.tools.bench import BenchOptions, default_video
 
 RUN_TIME_NOTE = (
-    "Run time: the detector sees the --frames frames about 46 times (ceilings 2 passes x 2 layouts, naive loop 2, "
-    "pipeline warm-up 1, 1x 1, 10x twice 20, one 10x-long video 10, 20 half-length videos 10, the ceiling again 2), "
-    "so it takes about 46 x frames / (pipeline frames/s) plus ~50 s of start-up and the Ray Data baseline: NanoDet-g "
-    "(160 frames at ~38 frames/s on 2 cores) about 4 minutes, HOG at width 768 (96 frames at ~13 frames/s) about 6 "
-    "minutes, at --width 256 (1600 frames: vtest.avi twice, at ~230 frames/s) about 7 minutes; --e2e adds one "
-    "`vidpipe run` of 20 copies of the whole video (20 x 795 frames of vtest.avi / (pipeline frames/s) and ~8 s: "
-    "NanoDet-g about 7 minutes, HOG 768 about 19; --e2e-frames N shortens it). The default clips are longer than "
-    "the pipeline's frame window, so the 1x memory figure is its steady state, comparable with the 10x-long one. An "
-    "estimate from the passes it makes, not a timed run. --frames 16 gives a quick, rough look."
+    "Run time: the detector sees the --frames frames about 70 times (ceilings 2 passes x 2 layouts, naive loop 2, "
+    "pipeline warm-up 1, 1x 1, then twice each 10x 20, one 10x-long video 20, 20 half-length videos 20, the ceiling "
+    "again 2), so it takes about 70 x frames / (pipeline frames/s) plus ~50 s of start-up and the Ray Data baseline: "
+    "NanoDet-g (160 frames at ~40 frames/s on 2 cores) about 5-6 minutes, HOG at width 768 (96 frames at ~14 "
+    "frames/s) about 9 minutes, at --width 256 (1600 frames: vtest.avi twice, at ~260 frames/s) about 8 minutes; "
+    "--e2e adds one `vidpipe run` of 20 copies of the whole video (20 x 795 frames of vtest.avi / (pipeline frames/s)"
+    " and ~8 s: NanoDet-g about 7 minutes, HOG 768 about 19; --e2e-frames N shortens it). The default clips are "
+    "longer than the pipeline's frame window, so the 1x memory figure is its steady state, comparable with the "
+    "10x-long one. An estimate from the passes it makes, not a timed run. --frames 16 gives a quick, rough look."
 )
 
 
