@@ -1,9 +1,11 @@
-"""Process setup for a private local Ray, made before ray.init. Not configuration (jobs/config.py): these are Ray's
-own variables, and a value already in the environment always wins."""
+"""A private local Ray's process setup, made before ray.init, and its shutdown. Not configuration (jobs/config.py):
+these are Ray's own variables, and a value already in the environment always wins."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 from typing import Any
 
 LOCAL_RAY_AUTH_MODE = "disabled"
@@ -51,7 +53,6 @@ def use_local_ray_defaults() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
-
 def shutdown_started_ray() -> None:
     """ray.shutdown() for a Ray this process started with ray.init, without its one-second wait on the autoscaler
     monitor.
@@ -65,7 +66,8 @@ def shutdown_started_ray() -> None:
 
     for process in started_ray_monitors():
         process.kill()
-        process.wait(1)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # reaped by ray.shutdown if not by then
+            process.wait(1)
     ray.shutdown()
 
 

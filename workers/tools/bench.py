@@ -421,8 +421,8 @@ def _pipeline_figures(cfg: DetectorConfig, batch_size: int, clip: str, frames: i
                     passes[shape].append(run_pipeline(pipe, videos)[0])
                 samplers[shape].append(sampler)
                 frame_peaks[shape] = max(frame_peaks.get(shape, 0), pipe.peak_frame_bytes)
-                say(f"pipeline {shape:5s} ({len(videos):2d} video{'s' * (len(videos) > 1)}) "
-                    f"{passes[shape][-1]:8.1f} frames/s  (round {round_no + 1})")
+                say(f"pipeline {shape:12s}{passes[shape][-1]:8.1f} frames/s  ({len(videos)} video"
+                    f"{'s' * (len(videos) > 1)}, round {round_no + 1})")
             if round_no == 0:
                 pipe.peak_frame_bytes = 0
                 with StoreSampler() as sampler:
