@@ -25,8 +25,7 @@ print(json.dumps({"monitors_found": len(monitors), "monitor_exit": [m.returncode
 
 
 def test_the_monitor_is_killed_first_and_nothing_is_left_running() -> None:
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled",
-           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # Ray's test settings: conftest puts them in os.environ
     env.pop("RAY_ADDRESS", None)
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
