@@ -414,21 +414,23 @@ def _pipeline_figures(cfg: DetectorConfig, batch_size: int, clip: str, frames: i
         passes: dict[str, list[float]] = {shape: [] for shape in runs}
         samplers: dict[str, list[StoreSampler]] = {shape: [] for shape in [*runs, "1x"]}
         frame_peaks: dict[str, int] = {}
+
+        def measured_pass(shape: str, videos: list[str]) -> float:
+            """One pass of `videos`, its store and frame peaks kept under `shape`; its frames/s."""
+            pipe.peak_frame_bytes = 0
+            with StoreSampler() as sampler:
+                fps, _ = run_pipeline(pipe, videos)
+            samplers[shape].append(sampler)
+            frame_peaks[shape] = max(frame_peaks.get(shape, 0), pipe.peak_frame_bytes)
+            return fps
+
         for round_no in range(PASSES):
             for shape, videos in runs.items():
-                pipe.peak_frame_bytes = 0
-                with StoreSampler() as sampler:
-                    passes[shape].append(run_pipeline(pipe, videos)[0])
-                samplers[shape].append(sampler)
-                frame_peaks[shape] = max(frame_peaks.get(shape, 0), pipe.peak_frame_bytes)
+                passes[shape].append(measured_pass(shape, videos))
                 say(f"pipeline {shape:12s}{passes[shape][-1]:8.1f} frames/s  ({len(videos)} video"
                     f"{'s' * (len(videos) > 1)}, round {round_no + 1})")
             if round_no == 0:
-                pipe.peak_frame_bytes = 0
-                with StoreSampler() as sampler:
-                    out["pipeline_fps_1x"], _ = run_pipeline(pipe, [clip])
-                samplers["1x"].append(sampler)
-                frame_peaks["1x"] = pipe.peak_frame_bytes
+                out["pipeline_fps_1x"] = measured_pass("1x", [clip])
                 say(f"pipeline 1x clip     {out['pipeline_fps_1x']:8.1f} frames/s  (one video: includes its tail)")
         out |= {"pipeline_fps": max(passes["10x"]), "pipeline_fps_10x_passes": [round(p, 1) for p in passes["10x"]]}
         for shape in shapes:
